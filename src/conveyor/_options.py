@@ -1,0 +1,157 @@
+"""Job options and queue settings: their names, their checks, and the rows they make.
+
+A job option left out (``None``) takes the queue's default when the job is
+inserted; the queue's defaults start as the built-in ones in the schema. The same
+checks serve ``send``, each item of ``insert`` and the queue settings.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, Final, NamedTuple
+
+from conveyor import _validate
+from conveyor.errors import InvalidOption, InvalidPolicy
+from conveyor.job import QueuePolicy
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Final[Any] = _Unset()
+"""Default of queue settings: leave the setting as it is."""
+
+
+def _policy(value: object) -> str:
+    try:
+        return QueuePolicy(value).value
+    except ValueError:
+        allowed = ", ".join(p.value for p in QueuePolicy)
+        raise InvalidPolicy(f"invalid policy {value!r}; use one of {allowed}") from None
+
+
+def _seconds(value: object) -> float:
+    return _validate.positive_duration(value, "singleton_seconds").total_seconds()
+
+
+_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "policy": _policy,
+    "priority": lambda v: _validate.integer(v, "priority"),
+    "retry_limit": lambda v: _validate.integer(v, "retry_limit", minimum=0),
+    "retry_delay": lambda v: _validate.duration(v, "retry_delay"),
+    "retry_backoff": lambda v: _validate.boolean(v, "retry_backoff"),
+    "retry_delay_max": lambda v: _validate.positive_duration(v, "retry_delay_max"),
+    "expire_in": lambda v: _validate.positive_duration(v, "expire_in"),
+    "retention": lambda v: _validate.positive_duration(v, "retention"),
+    "delete_after": lambda v: _validate.duration(v, "delete_after"),
+    "dead_letter": lambda v: _validate.queue_name(v, "dead_letter"),
+    "singleton_key": lambda v: _validate.text(v, "singleton_key"),
+    "singleton_seconds": _seconds,
+    "id": _validate.job_id,
+}
+
+QUEUE_SETTINGS: Final = (
+    "policy", "priority", "retry_limit", "retry_delay", "retry_backoff", "retry_delay_max",
+    "expire_in", "retention", "delete_after", "dead_letter",
+)
+_CLEARABLE: Final = frozenset({"retry_delay_max", "dead_letter"})
+
+
+def check(name: str, value: Any) -> Any:
+    """The normalised value of one option; ``None`` stays ``None``."""
+    return None if value is None else _CHECKS[name](value)
+
+
+class JobRow(NamedTuple):
+    """One job ready for ``enqueue.sql``: checked, with ``None`` for queue defaults.
+    The fields are in the order of the staging table's columns."""
+
+    id: uuid.UUID | None
+    data: str | None
+    priority: int | None
+    start_at: datetime | None
+    start_in: timedelta | None
+    retry_limit: int | None
+    retry_delay: timedelta | None
+    retry_backoff: bool | None
+    retry_delay_max: timedelta | None
+    expire_in: timedelta | None
+    retention: timedelta | None
+    delete_after: timedelta | None
+    dead_letter: str | None
+    singleton_key: str | None
+    singleton_seconds: float | None
+
+
+JOB_OPTIONS: Final = tuple(
+    name for name in JobRow._fields if name not in ("data", "start_at", "start_in")
+) + ("start_after",)
+_ITEM_KEYS: Final = frozenset(("data", *JOB_OPTIONS))
+
+
+_ROW_FIELDS: Final = JobRow._fields
+
+
+def job_row(data: Any, max_payload_bytes: int, options: Mapping[str, Any]) -> JobRow:
+    """Checks one job's data and options. ``options`` holds known names only; only
+    those given (not ``None``) are checked, which keeps bulk inserts cheap."""
+    values: dict[str, Any] = dict.fromkeys(_ROW_FIELDS)
+    for name, value in options.items():
+        if value is None or name == "data":
+            continue
+        if name == "start_after":
+            values["start_at"], values["start_in"] = _validate.start_after(value)
+        else:
+            values[name] = _CHECKS[name](value)
+    values["data"] = _validate.encode_json(data, max_payload_bytes, "data")
+    return JobRow(**values)
+
+
+def item_row(item: object, max_payload_bytes: int) -> JobRow:
+    """One item of a bulk insert: a mapping with ``data`` and any job options."""
+    if not isinstance(item, Mapping):
+        raise InvalidOption(
+            f"each insert item must be a mapping like {{'data': {{...}}, 'priority': 5}}, "
+            f"not {type(item).__name__}"
+        )
+    if not _ITEM_KEYS.issuperset(item):
+        _validate.unknown_options({k: v for k, v in item.items() if k not in _ITEM_KEYS}, JOB_OPTIONS)
+    return job_row(item.get("data"), max_payload_bytes, item)
+
+
+def enqueue_params(queue: str, row: JobRow) -> dict[str, Any]:
+    """Parameters for ``enqueue.sql`` with one job: arrays of one element."""
+    params: dict[str, Any] = {name: [getattr(row, name)] for name in _ROW_FIELDS}
+    params["queue"] = queue
+    return params
+
+
+STAGED_TYPES: Final = (
+    "uuid", "text", "int4", "timestamptz", "interval", "int4", "interval", "bool",
+    "interval", "interval", "interval", "interval", "text", "text", "float8",
+)
+"""The binary COPY types of ``enqueue_stage.sql``'s columns, in ``JobRow`` order:
+a ``JobRow`` is written as it is."""
+
+
+
+def queue_settings(name: str, given: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameters for ``queue_update.sql`` from the settings a caller gave.
+
+    A setting left ``UNSET`` stays as it is; ``None`` clears an optional setting.
+    """
+    params: dict[str, Any] = {"name": name}
+    for setting in QUEUE_SETTINGS:
+        value = given.get(setting, UNSET)
+        if value is None and setting not in _CLEARABLE:
+            raise InvalidOption(f"{setting} cannot be None; leave it out to keep its value")
+        params[setting] = None if value is UNSET else check(setting, value)
+        if setting in _CLEARABLE:
+            params[f"set_{setting}"] = value is not UNSET
+    if params["dead_letter"] == name:
+        raise InvalidOption(f"queue {name!r} cannot be its own dead-letter queue")
+    return params

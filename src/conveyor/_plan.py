@@ -1,0 +1,188 @@
+"""One implementation, two faces: operations are plans, drivers run them.
+
+Every public operation is written once, as a generator that yields the statements
+it needs (:class:`Execute`) and receives their results. It does no I/O itself.
+:func:`run_sync` drives a plan on a psycopg ``Connection``, :func:`run_async` on an
+``AsyncConnection``; these two small loops are the only code that differs between
+:class:`~conveyor.Conveyor` and :class:`~conveyor.AsyncConveyor`.
+
+A database error is thrown into the plan as a Conveyor error, so an operation can
+handle the failures it expects (a policy's unique index, say) where its logic is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Generator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.rows import dict_row
+
+from conveyor.errors import ConnectionLost, ConveyorError, DatabaseError
+from conveyor.queries import Queries
+
+T = TypeVar("T")
+
+Fetch = Literal["none", "one", "all"]
+
+
+@dataclass(frozen=True, slots=True)
+class Execute:
+    """Run the named query (or, with ``raw``, the given text) with ``params``."""
+
+    query: str
+    params: Mapping[str, Any] | None = None
+    fetch: Fetch = "all"
+    raw: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """Stream ``rows`` into the named ``COPY ... FROM STDIN (FORMAT BINARY)`` statement.
+
+    ``rows`` is consumed while the data is sent, so a check that fails on a late
+    row aborts the COPY, and the transaction around it writes nothing.
+    """
+
+    query: str
+    rows: Iterable[Sequence[Any]]
+    types: Sequence[str]
+
+
+Step = Execute | Copy
+Plan = Generator[Step, Any, T]
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What operations need from the client that runs them."""
+
+    queries: Queries
+    max_payload_bytes: int
+
+
+@dataclass(slots=True)
+class Operation(Generic[T]):
+    """A plan with what it needs to run: the caller's connection, if any, and whether
+    its statements must commit together (``atomic``)."""
+
+    plan: Plan[T]
+    conn: Any = None
+    atomic: bool = False
+
+
+class Failure(ConveyorError):
+    """A database error thrown into a plan; ``cause`` is psycopg's exception."""
+
+    def __init__(self, cause: psycopg.Error) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def translate(exc: psycopg.Error) -> ConveyorError:
+    """The typed error a caller sees for a database error no plan handled."""
+    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError) and not isinstance(
+        exc, pg_errors.QueryCanceled | pg_errors.LockNotAvailable
+    ):
+        return ConnectionLost(
+            f"lost the connection to PostgreSQL ({exc}); the call may or may not have taken "
+            "effect, and the next call uses a fresh connection"
+        )
+    return DatabaseError(f"PostgreSQL refused the statement: {exc}")
+
+
+def _sql(queries: Queries, step: Step) -> str:
+    return step.query if isinstance(step, Execute) and step.raw else queries[step.query]
+
+
+def _result(cur: Any, step: Execute) -> Any:
+    if step.fetch == "none":
+        return cur.rowcount
+    if step.fetch == "one":
+        return cur.fetchone()
+    return cur.fetchall()
+
+
+async def _result_async(cur: Any, step: Execute) -> Any:
+    if step.fetch == "none":
+        return cur.rowcount
+    if step.fetch == "one":
+        return await cur.fetchone()
+    return await cur.fetchall()
+
+
+def _transaction(conn: Any, atomic: bool) -> Any:
+    return conn.transaction() if atomic else contextlib.nullcontext()
+
+
+@dataclass(frozen=True, slots=True)
+class _Done:
+    value: Any
+
+
+def _advance(plan: Plan[T], result: Any = None, error: psycopg.Error | None = None,
+             *, first: bool = False) -> Step | _Done:
+    """Hand the plan its result (or the error) and return its next step, or ``_Done``
+    with its return value. An error the plan does not catch propagates translated."""
+    try:
+        if first:
+            return next(plan)
+        if error is None:
+            return plan.send(result)
+        try:
+            return plan.throw(Failure(error))
+        except Failure as unhandled:
+            raise translate(unhandled.cause) from unhandled.cause
+    except StopIteration as done:
+        return _Done(done.value)
+
+
+def run_sync(conn: psycopg.Connection[Any], queries: Queries, op: Operation[T]) -> T:
+    try:
+        with _transaction(conn, op.atomic), conn.cursor(row_factory=dict_row) as cur:
+            step = _advance(op.plan, first=True)
+            while not isinstance(step, _Done):
+                try:
+                    if isinstance(step, Copy):
+                        with cur.copy(_sql(queries, step)) as copy:
+                            copy.set_types(step.types)
+                            for row in step.rows:
+                                copy.write_row(row)
+                        result = None
+                    else:
+                        cur.execute(_sql(queries, step), step.params)
+                        result = _result(cur, step)
+                    error = None
+                except psycopg.Error as exc:
+                    result, error = None, exc
+                step = _advance(op.plan, result, error)
+    except psycopg.Error as exc:  # from BEGIN, COMMIT or ROLLBACK
+        raise translate(exc) from exc
+    return step.value  # type: ignore[no-any-return]
+
+
+async def run_async(conn: psycopg.AsyncConnection[Any], queries: Queries, op: Operation[T]) -> T:
+    try:
+        async with _transaction(conn, op.atomic), conn.cursor(row_factory=dict_row) as cur:
+            step = _advance(op.plan, first=True)
+            while not isinstance(step, _Done):
+                try:
+                    if isinstance(step, Copy):
+                        async with cur.copy(_sql(queries, step)) as copy:
+                            copy.set_types(step.types)
+                            for row in step.rows:
+                                await copy.write_row(row)
+                        result = None
+                    else:
+                        await cur.execute(_sql(queries, step), step.params)
+                        result = await _result_async(cur, step)
+                    error = None
+                except psycopg.Error as exc:
+                    result, error = None, exc
+                step = _advance(op.plan, result, error)
+    except psycopg.Error as exc:
+        raise translate(exc) from exc
+    return step.value  # type: ignore[no-any-return]

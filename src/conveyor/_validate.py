@@ -1,0 +1,226 @@
+"""Checks and normalises what callers pass in, before anything touches the database.
+
+Each function returns the normalised value or raises a typed error from
+:mod:`conveyor.errors` whose message names the argument and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import traceback
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+
+from conveyor.errors import (
+    InvalidArgument,
+    InvalidOption,
+    InvalidPayload,
+    InvalidQueueName,
+    InvalidSchemaName,
+    PayloadTooLarge,
+    UnknownOption,
+)
+from conveyor.job import Job
+
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:/\-]{0,127}$")
+_INT32_MAX = 2**31 - 1
+# One encoder for every payload: json.dumps() with options builds a new one per call.
+_JSON = json.JSONEncoder(allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+
+
+def schema_name(value: object) -> str:
+    """A schema is a plain lower-case identifier, so it never needs case-folding rules."""
+    if not isinstance(value, str) or not _SCHEMA_NAME.match(value):
+        raise InvalidSchemaName(
+            f"invalid schema name {value!r}: use 1-63 characters of a-z, 0-9 and _, "
+            "not starting with a digit"
+        )
+    return value
+
+
+def queue_name(value: object, argument: str = "queue") -> str:
+    if not isinstance(value, str) or not _QUEUE_NAME.match(value):
+        raise InvalidQueueName(
+            f"invalid {argument} name {value!r}: use 1-128 characters of letters, digits "
+            "and _ . : / -, starting with a letter, digit or _"
+        )
+    return value
+
+
+def encode_json(value: Any, limit: int, what: str) -> str | None:
+    """JSON text for a jsonb column; ``None`` stays SQL NULL.
+
+    orjson does the work (ten times faster than the standard library here), so
+    datetimes, dates, UUIDs, enums and dataclasses are accepted too. NaN and the
+    infinities are refused (orjson would write them as ``null``), and what orjson
+    refuses but ``json.dumps`` accepts (non-string keys, integers over 64 bits) is
+    encoded the standard way.
+    """
+    if value is None:
+        return None
+    try:
+        text = orjson.dumps(value).decode()
+        if "null" in text and _non_finite(value):
+            raise InvalidPayload(f"{what} contains NaN or an infinity, which JSON cannot hold")
+    except (TypeError, orjson.JSONEncodeError):
+        try:
+            text = _JSON.encode(value)
+        except (TypeError, ValueError) as exc:
+            raise InvalidPayload(
+                f"{what} must be JSON-serialisable (dict, list, str, int, float, bool, None): "
+                f"{exc}"
+            ) from None
+    if "\\u0000" in text:
+        raise InvalidPayload(f"{what} contains a NUL character, which PostgreSQL cannot store")
+    size = len(text) if text.isascii() else len(text.encode())
+    if size > limit:
+        raise PayloadTooLarge(
+            f"{what} is {size} bytes as JSON, over the limit of {limit} bytes; store large "
+            "content elsewhere and send a reference, or raise max_payload_bytes"
+        )
+    return text
+
+
+def _non_finite(value: object) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_non_finite(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return any(_non_finite(item) for item in value)
+    return False
+
+
+def _number(value: object, argument: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidOption(
+            f"{argument} must be seconds (int or float) or a timedelta, not {value!r}"
+        )
+    if not math.isfinite(value):
+        raise InvalidOption(f"{argument} must be a finite number of seconds, not {value!r}")
+    return float(value)
+
+
+def duration(value: object, argument: str) -> timedelta:
+    """Seconds (int or float) or a timedelta, never negative."""
+    if isinstance(value, timedelta):
+        result = value
+    else:
+        result = timedelta(seconds=_number(value, argument))
+    if result < timedelta(0):
+        raise InvalidOption(f"{argument} must not be negative, got {value!r}")
+    return result
+
+
+def positive_duration(value: object, argument: str) -> timedelta:
+    result = duration(value, argument)
+    if result <= timedelta(0):
+        raise InvalidOption(f"{argument} must be greater than zero, got {value!r}")
+    return result
+
+
+def start_after(value: object) -> tuple[datetime | None, timedelta | None]:
+    """An absolute time (aware datetime) or a delay; exactly one side is set."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise InvalidOption(
+                "start_after must be an aware datetime (for example "
+                "datetime.now(timezone.utc) + timedelta(minutes=5)), not a naive one"
+            )
+        return value, None
+    return None, duration(value, "start_after")
+
+
+def integer(value: object, argument: str, minimum: int = -_INT32_MAX - 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidOption(f"{argument} must be an int, not {value!r}")
+    if not minimum <= value <= _INT32_MAX:
+        raise InvalidOption(f"{argument} must be between {minimum} and {_INT32_MAX}, got {value}")
+    return value
+
+
+def boolean(value: object, argument: str) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidOption(f"{argument} must be True or False, not {value!r}")
+    return value
+
+
+def text(value: object, argument: str, max_length: int = 255) -> str:
+    if not isinstance(value, str) or not value or len(value) > max_length or "\x00" in value:
+        raise InvalidOption(
+            f"{argument} must be a non-empty string of at most {max_length} characters, "
+            f"not {value!r}"
+        )
+    return value
+
+
+def job_id(value: object) -> uuid.UUID:
+    """A job id: a UUID or its text form. Job objects are accepted for their id."""
+    if isinstance(value, Job):
+        value = value.id
+    if isinstance(value, uuid.UUID):
+        return value
+    if isinstance(value, str):
+        try:
+            return uuid.UUID(value)
+        except ValueError:
+            pass
+    raise InvalidArgument(f"a job id must be a UUID (or its text form), not {value!r}")
+
+
+def job_ids(value: object) -> list[uuid.UUID]:
+    """One id or job, or an iterable of them."""
+    if isinstance(value, str | uuid.UUID) or not isinstance(value, Iterable):
+        return [job_id(value)]
+    return [job_id(item) for item in value]
+
+
+def unknown_options(unknown: Mapping[str, object], known: Iterable[str]) -> None:
+    if unknown:
+        names = ", ".join(sorted(unknown))
+        raise UnknownOption(f"unknown option(s) {names}; known options: {', '.join(known)}")
+
+
+def error_json(error: object, limit: int) -> str:
+    """What a failed attempt stores, as JSON text: type, message and traceback for an
+    exception, the mapping itself for a dict, ``{"message": ...}`` for a string.
+
+    An exception's message and traceback are cut to ``_ERROR_TEXT_LIMIT`` characters
+    each, so recording a failure never fails for being too long.
+    """
+    record: dict[str, Any]
+    if isinstance(error, BaseException):
+        record = {
+            "type": f"{type(error).__module__}.{type(error).__qualname__}",
+            "message": _clip(str(error)),
+            "traceback": _clip("".join(traceback.format_exception(error))),
+        }
+    elif isinstance(error, Mapping):
+        record = dict(error)
+    elif isinstance(error, str):
+        record = {"message": _clip(error)}
+    elif error is None:
+        record = {"message": "failed"}
+    else:
+        raise InvalidArgument(
+            f"error must be an exception, a dict or a string, not {type(error).__name__}"
+        )
+    encoded = encode_json(record, limit, "error")
+    assert encoded is not None
+    return encoded
+
+
+_ERROR_TEXT_LIMIT = 32_000
+
+
+def _clip(value: str) -> str:
+    if len(value) <= _ERROR_TEXT_LIMIT:
+        return value
+    return value[:_ERROR_TEXT_LIMIT] + f"... [{len(value) - _ERROR_TEXT_LIMIT} characters cut]"

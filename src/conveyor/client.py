@@ -1,0 +1,279 @@
+"""The clients: :class:`Conveyor` (sync) and :class:`AsyncConveyor` (asyncio).
+
+Both faces are generated from the one set of operations in
+:mod:`conveyor._operations`: a method here only hands its arguments to the
+operation and runs the resulting plan on a connection, so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any, Concatenate, ParamSpec, Self, TypeVar
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
+
+from conveyor import _operations as ops
+from conveyor import migrate as migrations
+from conveyor._plan import Context, Operation, run_async, run_sync
+from conveyor.config import Settings, redact
+from conveyor.errors import ConnectionLost, InvalidArgument, NotStarted
+from conveyor.queries import Queries
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class _Client:
+    """Settings and state shared by both faces."""
+
+    def __init__(
+        self,
+        dsn: str | None = None,
+        *,
+        schema: str | None = None,
+        max_payload_bytes: int | None = None,
+        pool_size: int | None = None,
+        connect_timeout: float | None = None,
+        migrate: bool = True,
+    ) -> None:
+        self.settings = Settings.resolve(
+            dsn,
+            schema=schema,
+            max_payload_bytes=max_payload_bytes,
+            pool_size=pool_size,
+            connect_timeout=connect_timeout,
+        )
+        self._context = Context(Queries(self.settings.schema), self.settings.max_payload_bytes)
+        self._migrate_on_start = migrate
+
+    @property
+    def schema(self) -> str:
+        """The PostgreSQL schema holding this client's tables."""
+        return self.settings.schema
+
+    def _pool_options(self) -> dict[str, Any]:
+        return {
+            "conninfo": self.settings.dsn,
+            "min_size": 1,
+            "max_size": self.settings.pool_size,
+            "kwargs": {"autocommit": True},
+            "timeout": self.settings.connect_timeout,
+            "open": False,
+            "name": f"conveyor-{self.settings.schema}",
+        }
+
+    def _unreachable(self) -> ConnectionLost:
+        return ConnectionLost(
+            f"could not connect to PostgreSQL at {redact(self.settings.dsn)} within "
+            f"{self.settings.connect_timeout:g} s; check that it is running and reachable"
+        )
+
+    def _own_connection(self, conn: object, kind: type) -> None:
+        if not isinstance(conn, kind):
+            raise InvalidArgument(
+                f"{type(self).__name__} needs a {kind.__module__}.{kind.__qualname__} as conn, "
+                f"not {type(conn).__name__}"
+            )
+
+
+def _signature_of(op: Callable[..., Any]) -> inspect.Signature:
+    """The operation's signature with ``self`` in place of its context."""
+    signature = inspect.signature(op)
+    params = list(signature.parameters.values())
+    self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
+    return signature.replace(
+        parameters=[self_param, *params[1:]], return_annotation=inspect.Signature.empty
+    )
+
+
+def _sync(
+    op: Callable[Concatenate[Context, P], Operation[T]],
+) -> Callable[Concatenate[Conveyor, P], T]:
+    @functools.wraps(op)
+    def method(self: Conveyor, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._run(op(self._context, *args, **kwargs))
+
+    method.__signature__ = _signature_of(op)  # type: ignore[attr-defined]
+    return method
+
+
+def _async(
+    op: Callable[Concatenate[Context, P], Operation[T]],
+) -> Callable[Concatenate[AsyncConveyor, P], Awaitable[T]]:
+    @functools.wraps(op)
+    async def method(self: AsyncConveyor, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await self._run(op(self._context, *args, **kwargs))
+
+    method.__signature__ = _signature_of(op)  # type: ignore[attr-defined]
+    return method
+
+
+class Conveyor(_Client):
+    """The synchronous client::
+
+        with Conveyor() as cv:              # dsn= or DATABASE_URL
+            job_id = cv.send("document-parse", {"document_id": "d1"})
+
+    ``start()`` opens a connection pool and migrates the schema; ``stop()`` closes
+    it. Every method takes the same arguments as on :class:`AsyncConveyor`.
+    """
+
+    _pool: ConnectionPool | None = None
+
+    def start(self) -> Self:
+        """Open the connection pool and migrate the schema (unless ``migrate=False``)."""
+        if self._pool is not None:
+            return self
+        pool = ConnectionPool(**self._pool_options())
+        try:
+            pool.open(wait=True, timeout=self.settings.connect_timeout)
+        except PoolTimeout:
+            pool.close()
+            raise self._unreachable() from None
+        self._pool = pool
+        if self._migrate_on_start:
+            try:
+                self.migrate()
+            except BaseException:
+                self.stop()
+                raise
+        return self
+
+    def stop(self) -> None:
+        """Close the connection pool. Calling it again does nothing."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _run(self, op: Operation[T]) -> T:
+        queries = self._context.queries
+        if op.conn is not None:
+            self._own_connection(op.conn, psycopg.Connection)
+            return run_sync(op.conn, queries, op)
+        pool = self._pool
+        if pool is None:
+            raise NotStarted("call start() (or use `with Conveyor() as cv:`) before using it")
+        try:
+            with pool.connection() as conn:
+                return run_sync(conn, queries, op)
+        except PoolTimeout:
+            raise self._unreachable() from None
+        except ConnectionLost:
+            pool.check()  # replace every idle connection the outage broke
+            raise
+
+    migrate = _sync(migrations.migrate)
+    schema_version = _sync(migrations.schema_version)
+    send = _sync(ops.send)
+    insert = _sync(ops.insert)
+    fetch = _sync(ops.fetch)
+    complete = _sync(ops.complete)
+    fail = _sync(ops.fail)
+    get_job = _sync(ops.get_job)
+    find_jobs = _sync(ops.find_jobs)
+    cancel = _sync(ops.cancel)
+    resume = _sync(ops.resume)
+    retry = _sync(ops.retry)
+    delete = _sync(ops.delete)
+    queue_counts = _sync(ops.queue_counts)
+    create_queue = _sync(ops.create_queue)
+    update_queue = _sync(ops.update_queue)
+    delete_queue = _sync(ops.delete_queue)
+    get_queue = _sync(ops.get_queue)
+    list_queues = _sync(ops.list_queues)
+
+
+class AsyncConveyor(_Client):
+    """The asyncio client: the methods of :class:`Conveyor`, awaited::
+
+        async with AsyncConveyor() as cv:
+            job_id = await cv.send("document-parse", {"document_id": "d1"})
+    """
+
+    _pool: AsyncConnectionPool | None = None
+
+    async def start(self) -> Self:
+        """Open the connection pool and migrate the schema (unless ``migrate=False``)."""
+        if self._pool is not None:
+            return self
+        pool = AsyncConnectionPool(**self._pool_options())
+        try:
+            await pool.open(wait=True, timeout=self.settings.connect_timeout)
+        except PoolTimeout:
+            await pool.close()
+            raise self._unreachable() from None
+        self._pool = pool
+        if self._migrate_on_start:
+            try:
+                await self.migrate()
+            except BaseException:
+                await self.stop()
+                raise
+        return self
+
+    async def stop(self) -> None:
+        """Close the connection pool. Calling it again does nothing."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def _run(self, op: Operation[T]) -> T:
+        queries = self._context.queries
+        if op.conn is not None:
+            self._own_connection(op.conn, psycopg.AsyncConnection)
+            return await run_async(op.conn, queries, op)
+        pool = self._pool
+        if pool is None:
+            raise NotStarted(
+                "await start() (or use `async with AsyncConveyor() as cv:`) before using it"
+            )
+        try:
+            async with pool.connection() as conn:
+                return await run_async(conn, queries, op)
+        except PoolTimeout:
+            raise self._unreachable() from None
+        except ConnectionLost:
+            await pool.check()
+            raise
+
+    migrate = _async(migrations.migrate)
+    schema_version = _async(migrations.schema_version)
+    send = _async(ops.send)
+    insert = _async(ops.insert)
+    fetch = _async(ops.fetch)
+    complete = _async(ops.complete)
+    fail = _async(ops.fail)
+    get_job = _async(ops.get_job)
+    find_jobs = _async(ops.find_jobs)
+    cancel = _async(ops.cancel)
+    resume = _async(ops.resume)
+    retry = _async(ops.retry)
+    delete = _async(ops.delete)
+    queue_counts = _async(ops.queue_counts)
+    create_queue = _async(ops.create_queue)
+    update_queue = _async(ops.update_queue)
+    delete_queue = _async(ops.delete_queue)
+    get_queue = _async(ops.get_queue)
+    list_queues = _async(ops.list_queues)

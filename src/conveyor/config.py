@@ -1,0 +1,101 @@
+"""Settings: arguments first, then the environment, then the defaults.
+
+| setting | argument | environment |
+| --- | --- | --- |
+| database | ``dsn`` | ``CONVEYOR_DATABASE_URL``, then ``DATABASE_URL`` |
+| schema | ``schema`` | ``CONVEYOR_SCHEMA`` (default ``conveyor``) |
+| payload limit | ``max_payload_bytes`` | ``CONVEYOR_MAX_PAYLOAD_BYTES`` (1 MiB) |
+| pool size | ``pool_size`` | ``CONVEYOR_POOL_SIZE`` (10) |
+| connect timeout | ``connect_timeout`` | ``CONVEYOR_CONNECT_TIMEOUT`` (10 s) |
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+import psycopg.conninfo
+
+from conveyor import _validate
+from conveyor.errors import ConfigurationError
+
+DEFAULT_SCHEMA = "conveyor"
+DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
+DEFAULT_POOL_SIZE = 10
+DEFAULT_CONNECT_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    dsn: str
+    schema: str
+    max_payload_bytes: int
+    pool_size: int
+    connect_timeout: float
+
+    @classmethod
+    def resolve(
+        cls,
+        dsn: str | None = None,
+        *,
+        schema: str | None = None,
+        max_payload_bytes: int | None = None,
+        pool_size: int | None = None,
+        connect_timeout: float | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> Settings:
+        env = os.environ if environ is None else environ
+        url = dsn or env.get("CONVEYOR_DATABASE_URL") or env.get("DATABASE_URL")
+        if not url:
+            raise ConfigurationError(
+                "no database configured: pass dsn=... or set DATABASE_URL; "
+                "`conveyor dev` starts a local PostgreSQL and prints its URL"
+            )
+        try:
+            psycopg.conninfo.conninfo_to_dict(url)
+        except psycopg.ProgrammingError as exc:
+            raise ConfigurationError(f"invalid database URL {redact(url)!r}: {exc}") from None
+        return cls(
+            dsn=url,
+            schema=_validate.schema_name(schema or env.get("CONVEYOR_SCHEMA") or DEFAULT_SCHEMA),
+            max_payload_bytes=_positive(
+                max_payload_bytes, env, "CONVEYOR_MAX_PAYLOAD_BYTES", DEFAULT_MAX_PAYLOAD_BYTES, int
+            ),
+            pool_size=_positive(pool_size, env, "CONVEYOR_POOL_SIZE", DEFAULT_POOL_SIZE, int),
+            connect_timeout=_positive(
+                connect_timeout, env, "CONVEYOR_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT, float
+            ),
+        )
+
+
+N = TypeVar("N", int, float)
+
+
+def _positive(
+    given: N | None, env: Mapping[str, str], variable: str, default: N, kind: type[N]
+) -> N:
+    if given is None:
+        raw = env.get(variable)
+        if raw is None or raw == "":
+            return default
+        try:
+            given = kind(raw)
+        except ValueError:
+            raise ConfigurationError(f"{variable}={raw!r} is not a {kind.__name__}") from None
+    if isinstance(given, bool) or not isinstance(given, int | float) or given <= 0:
+        setting = variable.removeprefix("CONVEYOR_").lower()
+        raise ConfigurationError(f"{setting} must be a positive number, got {given!r}")
+    return given
+
+
+def redact(dsn: str) -> str:
+    """The DSN with its password replaced, for messages and logs."""
+    try:
+        parts = psycopg.conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "<unparseable database URL>"
+    if "password" in parts:
+        parts["password"] = "***"
+    return psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in parts.items()})

@@ -1,0 +1,86 @@
+"""Every error Conveyor raises on purpose derives from :class:`ConveyorError`.
+
+Errors about the caller's input also derive from the matching built-in
+(``ValueError`` or ``TypeError``), so ``except ValueError`` keeps working in code
+that does not know Conveyor. Each message says what to do next.
+"""
+
+from __future__ import annotations
+
+
+class ConveyorError(Exception):
+    """Base class of every error Conveyor raises on purpose."""
+
+
+class ConfigurationError(ConveyorError, ValueError):
+    """A setting (argument or environment variable) is missing or malformed."""
+
+
+class InvalidArgument(ConveyorError, ValueError):
+    """An argument has the wrong value: nothing was written."""
+
+
+class InvalidQueueName(InvalidArgument):
+    """A queue name is empty, too long or uses characters outside ``[A-Za-z0-9_.:/-]``."""
+
+
+class InvalidSchemaName(ConfigurationError):
+    """A schema name is not a plain lower-case PostgreSQL identifier."""
+
+
+class InvalidPayload(InvalidArgument):
+    """Job data or output cannot be stored as JSON."""
+
+
+class PayloadTooLarge(InvalidPayload):
+    """Job data or output is larger than the configured ``max_payload_bytes``."""
+
+
+class InvalidOption(InvalidArgument):
+    """A job or queue option has a value it cannot take (a negative delay, say)."""
+
+
+class UnknownOption(ConveyorError, TypeError):
+    """An option name that Conveyor does not know (often a typo)."""
+
+
+class InvalidPolicy(InvalidArgument):
+    """A queue policy outside ``standard, short, singleton, stately, exclusive``."""
+
+
+class QueueNotFound(ConveyorError, LookupError):
+    """The named queue does not exist."""
+
+
+class QueueConflict(ConveyorError):
+    """A queue cannot be created or changed that way (it exists with other settings,
+    its policy cannot change, or another queue uses it as its dead-letter queue)."""
+
+
+class PolicyViolation(ConveyorError):
+    """An admin action would break the queue's policy (for instance resuming a job
+    into a ``short`` queue that already holds a queued job for the same key)."""
+
+
+class NotStarted(ConveyorError, RuntimeError):
+    """The client was used before ``start()`` (or outside its ``with`` block)."""
+
+
+class MigrationError(ConveyorError):
+    """The database schema cannot be brought to the version this code needs."""
+
+
+class SchemaTooNew(MigrationError):
+    """The database schema was migrated by a newer Conveyor than this one."""
+
+
+class ConnectionLost(ConveyorError, ConnectionError):
+    """The connection to PostgreSQL failed or dropped during a call.
+
+    The call may or may not have taken effect. The pool replaces broken
+    connections by itself, so the next call can simply be tried again.
+    """
+
+
+class DatabaseError(ConveyorError):
+    """PostgreSQL refused a statement for a reason Conveyor did not expect."""

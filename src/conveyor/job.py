@@ -1,0 +1,120 @@
+"""Plain typed data: jobs, their states, queues and their policies. No I/O here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+
+class JobState(StrEnum):
+    """Where a job is in its life: ``created → active → completed``.
+
+    A failed attempt moves an active job to ``retry`` while attempts remain, then to
+    ``failed``. ``cancelled`` is reached by :meth:`Conveyor.cancel`. The order of the
+    members is the order PostgreSQL sorts them in.
+    """
+
+    CREATED = "created"
+    RETRY = "retry"
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+    @property
+    def is_finished(self) -> bool:
+        """True for the states a job never leaves by itself."""
+        return self in (JobState.COMPLETED, JobState.CANCELLED, JobState.FAILED)
+
+
+class QueuePolicy(StrEnum):
+    """How many jobs may share a singleton key, enforced by unique indexes.
+
+    Jobs sent without a ``singleton_key`` share one key (the empty one).
+    """
+
+    STANDARD = "standard"
+    """No limit."""
+    SHORT = "short"
+    """At most one queued (``created``) job per key."""
+    SINGLETON = "singleton"
+    """At most one ``active`` job per key; others wait their turn."""
+    STATELY = "stately"
+    """At most one job per key in each of ``created``, ``retry`` and ``active``."""
+    EXCLUSIVE = "exclusive"
+    """At most one job per key that is queued, retrying or active."""
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One job as stored. Durations are ``timedelta``; times are aware ``datetime``."""
+
+    id: str
+    queue: str
+    state: JobState
+    data: Any
+    output: Any
+    error: dict[str, Any] | None
+    priority: int
+    retry_count: int
+    retry_limit: int
+    start_after: datetime
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    singleton_key: str | None
+    progress: Any
+    attempt: int
+    """How many times the job was claimed; fences completions of a stale attempt."""
+    retry_delay: timedelta
+    retry_backoff: bool
+    retry_delay_max: timedelta | None
+    expire_in: timedelta
+    keep_until: datetime
+    delete_after: timedelta
+    dead_letter: str | None
+    singleton_on: datetime | None
+    policy: QueuePolicy
+    lease_expires_at: datetime | None
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    """Every failed attempt's error, oldest first (``error`` is the last one)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Queue:
+    """A queue's policy and the defaults its jobs take when a send leaves them out."""
+
+    name: str
+    policy: QueuePolicy
+    priority: int
+    retry_limit: int
+    retry_delay: timedelta
+    retry_backoff: bool
+    retry_delay_max: timedelta | None
+    expire_in: timedelta
+    retention: timedelta
+    delete_after: timedelta
+    dead_letter: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    """One page of :meth:`Conveyor.find_jobs`, newest first.
+
+    Pass ``next_cursor`` back as ``cursor`` to read the next page; it is ``None``
+    on the last page. Iterating a page yields its jobs.
+    """
+
+    jobs: list[Job]
+    next_cursor: str | None
+
+    def __iter__(self) -> Iterator[Job]:
+        return iter(self.jobs)
+
+    def __len__(self) -> int:
+        return len(self.jobs)

@@ -1,0 +1,93 @@
+"""Loads the named SQL in ``sql/``: the only place where SQL text is touched.
+
+Every statement lives in ``sql/<name>.sql``; migrations in
+``sql/migrations/NNNN_<name>.sql``. A file names the schema as ``{schema}``, which
+is replaced by the quoted, validated schema identifier through
+:mod:`psycopg.sql`. A few statements share one body and differ in a part taken
+from another file (``_ASSEMBLED``). Nothing else is ever substituted, so no SQL is
+built from user text. Because of the substitution a literal brace in SQL is
+written ``{{`` ``}}``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+from psycopg import sql
+
+from conveyor import _validate
+
+_MIGRATION_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    text: str
+
+
+@cache
+def _source(name: str) -> str:
+    return (resources.files("conveyor") / "sql" / f"{name}.sql").read_text("utf-8")
+
+
+# name: (body file, {placeholder: file of the part})
+_ASSEMBLED: dict[str, tuple[str, dict[str, str]]] = {
+    "enqueue": ("enqueue", {"input": "enqueue_input_arrays"}),
+    "enqueue_staged": ("enqueue", {"input": "enqueue_input_staged"}),
+}
+
+
+def _render(text: str, schema: str, **parts: str) -> str:
+    quoted = sql.Identifier(_validate.schema_name(schema))
+    composed = {name: sql.SQL(_render(part, schema)) for name, part in parts.items()}
+    return sql.SQL(text).format(schema=quoted, **composed).as_string()
+
+
+def _statement(name: str, schema: str) -> str:
+    body, parts = _ASSEMBLED.get(name, (name, {}))
+    return _render(_source(body), schema, **{k: _source(v) for k, v in parts.items()})
+
+
+class Queries:
+    """The named statements of one schema, rendered once and kept."""
+
+    def __init__(self, schema: str) -> None:
+        self.schema = _validate.schema_name(schema)
+        self._rendered: dict[str, str] = {}
+
+    def __getitem__(self, name: str) -> str:
+        text = self._rendered.get(name)
+        if text is None:
+            text = self._rendered[name] = _statement(name, self.schema)
+        return text
+
+    def migrations(self) -> list[Migration]:
+        """Every migration shipped with this code, oldest first, rendered for the schema."""
+        return [
+            Migration(m.version, m.name, _render(m.text, self.schema)) for m in _migration_sources()
+        ]
+
+
+@cache
+def _migration_sources() -> tuple[Migration, ...]:
+    folder = resources.files("conveyor") / "sql" / "migrations"
+    found = []
+    for entry in folder.iterdir():
+        match = _MIGRATION_FILE.match(entry.name)
+        if match:
+            found.append(Migration(int(match[1]), match[2], entry.read_text("utf-8")))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise RuntimeError(f"migrations must be numbered 1..n without gaps, found {versions}")
+    return tuple(found)
+
+
+def latest_version() -> int:
+    """The schema version this code expects."""
+    return len(_migration_sources())

@@ -1,0 +1,47 @@
+-- Claims up to %(limit)s due jobs of one queue: highest priority first, then the
+-- longest waiting. The CTE is also an optimisation fence, so the UPDATE touches no
+-- more rows than the LIMIT allows.
+--
+-- For the 'singleton' and 'stately' policies at most one job per key may be active:
+-- such a job is taken only when no job of its key is active, one per key per claim,
+-- retrying jobs before new ones. A 'stately' key with a job waiting in 'retry'
+-- starts no new job, so a failing job always finds its 'retry' slot free.
+WITH candidate AS (
+    SELECT id, policy, state, COALESCE(singleton_key, '') AS key, priority, start_after
+    FROM {schema}.job
+    WHERE queue = %(queue)s
+      AND state < 'active'
+      AND start_after <= now()
+      AND keep_until > now()
+    ORDER BY priority DESC, start_after, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+),
+ranked AS (
+    SELECT c.*, row_number() OVER (
+        PARTITION BY c.key ORDER BY c.state DESC, c.priority DESC, c.start_after, c.id
+    ) AS key_rank
+    FROM candidate AS c
+),
+chosen AS (
+    SELECT r.id
+    FROM ranked AS r
+    WHERE r.policy NOT IN ('singleton', 'stately')
+       OR (r.key_rank = 1
+           AND NOT EXISTS (
+               SELECT 1 FROM {schema}.job AS a
+               WHERE a.queue = %(queue)s AND a.state = 'active' AND a.policy = r.policy
+                 AND COALESCE(a.singleton_key, '') = r.key)
+           AND (r.policy = 'singleton' OR r.state = 'retry' OR NOT EXISTS (
+               SELECT 1 FROM {schema}.job AS w
+               WHERE w.queue = %(queue)s AND w.state = 'retry' AND w.policy = 'stately'
+                 AND COALESCE(w.singleton_key, '') = r.key)))
+)
+UPDATE {schema}.job AS j
+SET state = 'active',
+    attempt = j.attempt + 1,
+    started_at = now(),
+    lease_expires_at = now() + j.expire_in
+FROM chosen
+WHERE j.id = chosen.id
+RETURNING j.*;

@@ -1,0 +1,16 @@
+-- Completes active jobs. A job given with its attempt is completed only if that
+-- attempt still holds it (a fencing token); a NULL attempt skips the check.
+WITH input AS (
+    SELECT * FROM unnest(%(id)s::uuid[], %(attempt)s::integer[], %(output)s::jsonb[])
+        AS i (id, attempt, output)
+)
+UPDATE {schema}.job AS j
+SET state = 'completed',
+    completed_at = now(),
+    output = i.output,
+    lease_expires_at = NULL
+FROM input AS i
+WHERE j.id = i.id
+  AND j.state = 'active'
+  AND (i.attempt IS NULL OR j.attempt = i.attempt)
+RETURNING j.id;

@@ -1,0 +1,1 @@
+pg_temp.conveyor_staged AS staged

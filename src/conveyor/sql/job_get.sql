@@ -1,0 +1,1 @@
+SELECT * FROM {schema}.job WHERE id = %(id)s;

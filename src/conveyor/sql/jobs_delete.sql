@@ -1,0 +1,1 @@
+DELETE FROM {schema}.job WHERE id = ANY (%(ids)s) RETURNING id;

@@ -1,0 +1,4 @@
+SELECT state, count(*) AS count
+FROM {schema}.job
+WHERE queue = %(queue)s
+GROUP BY state;

@@ -1,0 +1,1 @@
+SELECT * FROM {schema}.queue WHERE name = %(name)s;
