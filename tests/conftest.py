@@ -23,9 +23,11 @@ def database_url() -> Iterator[str]:
     if configured:
         yield configured
         return
-    with tempfile.TemporaryDirectory(prefix="conveyor-test-") as folder:
-        with EmbeddedPostgres(Path(folder) / "pgdata", cleanup="delete") as server:
-            yield server.url
+    with (
+        tempfile.TemporaryDirectory(prefix="conveyor-test-") as folder,
+        EmbeddedPostgres(Path(folder) / "pgdata", cleanup="delete") as server,
+    ):
+        yield server.url
 
 
 @pytest.fixture

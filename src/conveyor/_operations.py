@@ -78,6 +78,7 @@ def _insert_many(queue: str, rows: Iterable[_options.JobRow]) -> Plan[int]:
 
 def send(
     ctx: Context,
+    /,
     queue: str,
     data: Any = None,
     *,
@@ -93,7 +94,7 @@ def send(
     dead_letter: str | None = None,
     singleton_key: str | None = None,
     singleton_seconds: Duration | None = None,
-    id: str | uuid.UUID | None = None,  # noqa: A002 - the option's public name
+    id: str | uuid.UUID | None = None,
     conn: Any = None,
     **unknown: Never,
 ) -> Operation[str | None]:
@@ -179,7 +180,7 @@ def _claim(queue: str, limit: int) -> Plan[list[Job]]:
     return []
 
 
-def fetch(ctx: Context, queue: str, batch_size: int = 1) -> Operation[list[Job]]:
+def fetch(ctx: Context, /, queue: str, batch_size: int = 1) -> Operation[list[Job]]:
     """Claim up to ``batch_size`` due jobs of ``queue`` and return them, now
     ``active``: highest priority first, then the longest waiting.
 
@@ -224,6 +225,7 @@ def complete(
 
 def fail(
     ctx: Context,
+    /,
     jobs: JobRef | Iterable[JobRef],
     error: BaseException | Mapping[str, Any] | str | None = None,
     *,
@@ -251,7 +253,7 @@ def fail(
 # --- managing jobs --------------------------------------------------------------------
 
 
-def get_job(ctx: Context, id: JobRef, *, conn: Any = None) -> Operation[Job | None]:  # noqa: A002
+def get_job(ctx: Context, /, id: JobRef, *, conn: Any = None) -> Operation[Job | None]:
     """The job with this id, or ``None`` when there is none."""
     job_id = _validate.job_id(id)
 
@@ -279,22 +281,22 @@ def _transition(query: str, jobs: object, conn: Any, action: str) -> Operation[i
     return Operation(plan(), conn)
 
 
-def cancel(ctx: Context, jobs: JobRef | Iterable[JobRef], *, conn: Any = None) -> Operation[int]:
+def cancel(ctx: Context, /, jobs: JobRef | Iterable[JobRef], *, conn: Any = None) -> Operation[int]:
     """Cancel jobs that have not finished; returns how many were cancelled."""
     return _transition("jobs_cancel", jobs, conn, "cancel")
 
 
-def resume(ctx: Context, jobs: JobRef | Iterable[JobRef], *, conn: Any = None) -> Operation[int]:
+def resume(ctx: Context, /, jobs: JobRef | Iterable[JobRef], *, conn: Any = None) -> Operation[int]:
     """Put cancelled jobs back in their queue, due now; returns how many."""
     return _transition("jobs_resume", jobs, conn, "resume")
 
 
-def retry(ctx: Context, jobs: JobRef | Iterable[JobRef], *, conn: Any = None) -> Operation[int]:
+def retry(ctx: Context, /, jobs: JobRef | Iterable[JobRef], *, conn: Any = None) -> Operation[int]:
     """Send failed jobs round again, due now, with one more attempt; returns how many."""
     return _transition("jobs_retry", jobs, conn, "retry")
 
 
-def delete(ctx: Context, jobs: JobRef | Iterable[JobRef], *, conn: Any = None) -> Operation[int]:
+def delete(ctx: Context, /, jobs: JobRef | Iterable[JobRef], *, conn: Any = None) -> Operation[int]:
     """Delete jobs in any state; returns how many were deleted."""
     return _transition("jobs_delete", jobs, conn, "delete")
 
@@ -321,6 +323,7 @@ def _states(state: JobState | str | Iterable[JobState | str] | None) -> list[str
 
 def find_jobs(
     ctx: Context,
+    /,
     queue: str | None = None,
     *,
     state: JobState | str | Iterable[JobState | str] | None = None,
@@ -362,7 +365,9 @@ def find_jobs(
     return Operation(plan(), conn)
 
 
-def queue_counts(ctx: Context, queue: str, *, conn: Any = None) -> Operation[dict[JobState, int]]:
+def queue_counts(
+    ctx: Context, /, queue: str, *, conn: Any = None
+) -> Operation[dict[JobState, int]]:
     """How many jobs of ``queue`` are in each state (every state present, 0 if none)."""
     name = _validate.queue_name(queue)
 
@@ -392,6 +397,7 @@ def _update_queue(params: dict[str, Any], create: bool) -> Plan[Queue]:
 
 def create_queue(
     ctx: Context,
+    /,
     name: str,
     *,
     policy: QueuePolicy | str = UNSET,
@@ -426,6 +432,7 @@ def create_queue(
 
 def update_queue(
     ctx: Context,
+    /,
     name: str,
     *,
     policy: QueuePolicy | str = UNSET,
@@ -450,7 +457,7 @@ def update_queue(
     return Operation(_update_queue(params, create=False), conn, atomic=True)
 
 
-def delete_queue(ctx: Context, name: str, *, conn: Any = None) -> Operation[bool]:
+def delete_queue(ctx: Context, /, name: str, *, conn: Any = None) -> Operation[bool]:
     """Delete a queue and all its jobs; returns whether it existed. A queue that
     another queue names as its dead-letter queue cannot be deleted until that
     queue is changed."""
@@ -470,7 +477,7 @@ def delete_queue(ctx: Context, name: str, *, conn: Any = None) -> Operation[bool
     return Operation(plan(), conn)
 
 
-def get_queue(ctx: Context, name: str, *, conn: Any = None) -> Operation[Queue | None]:
+def get_queue(ctx: Context, /, name: str, *, conn: Any = None) -> Operation[Queue | None]:
     """The queue with its settings, or ``None`` when it does not exist."""
     queue = _validate.queue_name(name)
 
@@ -481,7 +488,7 @@ def get_queue(ctx: Context, name: str, *, conn: Any = None) -> Operation[Queue |
     return Operation(plan(), conn)
 
 
-def list_queues(ctx: Context, *, conn: Any = None) -> Operation[list[Queue]]:
+def list_queues(ctx: Context, /, *, conn: Any = None) -> Operation[list[Queue]]:
     """Every queue, by name."""
 
     def plan() -> Plan[list[Queue]]:

@@ -27,11 +27,10 @@ UNSET: Final[Any] = _Unset()
 
 
 def _policy(value: object) -> str:
-    try:
+    if isinstance(value, str) and value in QueuePolicy.__members__.values():
         return QueuePolicy(value).value
-    except ValueError:
-        allowed = ", ".join(p.value for p in QueuePolicy)
-        raise InvalidPolicy(f"invalid policy {value!r}; use one of {allowed}") from None
+    allowed = ", ".join(p.value for p in QueuePolicy)
+    raise InvalidPolicy(f"invalid policy {value!r}; use one of {allowed}")
 
 
 def _seconds(value: object) -> float:
@@ -87,9 +86,10 @@ class JobRow(NamedTuple):
     singleton_seconds: float | None
 
 
-JOB_OPTIONS: Final = tuple(
-    name for name in JobRow._fields if name not in ("data", "start_at", "start_in")
-) + ("start_after",)
+JOB_OPTIONS: Final = (
+    *(name for name in JobRow._fields if name not in ("data", "start_at", "start_in")),
+    "start_after",
+)
 _ITEM_KEYS: Final = frozenset(("data", *JOB_OPTIONS))
 
 
@@ -119,7 +119,8 @@ def item_row(item: object, max_payload_bytes: int) -> JobRow:
             f"not {type(item).__name__}"
         )
     if not _ITEM_KEYS.issuperset(item):
-        _validate.unknown_options({k: v for k, v in item.items() if k not in _ITEM_KEYS}, JOB_OPTIONS)
+        unknown = {key: value for key, value in item.items() if key not in _ITEM_KEYS}
+        _validate.unknown_options(unknown, JOB_OPTIONS)
     return job_row(item.get("data"), max_payload_bytes, item)
 
 

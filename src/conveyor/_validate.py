@@ -110,10 +110,7 @@ def _number(value: object, argument: str) -> float:
 
 def duration(value: object, argument: str) -> timedelta:
     """Seconds (int or float) or a timedelta, never negative."""
-    if isinstance(value, timedelta):
-        result = value
-    else:
-        result = timedelta(seconds=_number(value, argument))
+    result = value if isinstance(value, timedelta) else timedelta(seconds=_number(value, argument))
     if result < timedelta(0):
         raise InvalidOption(f"{argument} must not be negative, got {value!r}")
     return result

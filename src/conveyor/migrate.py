@@ -47,7 +47,7 @@ def _refuse_newer(schema: str, version: int) -> None:
         )
 
 
-def schema_version(ctx: Context) -> Operation[int]:
+def schema_version(ctx: Context, /) -> Operation[int]:
     """The schema's version in the database: 0 when Conveyor was never installed there."""
     return Operation(_version(ctx.queries))
 
@@ -77,7 +77,7 @@ def _migrate(queries: Queries) -> Plan[MigrationResult]:
     return (yield from _apply(queries))
 
 
-def migrate(ctx: Context) -> Operation[MigrationResult]:
+def migrate(ctx: Context, /) -> Operation[MigrationResult]:
     """Bring the database schema to this code's version, once, however many
     processes call it at the same time. Start-up does it unless the client was made
     with ``migrate=False``; ``conveyor migrate`` does it from the command line."""

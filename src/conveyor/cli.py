@@ -1,0 +1,113 @@
+"""The command line: ``conveyor migrate``, ``conveyor demo``, ``conveyor dev``."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from conveyor import _demo
+from conveyor.client import Conveyor
+from conveyor.config import redact
+from conveyor.embedded import EmbeddedPostgres, default_data_dir
+from conveyor.errors import ConveyorError
+
+app = typer.Typer(
+    name="conveyor",
+    help="Conveyor: a job queue for Python that lives entirely in PostgreSQL.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+errors = Console(stderr=True)
+
+DsnOption = Annotated[
+    str | None,
+    typer.Option(
+        "--dsn", help="PostgreSQL URL; defaults to $CONVEYOR_DATABASE_URL or $DATABASE_URL."
+    ),
+]
+SchemaOption = Annotated[
+    str | None,
+    typer.Option("--schema", help="Schema name; defaults to $CONVEYOR_SCHEMA or 'conveyor'."),
+]
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Data directory of the embedded PostgreSQL; defaults to $CONVEYOR_DATA_DIR, "
+        "/var/tmp/conveyor/pgdata for root, ~/.local/share/conveyor/pgdata otherwise.",
+    ),
+]
+
+
+@app.command()
+def migrate(dsn: DsnOption = None, schema: SchemaOption = None) -> None:
+    """Bring the database schema to this version of Conveyor (safe to run anywhere, any time)."""
+    with Conveyor(dsn, schema=schema, migrate=False) as cv:
+        result = cv.migrate()
+    applied = ", ".join(map(str, result.applied)) or "none"
+    console.print(
+        f"schema [bold]{result.schema}[/] is at version {result.version_after} "
+        f"(applied: {applied})"
+    )
+
+
+def _configured_dsn(dsn: str | None) -> str | None:
+    return dsn or os.environ.get("CONVEYOR_DATABASE_URL") or os.environ.get("DATABASE_URL")
+
+
+@contextlib.contextmanager
+def _database(dsn: str | None, data_dir: Path | None, *, embedded: bool = False) -> Iterator[str]:
+    """The configured database, or (always, with ``embedded``) an embedded one started
+    for the duration."""
+    configured = None if embedded else _configured_dsn(dsn)
+    if configured:
+        console.print(f"Using the database at {redact(configured)}")
+        yield configured
+        return
+    folder = data_dir or default_data_dir()
+    console.print(f"Starting an embedded PostgreSQL in [bold]{folder}[/]")
+    with EmbeddedPostgres(folder) as server:
+        yield server.url
+
+
+@app.command()
+def demo(
+    dsn: DsnOption = None,
+    data_dir: DataDirOption = None,
+    jobs: Annotated[int, typer.Option(min=1, max=100_000, help="How many jobs to send.")] = 500,
+) -> None:
+    """Show Conveyor at work: bulk send, claim, complete, retry with backoff, dead letters.
+
+    With no database configured it runs on an embedded PostgreSQL whose data stays
+    for the next run.
+    """
+    with _database(dsn, data_dir) as url, Conveyor(url) as cv:
+        _demo.run(cv, console, jobs)
+
+
+@app.command()
+def dev(data_dir: DataDirOption = None) -> None:
+    """Start only the embedded PostgreSQL and print its URL, until Ctrl-C."""
+    with _database(None, data_dir, embedded=True) as url:
+        console.print(f"DATABASE_URL={url}")
+        console.print("Press Ctrl-C to stop.")
+        with contextlib.suppress(KeyboardInterrupt):
+            while True:
+                time.sleep(3600)
+
+
+def main() -> None:
+    """Entry point of the ``conveyor`` command: typed errors print as one line."""
+    try:
+        app()
+    except ConveyorError as exc:
+        errors.print(f"[red]error:[/] {exc}")
+        raise SystemExit(1) from None

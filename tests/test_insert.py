@@ -1,0 +1,96 @@
+"""insert: many jobs in one COPY and one transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from conveyor import Conveyor, JobState
+from conveyor.errors import InvalidPayload, UnknownOption
+
+
+def test_insert_of_a_hundred_thousand_jobs_stores_them_all(cv: Conveyor) -> None:
+    count = cv.insert("bulk", ({"data": {"i": i}} for i in range(100_000)))
+
+    assert count == 100_000
+    assert cv.queue_counts("bulk")[JobState.CREATED] == 100_000
+    sample = cv.find_jobs("bulk", data_contains={"i": 99_999}).jobs
+    assert [job.data for job in sample] == [{"i": 99_999}]
+
+
+def test_insert_applies_each_items_own_options(cv: Conveyor) -> None:
+    custom = uuid.uuid4()
+    cv.insert(
+        "bulk",
+        [
+            {"data": "urgent", "priority": 9, "retry_limit": 5},
+            {"data": "later", "start_after": 3600},
+            {"data": "mine", "id": custom, "singleton_key": "k", "expire_in": 30},
+        ],
+    )
+
+    mine = cv.get_job(custom)
+    assert mine is not None and mine.singleton_key == "k" and mine.expire_in.total_seconds() == 30
+    [first] = cv.fetch("bulk")
+    assert first.data == "urgent" and first.retry_limit == 5
+    later = cv.find_jobs("bulk", data_contains="later").jobs[0]
+    assert later.start_after > later.created_at
+
+
+def test_insert_creates_the_queue_on_first_use(cv: Conveyor) -> None:
+    cv.insert("brand-new", [{"data": 1}])
+
+    assert cv.get_queue("brand-new") is not None
+
+
+def test_insert_counts_only_the_jobs_the_policy_accepted(cv: Conveyor) -> None:
+    cv.create_queue("q", policy="short")
+
+    count = cv.insert("q", [{"data": n, "singleton_key": f"k{n % 3}"} for n in range(9)])
+
+    assert count == 3
+    assert cv.queue_counts("q")[JobState.CREATED] == 3
+
+
+def test_insert_with_an_existing_custom_id_keeps_the_existing_job(cv: Conveyor) -> None:
+    custom = uuid.uuid4()
+    cv.send("q", "original", id=custom)
+
+    assert cv.insert("q", [{"data": "copy", "id": custom}, {"data": "new"}]) == 1
+
+    job = cv.get_job(custom)
+    assert job is not None and job.data == "original"
+
+
+def test_one_bad_item_inserts_nothing(cv: Conveyor) -> None:
+    cv.send("q", "before")
+
+    def items() -> Iterator[dict[str, Any]]:
+        for n in range(1000):
+            yield {"data": n}
+        yield {"data": object()}
+
+    with pytest.raises(InvalidPayload):
+        cv.insert("q", items())
+
+    assert cv.queue_counts("q")[JobState.CREATED] == 1
+
+
+def test_an_unknown_item_key_is_refused_by_name(cv: Conveyor) -> None:
+    with pytest.raises(UnknownOption, match="retries"):
+        cv.insert("q", [{"data": 1}, {"data": 2, "retries": 3}])
+
+    assert cv.get_queue("q") is None
+
+
+def test_an_item_that_is_not_a_mapping_is_refused(cv: Conveyor) -> None:
+    with pytest.raises(Exception, match="mapping"):
+        cv.insert("q", [{"data": 1}, [1, 2]])  # type: ignore[list-item]
+    assert cv.get_queue("q") is None
+
+
+def test_insert_of_no_items_inserts_nothing(cv: Conveyor) -> None:
+    assert cv.insert("q", []) == 0

@@ -1,0 +1,126 @@
+"""Bad input raises a typed error before anything is written."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from conveyor import Conveyor
+from conveyor.errors import (
+    ConveyorError,
+    InvalidArgument,
+    InvalidOption,
+    InvalidPayload,
+    InvalidQueueName,
+    PayloadTooLarge,
+    UnknownOption,
+)
+
+
+def assert_nothing_written(cv: Conveyor) -> None:
+    assert cv.list_queues() == []
+
+
+@pytest.mark.parametrize(
+    "name", ["", " ", "has space", "semi;colon", "quote'", "-leading", "x" * 129, 42, None]
+)
+def test_an_invalid_queue_name_is_refused(cv: Conveyor, name: Any) -> None:
+    with pytest.raises(InvalidQueueName):
+        cv.send(name, {})
+    assert_nothing_written(cv)
+
+
+@pytest.mark.parametrize("name", ["a", "document-parse", "tenant:42/emails", "v1.reports_x"])
+def test_usual_queue_names_are_accepted(cv: Conveyor, name: str) -> None:
+    assert cv.send(name, {}) is not None
+
+
+@pytest.mark.parametrize(
+    "data", [object(), {"f": float("nan")}, {"f": float("inf")}, {1, 2}, {"s": "nul\x00"}, b"raw"]
+)
+def test_data_that_is_not_json_is_refused(cv: Conveyor, data: Any) -> None:
+    with pytest.raises(InvalidPayload):
+        cv.send("q", data)
+    assert_nothing_written(cv)
+
+
+def test_data_over_the_payload_limit_is_refused(database_url: str, schema: str) -> None:
+    with Conveyor(database_url, schema=schema, max_payload_bytes=1000) as small:
+        assert small.send("q", "x" * 900) is not None
+        with pytest.raises(PayloadTooLarge, match="1000"):
+            small.send("q", "x" * 1001)
+        assert small.queue_counts("q")["created"] == 1  # type: ignore[index]
+
+
+def test_the_default_payload_limit_is_one_mebibyte(cv: Conveyor) -> None:
+    with pytest.raises(PayloadTooLarge):
+        cv.send("q", "x" * (1024 * 1024))
+    assert_nothing_written(cv)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"start_after": -1}, {"retry_delay": -0.5}, {"expire_in": 0},
+        {"retention": timedelta(seconds=-1)}, {"retry_delay_max": 0}, {"delete_after": -1},
+        {"singleton_seconds": 0}, {"start_after": float("nan")}, {"start_after": "60"},
+        {"retry_limit": -1}, {"retry_limit": 1.5}, {"priority": True}, {"priority": 2**31},
+        {"retry_backoff": "yes"}, {"singleton_key": ""}, {"dead_letter": "bad name"},
+        {"start_after": datetime(2030, 1, 1)},
+    ],
+)
+def test_an_option_with_a_bad_value_is_refused(cv: Conveyor, options: dict[str, Any]) -> None:
+    with pytest.raises(InvalidArgument):
+        cv.send("q", {}, **options)
+    assert_nothing_written(cv)
+
+
+def test_a_naive_datetime_error_says_how_to_fix_it(cv: Conveyor) -> None:
+    with pytest.raises(InvalidOption, match="aware"):
+        cv.send("q", {}, start_after=datetime(2030, 1, 1))
+
+
+def test_an_unknown_option_is_refused_by_name(cv: Conveyor) -> None:
+    with pytest.raises(UnknownOption, match="retries"):
+        cv.send("q", {}, retries=3)  # type: ignore[call-arg]
+    assert_nothing_written(cv)
+
+
+def test_an_invalid_custom_id_is_refused(cv: Conveyor) -> None:
+    with pytest.raises(InvalidArgument):
+        cv.send("q", {}, id="order-42")
+    assert_nothing_written(cv)
+
+
+def test_an_invalid_batch_size_is_refused(cv: Conveyor) -> None:
+    with pytest.raises(InvalidArgument):
+        cv.fetch("q", batch_size=0)
+
+
+def test_an_output_that_is_not_json_is_refused_and_the_job_stays_active(cv: Conveyor) -> None:
+    cv.send("q", {})
+    [job] = cv.fetch("q")
+
+    with pytest.raises(InvalidPayload):
+        cv.complete(job, output=object())
+
+    stored = cv.get_job(job.id)
+    assert stored is not None and stored.state == "active"
+
+
+def test_a_huge_error_message_is_cut_rather_than_refused(cv: Conveyor) -> None:
+    cv.send("q", {})
+    [job] = cv.fetch("q")
+
+    assert cv.fail(job, RuntimeError("x" * 2_000_000)) == 1
+
+    stored = cv.get_job(job.id)
+    assert stored is not None and stored.error is not None
+    assert stored.error["message"].endswith("characters cut]")
+
+
+def test_every_typed_error_is_a_conveyor_error_and_a_builtin() -> None:
+    assert issubclass(InvalidQueueName, ConveyorError) and issubclass(InvalidQueueName, ValueError)
+    assert issubclass(UnknownOption, ConveyorError) and issubclass(UnknownOption, TypeError)
