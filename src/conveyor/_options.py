@@ -94,6 +94,7 @@ _ITEM_KEYS: Final = frozenset(("data", *JOB_OPTIONS))
 
 
 _ROW_FIELDS: Final = JobRow._fields
+_NO_OPTIONS: Final = (None,) * (len(_ROW_FIELDS) - 2)
 
 
 def job_row(data: Any, max_payload_bytes: int, options: Mapping[str, Any]) -> JobRow:
@@ -118,6 +119,9 @@ def item_row(item: object, max_payload_bytes: int) -> JobRow:
             f"each insert item must be a mapping like {{'data': {{...}}, 'priority': 5}}, "
             f"not {type(item).__name__}"
         )
+    if len(item) == 1 and "data" in item:  # the common case, kept cheap for bulk inserts
+        return JobRow(None, _validate.encode_json(item["data"], max_payload_bytes, "data"),
+                      *_NO_OPTIONS)
     if not _ITEM_KEYS.issuperset(item):
         unknown = {key: value for key, value in item.items() if key not in _ITEM_KEYS}
         _validate.unknown_options(unknown, JOB_OPTIONS)

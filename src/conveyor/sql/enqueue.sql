@@ -21,7 +21,8 @@ inserted AS (
         s.start_after + COALESCE(i.retention, q.retention),
         COALESCE(i.delete_after, q.delete_after), COALESCE(i.dead_letter, q.dead_letter),
         i.singleton_key,
-        to_timestamp(floor(extract(epoch FROM now()) / i.singleton_seconds) * i.singleton_seconds)
+        CASE WHEN i.singleton_seconds IS NOT NULL THEN to_timestamp(
+            floor(extract(epoch FROM now()) / i.singleton_seconds) * i.singleton_seconds) END
     FROM input AS i
     CROSS JOIN target AS q
     CROSS JOIN LATERAL (
