@@ -79,7 +79,10 @@ def encode_json(value: Any, limit: int, what: str) -> str | None:
             ) from None
     if "\\u0000" in text:
         raise InvalidPayload(f"{what} contains a NUL character, which PostgreSQL cannot store")
-    size = len(text) if text.isascii() else len(text.encode())
+    try:
+        size = len(text) if text.isascii() else len(text.encode())
+    except UnicodeEncodeError:
+        raise InvalidPayload(f"{what} contains text that is not valid Unicode") from None
     if size > limit:
         raise PayloadTooLarge(
             f"{what} is {size} bytes as JSON, over the limit of {limit} bytes; store large "

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -55,11 +56,17 @@ class Settings:
             )
         try:
             psycopg.conninfo.conninfo_to_dict(url)
-        except psycopg.ProgrammingError as exc:
-            raise ConfigurationError(f"invalid database URL {redact(url)!r}: {exc}") from None
+        except psycopg.ProgrammingError:
+            # libpq's message quotes the whole URL, password included: leave it out.
+            raise ConfigurationError(
+                "invalid database URL: it could not be parsed; use "
+                "postgresql://user:password@host:port/dbname or key=value pairs"
+            ) from None
         return cls(
             dsn=url,
-            schema=_validate.schema_name(schema or env.get("CONVEYOR_SCHEMA") or DEFAULT_SCHEMA),
+            schema=_validate.schema_name(
+                schema if schema is not None else env.get("CONVEYOR_SCHEMA") or DEFAULT_SCHEMA
+            ),
             max_payload_bytes=_positive(
                 max_payload_bytes, env, "CONVEYOR_MAX_PAYLOAD_BYTES", DEFAULT_MAX_PAYLOAD_BYTES, int
             ),
@@ -76,17 +83,21 @@ N = TypeVar("N", int, float)
 def _positive(
     given: N | None, env: Mapping[str, str], variable: str, default: N, kind: type[N]
 ) -> N:
+    source = variable.removeprefix("CONVEYOR_").lower()
     if given is None:
         raw = env.get(variable)
         if raw is None or raw == "":
             return default
+        source = f"{variable}={raw!r}"
         try:
             given = kind(raw)
         except ValueError:
-            raise ConfigurationError(f"{variable}={raw!r} is not a {kind.__name__}") from None
-    if isinstance(given, bool) or not isinstance(given, int | float) or given <= 0:
-        setting = variable.removeprefix("CONVEYOR_").lower()
-        raise ConfigurationError(f"{setting} must be a positive number, got {given!r}")
+            raise ConfigurationError(f"{source} is not a {kind.__name__}") from None
+    if (
+        isinstance(given, bool) or not isinstance(given, int | float)
+        or not math.isfinite(given) or given <= 0
+    ):
+        raise ConfigurationError(f"{source} must be a positive, finite number, got {given!r}")
     return given
 
 
