@@ -168,3 +168,44 @@ async def test_the_async_client_refuses_a_sync_connection(
 ) -> None:
     with pytest.raises(InvalidArgument, match="AsyncConnection"):
         await acv.send("q", {}, conn=conn)
+
+
+def test_a_bulk_insert_on_an_idle_connection_waits_for_the_callers_commit(
+    cv: Conveyor, conn: psycopg.Connection
+) -> None:
+    cv.insert("bulk", [{"data": n} for n in range(10)], conn=conn)  # opens conn's transaction
+
+    assert cv.queue_counts("bulk")[JobState.CREATED] == 0
+    conn.rollback()
+    assert cv.queue_counts("bulk")[JobState.CREATED] == 0
+
+
+def test_create_queue_on_an_idle_connection_rolls_back_with_the_caller(
+    cv: Conveyor, conn: psycopg.Connection
+) -> None:
+    cv.create_queue("reports", retry_limit=4, conn=conn)
+    conn.rollback()
+
+    assert cv.get_queue("reports") is None
+
+
+def test_two_bulk_inserts_in_one_transaction_both_land(
+    cv: Conveyor, conn: psycopg.Connection
+) -> None:
+    with conn.transaction():
+        cv.insert("bulk", [{"data": n} for n in range(10)], conn=conn)
+        cv.insert("bulk", [{"data": n} for n in range(5)], conn=conn)
+
+    assert cv.queue_counts("bulk")[JobState.CREATED] == 15
+
+
+def test_a_failed_bulk_insert_leaves_the_callers_transaction_usable(
+    cv: Conveyor, conn: psycopg.Connection
+) -> None:
+    with conn.transaction():
+        cv.send("bulk", "kept", conn=conn)
+        with pytest.raises(InvalidArgument):
+            cv.insert("bulk", [{"data": 1}, {"data": 2, "priority": "high"}], conn=conn)
+        cv.insert("bulk", [{"data": 3}], conn=conn)
+
+    assert cv.queue_counts("bulk")[JobState.CREATED] == 2

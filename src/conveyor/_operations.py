@@ -73,6 +73,8 @@ def _insert_many(queue: str, rows: Iterable[_options.JobRow]) -> Plan[int]:
     yield Copy("enqueue_copy", rows, _options.STAGED_TYPES)
     step = Execute("enqueue_staged", {"queue": queue}, "one")
     result = yield from _ensure_queue_then(queue, step)
+    # Dropped now rather than at commit: the caller's transaction may insert again.
+    yield Execute("enqueue_unstage", None, "none")
     return result["inserted"]  # type: ignore[no-any-return]
 
 

@@ -129,8 +129,8 @@ def item_row(item: object, max_payload_bytes: int) -> JobRow:
 
 
 def enqueue_params(queue: str, row: JobRow) -> dict[str, Any]:
-    """Parameters for ``enqueue.sql`` with one job: arrays of one element."""
-    params: dict[str, Any] = {name: [getattr(row, name)] for name in _ROW_FIELDS}
+    """Parameters for ``enqueue.sql`` with one job (``enqueue_input_one.sql``)."""
+    params: dict[str, Any] = row._asdict()
     params["queue"] = queue
     return params
 

@@ -115,7 +115,20 @@ async def _result_async(cur: Any, step: Execute) -> Any:
 
 
 def _transaction(conn: Any, atomic: bool) -> Any:
-    return conn.transaction() if atomic else contextlib.nullcontext()
+    """What makes an operation's statements commit together.
+
+    In autocommit (Conveyor's own pool) that is a transaction; inside a caller's
+    open transaction, a savepoint, so a failure leaves the caller's transaction
+    usable. A caller's connection that is idle outside autocommit gets nothing: the
+    first statement opens the caller's implicit transaction, which the caller then
+    commits or rolls back, with the jobs in it.
+    """
+    if not atomic:
+        return contextlib.nullcontext()
+    idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    if idle and not conn.autocommit:
+        return contextlib.nullcontext()
+    return conn.transaction()
 
 
 @dataclass(frozen=True, slots=True)

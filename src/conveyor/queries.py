@@ -37,7 +37,7 @@ def _source(name: str) -> str:
 
 # name: (body file, {placeholder: file of the part})
 _ASSEMBLED: dict[str, tuple[str, dict[str, str]]] = {
-    "enqueue": ("enqueue", {"input": "enqueue_input_arrays"}),
+    "enqueue": ("enqueue", {"input": "enqueue_input_one"}),
     "enqueue_staged": ("enqueue", {"input": "enqueue_input_staged"}),
 }
 

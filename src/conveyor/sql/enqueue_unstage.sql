@@ -1,0 +1,1 @@
+DROP TABLE pg_temp.conveyor_staged;
