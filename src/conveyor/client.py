@@ -1,7 +1,7 @@
 """The clients: :class:`Conveyor` (sync) and :class:`AsyncConveyor` (asyncio).
 
-Both faces are generated from the one set of operations in
-:mod:`conveyor._operations`: a method here only hands its arguments to the
+Both faces are generated from the one set of operations in ``_enqueue``,
+``_claims`` and ``_admin``: a method here only hands its arguments to the
 operation and runs the resulting plan on a connection, so the two cannot drift.
 """
 
@@ -16,7 +16,7 @@ from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
-from conveyor import _operations as ops
+from conveyor import _admin, _claims, _enqueue
 from conveyor import migrate as migrations
 from conveyor._plan import Context, Operation, run_async, run_sync
 from conveyor.config import Settings, redact
@@ -177,23 +177,23 @@ class Conveyor(_Client):
 
     migrate = _sync(migrations.migrate)
     schema_version = _sync(migrations.schema_version)
-    send = _sync(ops.send)
-    insert = _sync(ops.insert)
-    fetch = _sync(ops.fetch)
-    complete = _sync(ops.complete)
-    fail = _sync(ops.fail)
-    get_job = _sync(ops.get_job)
-    find_jobs = _sync(ops.find_jobs)
-    cancel = _sync(ops.cancel)
-    resume = _sync(ops.resume)
-    retry = _sync(ops.retry)
-    delete = _sync(ops.delete)
-    queue_counts = _sync(ops.queue_counts)
-    create_queue = _sync(ops.create_queue)
-    update_queue = _sync(ops.update_queue)
-    delete_queue = _sync(ops.delete_queue)
-    get_queue = _sync(ops.get_queue)
-    list_queues = _sync(ops.list_queues)
+    send = _sync(_enqueue.send)
+    insert = _sync(_enqueue.insert)
+    fetch = _sync(_claims.fetch)
+    complete = _sync(_claims.complete)
+    fail = _sync(_claims.fail)
+    get_job = _sync(_admin.get_job)
+    find_jobs = _sync(_admin.find_jobs)
+    cancel = _sync(_admin.cancel)
+    resume = _sync(_admin.resume)
+    retry = _sync(_admin.retry)
+    delete = _sync(_admin.delete)
+    queue_counts = _sync(_admin.queue_counts)
+    create_queue = _sync(_admin.create_queue)
+    update_queue = _sync(_admin.update_queue)
+    delete_queue = _sync(_admin.delete_queue)
+    get_queue = _sync(_admin.get_queue)
+    list_queues = _sync(_admin.list_queues)
 
 
 class AsyncConveyor(_Client):
@@ -260,20 +260,20 @@ class AsyncConveyor(_Client):
 
     migrate = _async(migrations.migrate)
     schema_version = _async(migrations.schema_version)
-    send = _async(ops.send)
-    insert = _async(ops.insert)
-    fetch = _async(ops.fetch)
-    complete = _async(ops.complete)
-    fail = _async(ops.fail)
-    get_job = _async(ops.get_job)
-    find_jobs = _async(ops.find_jobs)
-    cancel = _async(ops.cancel)
-    resume = _async(ops.resume)
-    retry = _async(ops.retry)
-    delete = _async(ops.delete)
-    queue_counts = _async(ops.queue_counts)
-    create_queue = _async(ops.create_queue)
-    update_queue = _async(ops.update_queue)
-    delete_queue = _async(ops.delete_queue)
-    get_queue = _async(ops.get_queue)
-    list_queues = _async(ops.list_queues)
+    send = _async(_enqueue.send)
+    insert = _async(_enqueue.insert)
+    fetch = _async(_claims.fetch)
+    complete = _async(_claims.complete)
+    fail = _async(_claims.fail)
+    get_job = _async(_admin.get_job)
+    find_jobs = _async(_admin.find_jobs)
+    cancel = _async(_admin.cancel)
+    resume = _async(_admin.resume)
+    retry = _async(_admin.retry)
+    delete = _async(_admin.delete)
+    queue_counts = _async(_admin.queue_counts)
+    create_queue = _async(_admin.create_queue)
+    update_queue = _async(_admin.update_queue)
+    delete_queue = _async(_admin.delete_queue)
+    get_queue = _async(_admin.get_queue)
+    list_queues = _async(_admin.list_queues)

@@ -1,5 +1,6 @@
 -- Claims up to %(limit)s due jobs of one queue: highest priority first, then the
--- longest waiting. The CTE is also an optimisation fence, so the UPDATE touches no
+-- longest waiting. The lease runs for the job's expire_in, or for %(lease)s when a
+-- worker that renews leases by heartbeat asks for a shorter one. The CTE is also an optimisation fence, so the UPDATE touches no
 -- more rows than the LIMIT allows.
 --
 -- For the 'singleton' and 'stately' policies at most one job per key may be active:
@@ -41,7 +42,7 @@ UPDATE {schema}.job AS j
 SET state = 'active',
     attempt = j.attempt + 1,
     started_at = now(),
-    lease_expires_at = now() + j.expire_in
+    lease_expires_at = now() + LEAST(j.expire_in, COALESCE(%(lease)s::interval, j.expire_in))
 FROM chosen
 WHERE j.id = chosen.id
 RETURNING j.*;

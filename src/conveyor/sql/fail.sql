@@ -1,21 +1,22 @@
 -- Records failed attempts of active jobs (fenced by attempt as in complete.sql).
--- While retries remain the job goes to 'retry' after a delay: the caller's
--- retry_after, else the exponential backoff (half fixed, half random, capped by
--- retry_delay_max), else retry_delay. Otherwise it fails for good, and a copy goes
--- to its dead-letter queue, which is created if it does not exist.
+-- While retries remain, and the failure is not final, the job goes to 'retry'
+-- after a delay: the caller's retry_after, else the exponential backoff (half
+-- fixed, half random, capped by retry_delay_max), else retry_delay. Otherwise it
+-- fails for good, and a copy goes to its dead-letter queue, which is created if it
+-- does not exist.
 WITH input AS (
-    SELECT * FROM unnest(%(id)s::uuid[], %(attempt)s::integer[], %(error)s::jsonb[],
-                         %(retry_after)s::interval[])
-        AS i (id, attempt, error, retry_after)
+    SELECT i.*, j.retry_count < j.retry_limit AND NOT i.final AS retrying
+    FROM unnest(%(id)s::uuid[], %(attempt)s::integer[], %(error)s::jsonb[],
+                %(retry_after)s::interval[], %(final)s::boolean[])
+        AS i (id, attempt, error, retry_after, final)
+    JOIN {schema}.job AS j ON j.id = i.id
 ),
 failed AS (
     UPDATE {schema}.job AS j
-    SET state = CASE WHEN j.retry_count < j.retry_limit THEN 'retry' ELSE 'failed'
-                END::{schema}.job_state,
-        retry_count = CASE WHEN j.retry_count < j.retry_limit THEN j.retry_count + 1
-                      ELSE j.retry_count END,
+    SET state = CASE WHEN i.retrying THEN 'retry' ELSE 'failed' END::{schema}.job_state,
+        retry_count = CASE WHEN i.retrying THEN j.retry_count + 1 ELSE j.retry_count END,
         start_after = CASE
-            WHEN j.retry_count >= j.retry_limit THEN j.start_after
+            WHEN NOT i.retrying THEN j.start_after
             WHEN i.retry_after IS NOT NULL THEN now() + i.retry_after
             WHEN j.retry_backoff THEN now() + LEAST(
                 greatest(j.retry_delay, interval '1 second') * power(2, j.retry_count)
@@ -23,7 +24,7 @@ failed AS (
                 COALESCE(j.retry_delay_max, interval '100 years'))
             ELSE now() + j.retry_delay
         END,
-        completed_at = CASE WHEN j.retry_count < j.retry_limit THEN NULL ELSE now() END,
+        completed_at = CASE WHEN i.retrying THEN NULL ELSE now() END,
         error = i.error,
         errors = j.errors || jsonb_build_array(i.error),
         lease_expires_at = NULL

@@ -1,0 +1,260 @@
+"""Managing jobs and queues by hand: look-ups, cancel, resume, retry, delete, and
+the queues' settings."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any, Never
+
+from psycopg import errors as pg_errors
+
+from conveyor import _options, _validate
+from conveyor._options import UNSET
+from conveyor._plan import Context, Execute, Failure, Operation, Plan
+from conveyor._rows import Duration, JobRef, job_from_row, queue_from_row
+from conveyor.errors import InvalidArgument, PolicyViolation, QueueConflict, QueueNotFound
+from conveyor.job import Job, JobPage, JobState, Queue, QueuePolicy
+
+_MAX_PAGE = 1000
+
+
+def get_job(ctx: Context, /, id: JobRef, *, conn: Any = None) -> Operation[Job | None]:
+    """The job with this id, or ``None`` when there is none."""
+    job_id = _validate.job_id(id)
+
+    def plan() -> Plan[Job | None]:
+        row = yield Execute("job_get", {"id": job_id}, "one")
+        return None if row is None else job_from_row(row)
+
+    return Operation(plan(), conn)
+
+
+def _transition(query: str, jobs: object, conn: Any, action: str) -> Operation[int]:
+    ids = _validate.job_ids(jobs)
+
+    def plan() -> Plan[int]:
+        try:
+            return len((yield Execute(query, {"ids": ids})))
+        except Failure as failure:
+            if isinstance(failure.cause, pg_errors.UniqueViolation):
+                raise PolicyViolation(
+                    f"cannot {action}: the queue's policy already holds a job with the same "
+                    f"singleton key in that state ({failure.cause.diag.constraint_name})"
+                ) from None
+            raise
+
+    return Operation(plan(), conn)
+
+
+def cancel(ctx: Context, /, jobs: JobRef | Iterable[JobRef], *, conn: Any = None) -> Operation[int]:
+    """Cancel jobs that have not finished; returns how many were cancelled."""
+    return _transition("jobs_cancel", jobs, conn, "cancel")
+
+
+def resume(ctx: Context, /, jobs: JobRef | Iterable[JobRef], *, conn: Any = None) -> Operation[int]:
+    """Put cancelled jobs back in their queue, due now; returns how many."""
+    return _transition("jobs_resume", jobs, conn, "resume")
+
+
+def retry(ctx: Context, /, jobs: JobRef | Iterable[JobRef], *, conn: Any = None) -> Operation[int]:
+    """Send failed jobs round again, due now, with one more attempt; returns how many."""
+    return _transition("jobs_retry", jobs, conn, "retry")
+
+
+def delete(ctx: Context, /, jobs: JobRef | Iterable[JobRef], *, conn: Any = None) -> Operation[int]:
+    """Delete jobs in any state; returns how many were deleted."""
+    return _transition("jobs_delete", jobs, conn, "delete")
+
+
+def _parse_cursor(cursor: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(cursor)
+    except (ValueError, TypeError, AttributeError):
+        raise InvalidArgument(
+            f"invalid cursor {cursor!r}: pass the next_cursor of an earlier page"
+        ) from None
+
+
+def _states(state: JobState | str | Iterable[JobState | str] | None) -> list[str] | None:
+    if state is None:
+        return None
+    values = [state] if isinstance(state, str) else list(state)
+    try:
+        return [JobState(value).value for value in values]
+    except ValueError:
+        allowed = ", ".join(s.value for s in JobState)
+        raise InvalidArgument(f"invalid state in {state!r}; use {allowed}") from None
+
+
+def find_jobs(
+    ctx: Context,
+    /,
+    queue: str | None = None,
+    *,
+    state: JobState | str | Iterable[JobState | str] | None = None,
+    singleton_key: str | None = None,
+    data_contains: Mapping[str, Any] | list[Any] | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+    conn: Any = None,
+) -> Operation[JobPage]:
+    """Jobs matching every filter given, newest first (by id: generated ids follow
+    creation time), one page at a time.
+
+    ``state`` takes one state or several; ``data_contains`` matches jobs whose data
+    contains that JSON (PostgreSQL's ``@>``). Pass the page's ``next_cursor`` as
+    ``cursor`` for the next page::
+
+        page = cv.find_jobs("document-parse", state="failed", limit=50)
+        while page.next_cursor:
+            page = cv.find_jobs("document-parse", state="failed", cursor=page.next_cursor)
+    """
+    page_size = _validate.integer(limit, "limit", minimum=1)
+    if page_size > _MAX_PAGE:
+        raise InvalidArgument(f"limit must be at most {_MAX_PAGE}, got {limit}")
+    params = {
+        "queue": None if queue is None else _validate.queue_name(queue),
+        "states": _states(state),
+        "singleton_key": singleton_key,
+        "data_contains": _validate.encode_json(data_contains, ctx.max_payload_bytes, "data"),
+        "before_id": None if cursor is None else _parse_cursor(cursor),
+        "limit": page_size + 1,
+    }
+
+    def plan() -> Plan[JobPage]:
+        jobs = [job_from_row(row) for row in (yield Execute("jobs_find", params))]
+        more = len(jobs) > page_size
+        jobs = jobs[:page_size]
+        return JobPage(jobs, jobs[-1].id if more else None)
+
+    return Operation(plan(), conn)
+
+
+def queue_counts(
+    ctx: Context, /, queue: str, *, conn: Any = None
+) -> Operation[dict[JobState, int]]:
+    """How many jobs of ``queue`` are in each state (every state present, 0 if none)."""
+    name = _validate.queue_name(queue)
+
+    def plan() -> Plan[dict[JobState, int]]:
+        counts = dict.fromkeys(JobState, 0)
+        for row in (yield Execute("queue_counts", {"queue": name})):
+            counts[JobState(row["state"])] = row["count"]
+        return counts
+
+    return Operation(plan(), conn)
+
+
+def _update_queue(params: dict[str, Any], create: bool) -> Plan[Queue]:
+    names = [params["name"]] if create else []
+    if params["dead_letter"] is not None:
+        names.append(params["dead_letter"])
+    if names:
+        yield Execute("queue_ensure", {"names": names}, "none")
+    row = yield Execute("queue_update", params, "one")
+    if row is None:
+        raise QueueNotFound(f"queue {params['name']!r} does not exist; create_queue() makes it")
+    return queue_from_row(row)
+
+
+def create_queue(
+    ctx: Context,
+    /,
+    name: str,
+    *,
+    policy: QueuePolicy | str = UNSET,
+    priority: int = UNSET,
+    retry_limit: int = UNSET,
+    retry_delay: Duration = UNSET,
+    retry_backoff: bool = UNSET,
+    retry_delay_max: Duration | None = UNSET,
+    expire_in: Duration = UNSET,
+    retention: Duration = UNSET,
+    delete_after: Duration = UNSET,
+    dead_letter: str | None = UNSET,
+    conn: Any = None,
+    **unknown: Never,
+) -> Operation[Queue]:
+    """Create ``name`` with a policy and defaults for its jobs, and return it.
+
+    Creating a queue that exists applies the settings given and keeps the others,
+    so application start-up code can call it every time. A dead-letter queue that
+    does not exist yet is created with defaults. Policies (see
+    :class:`QueuePolicy`) apply to jobs sent after the change.
+
+    Example::
+
+        cv.create_queue("reports", policy="singleton", retry_limit=5, dead_letter="reports-dlq")
+    """
+    _validate.unknown_options(unknown, _options.QUEUE_SETTINGS)
+    # locals() holds exactly the settings as named above; UNSET marks those left out.
+    params = _options.queue_settings(_validate.queue_name(name), locals())
+    return Operation(_update_queue(params, create=True), conn, atomic=True)
+
+
+def update_queue(
+    ctx: Context,
+    /,
+    name: str,
+    *,
+    policy: QueuePolicy | str = UNSET,
+    priority: int = UNSET,
+    retry_limit: int = UNSET,
+    retry_delay: Duration = UNSET,
+    retry_backoff: bool = UNSET,
+    retry_delay_max: Duration | None = UNSET,
+    expire_in: Duration = UNSET,
+    retention: Duration = UNSET,
+    delete_after: Duration = UNSET,
+    dead_letter: str | None = UNSET,
+    conn: Any = None,
+    **unknown: Never,
+) -> Operation[Queue]:
+    """Change the settings given of an existing queue and return it; raises
+    :class:`~conveyor.errors.QueueNotFound` when there is no such queue. Pass
+    ``None`` to ``dead_letter`` or ``retry_delay_max`` to remove it. Jobs already
+    sent keep the settings they were sent with."""
+    _validate.unknown_options(unknown, _options.QUEUE_SETTINGS)
+    params = _options.queue_settings(_validate.queue_name(name), locals())
+    return Operation(_update_queue(params, create=False), conn, atomic=True)
+
+
+def delete_queue(ctx: Context, /, name: str, *, conn: Any = None) -> Operation[bool]:
+    """Delete a queue and all its jobs; returns whether it existed. A queue that
+    another queue names as its dead-letter queue cannot be deleted until that
+    queue is changed."""
+    queue = _validate.queue_name(name)
+
+    def plan() -> Plan[bool]:
+        try:
+            return bool((yield Execute("queue_delete", {"name": queue})))
+        except Failure as failure:
+            if isinstance(failure.cause, pg_errors.ForeignKeyViolation):
+                raise QueueConflict(
+                    f"queue {queue!r} is another queue's dead-letter queue; point that queue "
+                    "elsewhere with update_queue(..., dead_letter=None) first"
+                ) from None
+            raise
+
+    return Operation(plan(), conn)
+
+
+def get_queue(ctx: Context, /, name: str, *, conn: Any = None) -> Operation[Queue | None]:
+    """The queue with its settings, or ``None`` when it does not exist."""
+    queue = _validate.queue_name(name)
+
+    def plan() -> Plan[Queue | None]:
+        row = yield Execute("queue_get", {"name": queue}, "one")
+        return None if row is None else queue_from_row(row)
+
+    return Operation(plan(), conn)
+
+
+def list_queues(ctx: Context, /, *, conn: Any = None) -> Operation[list[Queue]]:
+    """Every queue, by name."""
+
+    def plan() -> Plan[list[Queue]]:
+        return [queue_from_row(row) for row in (yield Execute("queue_list"))]
+
+    return Operation(plan(), conn)

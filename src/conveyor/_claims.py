@@ -1,0 +1,143 @@
+"""Claiming jobs and settling their outcome: ``fetch``, ``complete``, ``fail``."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from psycopg import errors as pg_errors
+
+from conveyor import _validate
+from conveyor._plan import Context, Execute, Failure, Operation, Plan
+from conveyor._rows import Duration, JobRef, job_from_row
+from conveyor.job import Job
+
+_CLAIM_RACE_RETRIES = 3
+
+
+def claim(queue: str, limit: int, lease: timedelta | None = None) -> Plan[list[Job]]:
+    """Claims up to ``limit`` jobs; ``lease`` shortens their leases below
+    ``expire_in`` for workers that renew them by heartbeat."""
+    params = {"queue": queue, "limit": limit, "lease": lease}
+    for attempt in range(_CLAIM_RACE_RETRIES):
+        try:
+            rows = yield Execute("claim", params)
+        except Failure as failure:
+            # Two claims raced for the same key of a singleton or stately queue: the
+            # unique index let one win. The loser tries again.
+            if not isinstance(failure.cause, pg_errors.UniqueViolation):
+                raise
+            if attempt == _CLAIM_RACE_RETRIES - 1:
+                return []
+            continue
+        return [job_from_row(row) for row in rows]
+    return []
+
+
+def fetch(ctx: Context, /, queue: str, batch_size: int = 1) -> Operation[list[Job]]:
+    """Claim up to ``batch_size`` due jobs of ``queue`` and return them, now
+    ``active``: highest priority first, then the longest waiting.
+
+    Each claimed job holds a lease of its ``expire_in``. Finish it with
+    :meth:`complete` or :meth:`fail`, passing the :class:`Job` so that the attempt
+    fences the outcome. Concurrent fetches never return the same job.
+    """
+    name = _validate.queue_name(queue)
+    limit = _validate.integer(batch_size, "batch_size", minimum=1)
+    return Operation(claim(name, limit))
+
+
+def _fence(jobs: object) -> tuple[list[uuid.UUID], list[int | None]]:
+    """Ids, and the attempt of each one given as a Job (``None`` for bare ids)."""
+    items = [jobs] if isinstance(jobs, str | uuid.UUID | Job) or not isinstance(
+        jobs, Iterable) else list(jobs)
+    ids = [_validate.job_id(item) for item in items]
+    attempts = [item.attempt if isinstance(item, Job) else None for item in items]
+    return ids, attempts
+
+
+def _rowcount(query: str, params: dict[str, Any]) -> Plan[int]:
+    return len((yield Execute(query, params)))
+
+
+def complete(
+    ctx: Context, jobs: JobRef | Iterable[JobRef], output: Any = None, *, conn: Any = None
+) -> Operation[int]:
+    """Mark active jobs ``completed``, storing ``output`` as their result. Returns
+    how many were completed.
+
+    A :class:`Job` returned by :meth:`fetch` completes only while that attempt still
+    holds it; a bare id completes the job whatever attempt is running. With ``conn``
+    the completion commits with your own transaction, together with your business
+    state.
+    """
+    ids, attempts = _fence(jobs)
+    encoded = _validate.encode_json(output, ctx.max_payload_bytes, "output")
+    outcomes = [
+        Outcome(job_id, attempt, output=encoded)
+        for job_id, attempt in zip(ids, attempts, strict=True)
+    ]
+    return Operation(_rowcount("complete", complete_params(outcomes)), conn)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one attempt ended, as the batched statements take it: ``output`` for a
+    completion, ``error`` (JSON text) for a failure."""
+
+    id: uuid.UUID
+    attempt: int | None
+    output: str | None = None
+    error: str | None = None
+    retry_after: timedelta | None = None
+    final: bool = False
+
+
+def complete_params(outcomes: Sequence[Outcome]) -> dict[str, Any]:
+    return {
+        "id": [o.id for o in outcomes],
+        "attempt": [o.attempt for o in outcomes],
+        "output": [o.output for o in outcomes],
+    }
+
+
+def fail_params(outcomes: Sequence[Outcome]) -> dict[str, Any]:
+    return {
+        "id": [o.id for o in outcomes],
+        "attempt": [o.attempt for o in outcomes],
+        "error": [o.error for o in outcomes],
+        "retry_after": [o.retry_after for o in outcomes],
+        "final": [o.final for o in outcomes],
+    }
+
+
+def fail(
+    ctx: Context,
+    /,
+    jobs: JobRef | Iterable[JobRef],
+    error: BaseException | Mapping[str, Any] | str | None = None,
+    *,
+    retry_after: Duration | None = None,
+    retry: bool = True,
+    conn: Any = None,
+) -> Operation[int]:
+    """Record a failed attempt of active jobs. Returns how many were updated.
+
+    While attempts remain (``retry_count < retry_limit``) a job goes to ``retry``
+    and runs again after ``retry_after`` when given, else after its backoff or
+    ``retry_delay``. Otherwise, or with ``retry=False``, it becomes ``failed``, and
+    a copy goes to its dead-letter queue when it has one. ``error`` may be an
+    exception (its type, message and traceback are stored), a dict or a string.
+    """
+    ids, attempts = _fence(jobs)
+    encoded = _validate.error_json(error, ctx.max_payload_bytes)
+    delay = None if retry_after is None else _validate.duration(retry_after, "retry_after")
+    final = not _validate.boolean(retry, "retry")
+    outcomes = [
+        Outcome(job_id, attempt, error=encoded, retry_after=delay, final=final)
+        for job_id, attempt in zip(ids, attempts, strict=True)
+    ]
+    return Operation(_rowcount("fail", fail_params(outcomes)), conn)

@@ -1,0 +1,135 @@
+"""Sending jobs: ``send`` and ``insert``.
+
+Like every operation module, each public function checks its arguments at once
+(bad input raises before anything is written) and returns an
+:class:`~conveyor._plan.Operation` whose plan yields the statements to run;
+:mod:`conveyor.client` turns each into a method of both clients, and the
+docstrings here are the methods' documentation.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any, Never
+
+from conveyor import _options, _validate
+from conveyor._plan import Context, Copy, Execute, Operation, Plan, Step
+from conveyor._rows import Duration
+from conveyor.errors import QueueNotFound
+
+
+def _ensure_queue_then(queue: str, step: Step) -> Plan[Mapping[str, Any]]:
+    """Runs an ``enqueue`` step; when the queue does not exist yet, creates it with
+    the defaults and runs the step again."""
+    result = yield step
+    if not result["queue_found"]:
+        yield Execute("queue_ensure", {"names": [queue]}, "none")
+        result = yield step
+        if not result["queue_found"]:
+            raise QueueNotFound(f"queue {queue!r} was deleted while jobs were being sent to it")
+    return result  # type: ignore[no-any-return]
+
+
+def _send_one(queue: str, row: _options.JobRow, channel: str) -> Plan[str | None]:
+    params = _options.enqueue_params(queue, row)
+    params["channel"] = channel
+    step = Execute("enqueue", params, "one")
+    result = yield from _ensure_queue_then(queue, step)
+    return None if result["first_id"] is None else str(result["first_id"])
+
+
+def _insert_many(queue: str, rows: Iterable[_options.JobRow], channel: str) -> Plan[int]:
+    yield Execute("enqueue_stage", None, "none")
+    yield Copy("enqueue_copy", rows, _options.STAGED_TYPES)
+    step = Execute("enqueue_staged", {"queue": queue, "channel": channel}, "one")
+    result = yield from _ensure_queue_then(queue, step)
+    # Dropped now rather than at commit: the caller's transaction may insert again.
+    yield Execute("enqueue_unstage", None, "none")
+    return result["inserted"]  # type: ignore[no-any-return]
+
+
+def send(
+    ctx: Context,
+    /,
+    queue: str,
+    data: Any = None,
+    *,
+    priority: int | None = None,
+    start_after: Duration | datetime | None = None,
+    retry_limit: int | None = None,
+    retry_delay: Duration | None = None,
+    retry_backoff: bool | None = None,
+    retry_delay_max: Duration | None = None,
+    expire_in: Duration | None = None,
+    retention: Duration | None = None,
+    delete_after: Duration | None = None,
+    dead_letter: str | None = None,
+    singleton_key: str | None = None,
+    singleton_seconds: Duration | None = None,
+    id: str | uuid.UUID | None = None,
+    conn: Any = None,
+    **unknown: Never,
+) -> Operation[str | None]:
+    """Send one job to ``queue`` and return its id, or ``None`` when the queue's policy
+    (or a throttle, or an existing job with the same ``id``) rejected it.
+
+    The queue is created with default settings the first time it is used. Options
+    left out take the queue's defaults.
+
+    - ``priority``: higher runs first.
+    - ``start_after``: a delay (seconds or timedelta) or an aware datetime.
+    - ``retry_limit``: retries after the first attempt; ``retry_delay`` between them;
+      ``retry_backoff`` doubles the delay each time, with jitter, up to
+      ``retry_delay_max``.
+    - ``expire_in``: how long one attempt may stay active before its lease lapses.
+    - ``retention``: how long the job may wait to start before it is dropped.
+    - ``delete_after``: how long a finished job is kept (0 keeps it for good).
+    - ``dead_letter``: queue that receives a copy when the job fails for good.
+    - ``singleton_key``: the key the queue's policy counts by; with
+      ``singleton_seconds``, at most one job per key per time slot (a throttle).
+    - ``id``: your own UUID; sending the same id twice keeps one job.
+    - ``conn``: your psycopg connection; the job then commits or rolls back with
+      your transaction.
+
+    Example::
+
+        job_id = cv.send("document-parse", {"document_id": "d1"}, priority=10,
+                         start_after=60, retry_limit=3, retry_backoff=True)
+    """
+    _validate.unknown_options(unknown, _options.JOB_OPTIONS)
+    name = _validate.queue_name(queue)
+    row = _options.job_row(
+        data,
+        ctx.max_payload_bytes,
+        {
+            "priority": priority, "start_after": start_after, "retry_limit": retry_limit,
+            "retry_delay": retry_delay, "retry_backoff": retry_backoff,
+            "retry_delay_max": retry_delay_max, "expire_in": expire_in,
+            "retention": retention, "delete_after": delete_after, "dead_letter": dead_letter,
+            "singleton_key": singleton_key, "singleton_seconds": singleton_seconds, "id": id,
+        },
+    )
+    return Operation(_send_one(name, row, ctx.queries.schema), conn)
+
+
+def insert(
+    ctx: Context, queue: str, items: Iterable[Mapping[str, Any]], *, conn: Any = None
+) -> Operation[int]:
+    """Insert many jobs into ``queue`` in one transaction, through COPY, and return
+    how many were inserted (jobs the queue's policy rejected are not counted).
+
+    Each item is a mapping with ``data`` and any of :meth:`send`'s options; give
+    items an ``id`` of your own when you need to know each job's id::
+
+        cv.insert("embed", [{"data": {"chunk": i}, "priority": i % 3} for i in range(100_000)])
+
+    Items are checked as they stream to the database; one bad item raises a typed
+    error and nothing is inserted. With ``conn`` the jobs commit or roll back with
+    your transaction.
+    """
+    name = _validate.queue_name(queue)
+    limit = ctx.max_payload_bytes
+    rows = (_options.item_row(item, limit) for item in items)
+    return Operation(_insert_many(name, rows, ctx.queries.schema), conn, atomic=True)
