@@ -141,3 +141,33 @@ def fail(
         for job_id, attempt in zip(ids, attempts, strict=True)
     ]
     return Operation(_rowcount("fail", fail_params(outcomes)), conn)
+
+
+# --- for workers -----------------------------------------------------------------------
+
+
+def heartbeat(
+    ids: Sequence[uuid.UUID], attempts: Sequence[int], progress: Sequence[str | None],
+    lease: timedelta,
+) -> Plan[set[str]]:
+    """Renews leases and stores progress; returns the ids whose attempt still holds
+    its job."""
+    rows = yield Execute(
+        "heartbeat", {"id": ids, "attempt": attempts, "progress": progress, "lease": lease}
+    )
+    return {str(row["id"]) for row in rows}
+
+
+def rescue(limit: int, error: str) -> Plan[int]:
+    """Settles up to ``limit`` jobs whose lease lapsed as failed attempts (retried or
+    failed by their policy). Run atomically: the rows stay locked in between."""
+    rows = yield Execute("lease_expired", {"limit": limit})
+    if not rows:
+        return 0
+    outcomes = [Outcome(row["id"], row["attempt"], error=error) for row in rows]
+    return len((yield Execute("fail", fail_params(outcomes))))
+
+
+def release(ids: Sequence[uuid.UUID], attempts: Sequence[int]) -> Plan[int]:
+    """Hands jobs back to their queue without counting an attempt (worker shutdown)."""
+    return len((yield Execute("release", {"id": ids, "attempt": attempts})))

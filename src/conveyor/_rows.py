@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from conveyor.job import Job, JobState, Queue, QueuePolicy
+from conveyor.job import Job, JobState, Progress, Queue, QueuePolicy
 
 Duration = int | float | timedelta
 """Seconds, or a timedelta."""
@@ -20,6 +20,7 @@ def job_from_row(row: Mapping[str, Any]) -> Job:
     values["id"] = str(values["id"])
     values["state"] = JobState(values["state"])
     values["policy"] = QueuePolicy(values["policy"])
+    values["progress"] = Progress(values["progress"])
     return Job(**values)
 
 

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from conveyor import _demo
+from conveyor import _demo, _workers
 from conveyor.client import Conveyor
 from conveyor.config import redact
 from conveyor.embedded import EmbeddedPostgres, default_data_dir
@@ -102,6 +102,46 @@ def dev(data_dir: DataDirOption = None) -> None:
         with contextlib.suppress(KeyboardInterrupt):
             while True:
                 time.sleep(3600)
+
+
+@app.command()
+def worker(
+    target: Annotated[
+        str, typer.Argument(help="Where your client is: 'package.module:attribute'.")
+    ],
+    queues: Annotated[
+        str | None, typer.Option(help="Comma-separated queues to run (default: all registered).")
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, help="Handler calls at once per queue, for every queue.")
+    ] = None,
+    processes: Annotated[
+        int, typer.Option(min=1, max=64, help="Worker processes to run (each runs every queue).")
+    ] = 1,
+    shutdown_timeout: Annotated[
+        float, typer.Option(min=0, help="Seconds running jobs may finish after SIGTERM.")
+    ] = 30.0,
+    poll_only: Annotated[
+        bool, typer.Option(help="Poll without LISTEN/NOTIFY (PgBouncer in transaction mode).")
+    ] = False,
+    json_logs: Annotated[bool, typer.Option(help="Log one JSON object per line.")] = False,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run the handlers registered on a client until SIGTERM or Ctrl-C.
+
+    Example: conveyor worker myapp.tasks:cv --queues emails,reports --concurrency 10
+    """
+    _workers.configure_logging(json_logs, log_level)
+    if processes > 1:
+        raise SystemExit(_workers.supervise(processes))
+    client = _workers.load_client(target)
+    _workers.run_client(
+        client,
+        queues=None if queues is None else [q.strip() for q in queues.split(",") if q.strip()],
+        concurrency=concurrency,
+        shutdown_timeout=shutdown_timeout,
+        listen=not poll_only,
+    )
 
 
 def main() -> None:

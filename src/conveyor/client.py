@@ -7,9 +7,10 @@ operation and runs the resulting plan on a connection, so the two cannot drift.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
@@ -22,9 +23,13 @@ from conveyor._plan import Context, Operation, run_async, run_sync
 from conveyor.config import Settings, redact
 from conveyor.errors import ConnectionLost, InvalidArgument, NotStarted
 from conveyor.queries import Queries
+from conveyor.worker import Hooks, Registration, Registry, Worker
+from conveyor.worker.hooks import Callback
+from conveyor.worker.registry import DEFAULT_POLL_INTERVAL, Executor
 
 P = ParamSpec("P")
 T = TypeVar("T")
+H = TypeVar("H", bound=Callable[..., Any])
 
 
 class _Client:
@@ -49,6 +54,96 @@ class _Client:
         )
         self._context = Context(Queries(self.settings.schema), self.settings.max_payload_bytes)
         self._migrate_on_start = migrate
+        self._registry = Registry()
+        self._hooks = Hooks()
+
+    # --- handlers: registration is plain data, shared by both faces ---
+
+    def work(
+        self,
+        queue: str,
+        handler: Callable[..., Any],
+        *,
+        concurrency: int | None = None,
+        batch_size: int = 1,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        executor: Executor = "auto",
+    ) -> None:
+        """Register ``handler`` for ``queue``; :meth:`run` then runs it on claimed jobs.
+
+        - ``handler(job)`` returns the job's output (stored as JSON), or raises:
+          :class:`~conveyor.errors.RetryAfter` to retry after exactly that delay,
+          :class:`~conveyor.errors.NonRetryableError` to fail at once, anything
+          else to fail the attempt (retried by the job's policy).
+        - ``async def`` handlers run on the event loop; plain ``def`` handlers in a
+          thread pool; ``executor="process"`` runs a module-level function in a
+          process pool (for CPU-bound work).
+        - ``concurrency``: handler calls at once in this process (default 5, or
+          ``CONVEYOR_CONCURRENCY``). ``batch_size > 1`` passes a list of up to that
+          many jobs; the return value becomes each one's output.
+        - ``poll_interval``: seconds between looks for work when no notification
+          arrives (notifications wake the worker at once).
+
+        Example::
+
+            cv.work("send-message", send_message, concurrency=20)
+        """
+        self._registry.add(
+            Registration.make(queue, handler, concurrency=concurrency, batch_size=batch_size,
+                              poll_interval=poll_interval, executor=executor)
+        )
+
+    def task(
+        self,
+        queue: str,
+        *,
+        concurrency: int | None = None,
+        batch_size: int = 1,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        executor: Executor = "auto",
+    ) -> Callable[[H], H]:
+        """Decorator form of :meth:`work`::
+
+            @cv.task("document-parse", concurrency=5)
+            async def parse(job: Job) -> dict:
+                ...
+        """
+
+        def register(handler: H) -> H:
+            self.work(queue, handler, concurrency=concurrency, batch_size=batch_size,
+                      poll_interval=poll_interval, executor=executor)
+            return handler
+
+        return register
+
+    def on(self, event: str, callback: Callback | None = None) -> Any:
+        """Call ``callback(HookEvent)`` on ``event``: ``job_started``,
+        ``job_completed``, ``job_failed``, ``job_retried``, ``worker_started``,
+        ``worker_stopped`` or ``worker_error``. Works as a decorator when
+        ``callback`` is left out."""
+        if callback is not None:
+            self._hooks.add(event, callback)
+            return callback
+
+        def register(function: Callback) -> Callback:
+            self._hooks.add(event, function)
+            return function
+
+        return register
+
+    def _worker(self, run: Callable[[Operation[Any]], Awaitable[Any]],
+                options: dict[str, Any]) -> Worker:
+        queues = options.pop("queues", None)
+        concurrency = options.pop("concurrency", None)
+        return Worker(
+            run,
+            dsn=self.settings.dsn,
+            queries=self._context.queries,
+            max_payload_bytes=self.settings.max_payload_bytes,
+            registrations=self._registry.select(queues, concurrency),
+            hooks=self._hooks,
+            **options,
+        )
 
     @property
     def schema(self) -> str:
@@ -123,6 +218,7 @@ class Conveyor(_Client):
     """
 
     _pool: ConnectionPool | None = None
+    _twin: AsyncConveyor | None = None
 
     def start(self) -> Self:
         """Open the connection pool and migrate the schema (unless ``migrate=False``)."""
@@ -144,10 +240,58 @@ class Conveyor(_Client):
         return self
 
     def stop(self) -> None:
-        """Close the connection pool. Calling it again does nothing."""
+        """Stop a running worker gracefully (see :meth:`run`), then close the
+        connection pool. Calling it again does nothing."""
+        twin = self._twin
+        worker = None if twin is None else twin._active_worker
+        if worker is not None:
+            worker.stop()
+            worker.finished.wait()
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.close()
+
+    def run(
+        self,
+        *,
+        queues: Iterable[str] | None = None,
+        concurrency: int | None = None,
+        shutdown_timeout: float = 30.0,
+        listen: bool = True,
+        lease: float = 30.0,
+        heartbeat_interval: float = 1.0,
+        rescue_interval: float = 15.0,
+        handle_signals: bool = True,
+    ) -> None:
+        """Run the registered handlers until stopped: by SIGTERM or SIGINT (when
+        running in the main thread), or by ``stop()``. Starts the client first if
+        needed.
+
+        - ``queues``: run only these registrations; ``concurrency`` overrides theirs.
+        - ``shutdown_timeout``: how long running handlers may finish when stopping;
+          jobs still running then go back to their queue without counting an
+          attempt. A second signal stops at once.
+        - ``listen=False`` polls only (for PgBouncer in transaction mode).
+        - ``lease``: seconds an attempt's lease lasts between heartbeats, at most the
+          job's ``expire_in``; a dead worker's jobs are rescued after about this long.
+        - ``heartbeat_interval``: how often leases, progress and cancellations are
+          synced; ``rescue_interval``: how often lapsed leases are looked for.
+        """
+        twin = AsyncConveyor(
+            self.settings.dsn, schema=self.settings.schema,
+            max_payload_bytes=self.settings.max_payload_bytes, pool_size=self.settings.pool_size,
+            connect_timeout=self.settings.connect_timeout, migrate=self._migrate_on_start,
+        )
+        twin._registry, twin._hooks = self._registry, self._hooks
+        self._twin = twin
+        try:
+            asyncio.run(twin.run(
+                queues=queues, concurrency=concurrency, shutdown_timeout=shutdown_timeout,
+                listen=listen, lease=lease, heartbeat_interval=heartbeat_interval,
+                rescue_interval=rescue_interval, handle_signals=handle_signals,
+            ))
+        finally:
+            self._twin = None
 
     def __enter__(self) -> Self:
         return self.start()
@@ -204,6 +348,7 @@ class AsyncConveyor(_Client):
     """
 
     _pool: AsyncConnectionPool | None = None
+    _active_worker: Worker | None = None
 
     async def start(self) -> Self:
         """Open the connection pool and migrate the schema (unless ``migrate=False``)."""
@@ -225,10 +370,58 @@ class AsyncConveyor(_Client):
         return self
 
     async def stop(self) -> None:
-        """Close the connection pool. Calling it again does nothing."""
+        """Stop a running worker gracefully (see :meth:`run`), then close the
+        connection pool. Calling it again does nothing."""
+        worker = self._active_worker
+        if worker is not None:
+            worker.stop()
+            while not worker.finished.is_set():
+                await asyncio.sleep(0.05)
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
+
+    async def run(
+        self,
+        *,
+        queues: Iterable[str] | None = None,
+        concurrency: int | None = None,
+        shutdown_timeout: float = 30.0,
+        listen: bool = True,
+        lease: float = 30.0,
+        heartbeat_interval: float = 1.0,
+        rescue_interval: float = 15.0,
+        handle_signals: bool = True,
+    ) -> None:
+        """Run the registered handlers until stopped: by SIGTERM or SIGINT (when
+        running in the main thread), or by ``stop()``. Starts the client first if
+        needed.
+
+        - ``queues``: run only these registrations; ``concurrency`` overrides theirs.
+        - ``shutdown_timeout``: how long running handlers may finish when stopping;
+          jobs still running then go back to their queue without counting an
+          attempt. A second signal stops at once.
+        - ``listen=False`` polls only (for PgBouncer in transaction mode).
+        - ``lease``: seconds an attempt's lease lasts between heartbeats, at most the
+          job's ``expire_in``; a dead worker's jobs are rescued after about this long.
+        - ``heartbeat_interval``: how often leases, progress and cancellations are
+          synced; ``rescue_interval``: how often lapsed leases are looked for.
+        """
+        started_here = self._pool is None
+        if started_here:
+            await self.start()
+        worker = self._worker(self._run, dict(
+            queues=queues, concurrency=concurrency, shutdown_timeout=shutdown_timeout,
+            listen=listen, lease=lease, heartbeat_interval=heartbeat_interval,
+            rescue_interval=rescue_interval, handle_signals=handle_signals,
+        ))
+        self._active_worker = worker
+        try:
+            await worker.run()
+        finally:
+            self._active_worker = None
+            if started_here:
+                await self.stop()
 
     async def __aenter__(self) -> Self:
         return await self.start()

@@ -84,3 +84,36 @@ class ConnectionLost(ConveyorError, ConnectionError):
 
 class DatabaseError(ConveyorError):
     """PostgreSQL refused a statement for a reason Conveyor did not expect."""
+
+
+# --- raised by handlers, read by workers ------------------------------------------------
+
+
+class RetryAfter(ConveyorError):
+    """Raise from a handler to retry the job after exactly ``seconds``, without backoff
+    (a rate limit's "wait 300 s", Telegram's FLOOD_WAIT). The attempt still counts
+    against ``retry_limit``.
+
+    Example::
+
+        except FloodWait as exc:
+            raise RetryAfter(exc.seconds) from exc
+    """
+
+    def __init__(self, seconds: float, message: str | None = None) -> None:
+        super().__init__(message or f"retry after {seconds:g} s")
+        self.seconds = seconds
+
+
+class NonRetryableError(ConveyorError):
+    """Raise from a handler (or subclass it) to fail the job at once, whatever
+    attempts remain: the input is wrong and trying again cannot help."""
+
+
+class JobTimeout(ConveyorError, TimeoutError):
+    """Stored as the error of an attempt that ran past its ``expire_in``."""
+
+
+class LeaseExpired(ConveyorError):
+    """Stored as the error of an attempt whose worker stopped renewing its lease
+    (killed, or cut off from the database); the job was rescued."""

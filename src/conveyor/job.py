@@ -48,6 +48,39 @@ class QueuePolicy(StrEnum):
     """At most one job per key that is queued, retrying or active."""
 
 
+class Progress(dict[str, Any]):
+    """A job's last reported progress: ``{"percent": 40, "message": "..."}``, or
+    empty when none was reported.
+
+    Inside a handler, calling it reports new progress, which the worker stores with
+    its next heartbeat (within a second); ``get_job`` then shows it::
+
+        job.progress(40, "page 4 of 10")
+    """
+
+    __slots__ = ("_control",)
+
+    def __init__(self, value: dict[str, Any] | None = None, control: Any = None) -> None:
+        super().__init__(value or {})
+        self._control = control
+
+    def __call__(self, percent: float, message: str | None = None) -> None:
+        if self._control is None:
+            raise RuntimeError("progress can be reported inside a worker's handler only")
+        self._control.report_progress(percent, message)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # crosses into worker processes without control
+        return (Progress, (dict(self),))
+
+    @property
+    def percent(self) -> float | None:
+        return self.get("percent")
+
+    @property
+    def message(self) -> str | None:
+        return self.get("message")
+
+
 @dataclass(frozen=True, slots=True)
 class Job:
     """One job as stored. Durations are ``timedelta``; times are aware ``datetime``."""
@@ -66,7 +99,9 @@ class Job:
     started_at: datetime | None
     completed_at: datetime | None
     singleton_key: str | None
-    progress: Any
+    progress: Progress
+    """The last progress reported (empty when none); inside a handler, call it to
+    report: ``job.progress(40, "page 4 of 10")``."""
     attempt: int
     """How many times the job was claimed; fences completions of a stale attempt."""
     retry_delay: timedelta
@@ -81,6 +116,26 @@ class Job:
     lease_expires_at: datetime | None
     errors: list[dict[str, Any]] = field(default_factory=list)
     """Every failed attempt's error, oldest first (``error`` is the last one)."""
+    _control: Any = field(default=None, repr=False, compare=False)
+
+    # --- inside a handler: the worker attaches a control to the job it passes ---
+
+    def heartbeat(self) -> None:
+        """Ask for more time: the attempt's time limit starts again from now
+        (``expire_in`` more), and the lease is renewed at the next heartbeat."""
+        self._running().extend()
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the job was cancelled, timed out, or the worker is stopping.
+        Thread and process handlers cannot be interrupted: long ones should check
+        this between steps and return early."""
+        return bool(self._control is not None and self._control.cancelled)
+
+    def _running(self) -> Any:
+        if self._control is None:
+            raise RuntimeError("heartbeat() works inside a worker's handler only")
+        return self._control
 
 
 @dataclass(frozen=True, slots=True)

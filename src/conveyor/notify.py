@@ -1,0 +1,74 @@
+"""The LISTEN side of wake-ups: one connection per worker process.
+
+``enqueue.sql`` notifies the schema's channel with the queue's name when a job is
+inserted. The listener holds a dedicated connection in autocommit, listens on that
+channel, and calls ``on_wake(queue)`` for each notification. Every
+``health_interval`` seconds without one it runs a trivial query, so a connection
+that died silently is noticed. When the connection fails it reconnects with
+backoff (0.2 s doubling to 10 s) and then calls ``on_wake(None)``: notifications
+sent while it was away are lost, so every queue should look for work. Polling in
+the workers stays on as the safety net either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import psycopg
+
+from conveyor.queries import Queries
+
+log = logging.getLogger("conveyor.notify")
+
+_BACKOFF_START = 0.2
+_BACKOFF_MAX = 10.0
+
+
+class Listener:
+    def __init__(
+        self,
+        dsn: str,
+        queries: Queries,
+        on_wake: Callable[[str | None], None],
+        *,
+        health_interval: float = 30.0,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self._dsn = dsn
+        self._queries = queries
+        self._on_wake = on_wake
+        self._health_interval = health_interval
+        self._connect_timeout = connect_timeout
+        self.connected = asyncio.Event()
+
+    async def run(self) -> None:
+        """Listen until cancelled, reconnecting whenever the connection fails."""
+        delay = _BACKOFF_START
+        first = True
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self._dsn, autocommit=True, connect_timeout=max(1, round(self._connect_timeout))
+                ) as conn:
+                    await conn.execute(self._queries["listen"])
+                    self.connected.set()
+                    if not first:
+                        log.info("listening again for new jobs")
+                        self._on_wake(None)
+                    first = False
+                    delay = _BACKOFF_START
+                    await self._listen(conn)
+            except (psycopg.OperationalError, psycopg.InterfaceError, OSError) as exc:
+                self.connected.clear()
+                log.warning("lost the notification connection (%s); retrying in %.1f s",
+                            exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _BACKOFF_MAX)
+
+    async def _listen(self, conn: psycopg.AsyncConnection[object]) -> None:
+        while True:
+            async for notice in conn.notifies(timeout=self._health_interval):
+                self._on_wake(notice.payload or None)
+            await conn.execute(self._queries["health"])

@@ -1,0 +1,97 @@
+"""The completer: writes the outcomes of attempts in batches.
+
+Handlers finish one at a time; writing each outcome in its own round trip would
+cap a worker at the database's commit rate. The completer collects outcomes for
+a few milliseconds (or until a batch is full) and writes all completions with one
+``complete.sql`` and all failures with one ``fail.sql``, both fenced by attempt.
+Adding waits while the backlog is full, so a slow database slows claiming instead
+of growing memory. A write that fails for a lost connection is retried with
+backoff until it succeeds or the worker is forced to stop; nothing is dropped
+quietly (an outcome never written leaves its job active until its lease lapses,
+and the job runs again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+from conveyor._claims import Outcome, complete_params, fail_params
+from conveyor._plan import Execute, Operation, Plan
+from conveyor.errors import ConnectionLost, ConveyorError
+
+log = logging.getLogger("conveyor.worker")
+
+Run = Callable[[Operation[None]], Awaitable[None]]
+
+
+def _settle(outcomes: Sequence[Outcome]) -> Plan[None]:
+    completions = [o for o in outcomes if o.error is None]
+    failures = [o for o in outcomes if o.error is not None]
+    if completions:
+        yield Execute("complete", complete_params(completions))
+    if failures:
+        yield Execute("fail", fail_params(failures))
+
+
+class Completer:
+    def __init__(
+        self,
+        run: Run,
+        *,
+        flush_interval: float = 0.005,
+        batch_limit: int = 1000,
+        backlog_limit: int = 10_000,
+    ) -> None:
+        self._run = run
+        self._flush_interval = flush_interval
+        self._batch_limit = batch_limit
+        self._pending: list[Outcome] = []
+        self._room = asyncio.Semaphore(backlog_limit)
+        self._arrived = asyncio.Event()
+        self._closing = False
+
+    @property
+    def backlog(self) -> int:
+        return len(self._pending)
+
+    async def add(self, outcome: Outcome) -> None:
+        await self._room.acquire()
+        self._pending.append(outcome)
+        self._arrived.set()
+
+    async def run(self) -> None:
+        """Write batches until ``close()`` and the backlog is empty."""
+        while not (self._closing and not self._pending):
+            await self._arrived.wait()
+            if not self._closing and len(self._pending) < self._batch_limit:
+                await asyncio.sleep(self._flush_interval)
+            batch = self._pending[: self._batch_limit]
+            del self._pending[: len(batch)]
+            if not self._pending:
+                self._arrived.clear()
+            if batch:
+                await self._write(batch)
+                for _ in batch:
+                    self._room.release()
+
+    async def _write(self, batch: list[Outcome]) -> None:
+        delay = 0.05
+        while True:
+            try:
+                await self._run(Operation(_settle(batch)))
+                return
+            except ConnectionLost as exc:
+                log.warning("could not record %d outcomes (%s); retrying", len(batch), exc)
+            except ConveyorError:
+                log.exception("PostgreSQL refused %d outcomes; their jobs will be rescued "
+                              "when their leases lapse", len(batch))
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    def close(self) -> None:
+        """Stop after writing what is pending."""
+        self._closing = True
+        self._arrived.set()

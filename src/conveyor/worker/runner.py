@@ -1,0 +1,506 @@
+"""The worker: runs registered handlers on claimed jobs until told to stop.
+
+One worker per process serves every registered queue. For each queue a loop claims
+as many jobs as it has free slots (``concurrency``, times ``batch_size`` for batch
+handlers) in one statement; after a full claim it claims again at once, otherwise
+it waits for a notification or its poll interval (with jitter). Alongside:
+
+- a completer writes outcomes in batches (``completer.py``);
+- a heartbeat, every ``heartbeat_interval``, renews the leases of running attempts,
+  stores their progress, and stops the handlers of jobs that were cancelled,
+  rescued or deleted;
+- a rescue pass, every ``rescue_interval``, settles jobs whose lease lapsed (their
+  worker died) as failed attempts, so crash recovery needs nothing but workers;
+- a listener turns notifications into wake-ups (``notify.py``), unless the worker
+  polls only (``listen=False``, for PgBouncer in transaction mode).
+
+Leases are short (``lease``, 30 s by default, never longer than the job's
+``expire_in``) and renewed while the handler runs; ``expire_in`` is the attempt's
+time limit, after which the handler is stopped and the attempt fails with
+``JobTimeout``. A dead worker's jobs are therefore rescued within about one lease,
+however long their time limit.
+
+Stopping (``stop()``, SIGTERM or SIGINT): stop claiming, let running handlers
+finish for up to ``shutdown_timeout``, stop the rest, hand their jobs back to the
+queue without counting an attempt, write every pending outcome, close. A second
+signal skips the wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any, TypeVar, cast
+
+from conveyor import _claims, _validate
+from conveyor._claims import Outcome
+from conveyor._plan import Operation
+from conveyor.errors import (
+    ConveyorError,
+    InvalidPayload,
+    JobTimeout,
+    LeaseExpired,
+    NonRetryableError,
+    RetryAfter,
+)
+from conveyor.job import Progress
+from conveyor.notify import Listener
+from conveyor.queries import Queries
+from conveyor.worker.completer import Completer
+from conveyor.worker.control import JobControl, StopReason
+from conveyor.worker.hooks import HookEvent, Hooks
+from conveyor.worker.registry import Registration
+
+log = logging.getLogger("conveyor.worker")
+
+T = TypeVar("T")
+Run = Callable[[Operation[Any]], Awaitable[Any]]
+
+_RESCUE_BATCH = 500
+_STOP_GRACE = 10.0  # seconds for the final writes when stopping
+
+
+class _Stopped(Exception):
+    def __init__(self, reason: StopReason) -> None:
+        super().__init__(reason.value)
+        self.reason = reason
+
+
+class _Slots:
+    """How many more handler calls a queue may start."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.used = 0
+        self._free = asyncio.Event()
+        self._free.set()
+
+    @property
+    def free(self) -> int:
+        return self.size - self.used
+
+    def take(self) -> None:
+        self.used += 1
+        if self.used >= self.size:
+            self._free.clear()
+
+    def give(self) -> None:
+        self.used -= 1
+        self._free.set()
+
+    async def wait_free(self) -> None:
+        await self._free.wait()
+
+    def open(self) -> None:
+        """Release waiters (the worker is stopping)."""
+        self._free.set()
+
+
+def _chunks(items: list[T], size: int) -> Iterable[list[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class Worker:
+    def __init__(
+        self,
+        run: Run,
+        *,
+        dsn: str,
+        queries: Queries,
+        max_payload_bytes: int,
+        registrations: list[Registration],
+        hooks: Hooks,
+        shutdown_timeout: float = 30.0,
+        listen: bool = True,
+        lease: float = 30.0,
+        heartbeat_interval: float = 1.0,
+        rescue_interval: float = 15.0,
+        handle_signals: bool = True,
+    ) -> None:
+        if not registrations:
+            raise ConveyorError("no handlers registered: use work() or @task() first")
+        self._run = run
+        self._dsn = dsn
+        self._queries = queries
+        self._max_payload = max_payload_bytes
+        self._registrations = registrations
+        self._hooks = hooks
+        self._shutdown_timeout = _validate.duration(shutdown_timeout, "shutdown_timeout")
+        self._listen = listen
+        self._lease = _validate.positive_duration(lease, "lease")
+        self._heartbeat_interval = _validate.positive_duration(
+            heartbeat_interval, "heartbeat_interval").total_seconds()
+        self._rescue_interval = _validate.positive_duration(
+            rescue_interval, "rescue_interval").total_seconds()
+        self._handle_signals = handle_signals
+        self._running: dict[str, JobControl] = {}
+        self._units: set[asyncio.Task[None]] = set()
+        self._to_release: list[JobControl] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: int | None = None
+        self._stopping: asyncio.Event | None = None
+        self._forced: asyncio.Event | None = None
+        self._executors: dict[str, Executor] = {}
+        self.finished = threading.Event()
+
+    # --- control ---------------------------------------------------------------------
+
+    def stop(self, *, force: bool = False) -> None:
+        """Begin a graceful stop (or, with ``force``, skip the wait for handlers).
+        Safe to call from any thread."""
+        loop = self._loop
+        if loop is None:
+            return
+        if threading.get_ident() == self._thread:
+            self._request_stop(force)
+        else:
+            loop.call_soon_threadsafe(self._request_stop, force)
+
+    def _request_stop(self, force: bool) -> None:
+        assert self._stopping is not None and self._forced is not None
+        if self._stopping.is_set() or force:
+            self._forced.set()
+        self._stopping.set()
+
+    @property
+    def running_jobs(self) -> int:
+        return len(self._running)
+
+    # --- the main loop ---------------------------------------------------------------
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.get_ident()
+        self._stopping = asyncio.Event()
+        self._forced = asyncio.Event()
+        slots = {r.queue: _Slots(r.concurrency) for r in self._registrations}
+        wakes = {r.queue: asyncio.Event() for r in self._registrations}
+        completer = Completer(self._run)
+        self._install_signals()
+        background: list[asyncio.Task[Any]] = []
+        try:
+            completer_task = asyncio.create_task(completer.run(), name="conveyor-completer")
+            background.append(asyncio.create_task(self._heartbeats(), name="conveyor-heartbeat"))
+            background.append(asyncio.create_task(self._rescues(), name="conveyor-rescue"))
+            if self._listen:
+                listener = Listener(self._dsn, self._queries,
+                                    lambda queue: self._wake(wakes, queue))
+                background.append(asyncio.create_task(listener.run(), name="conveyor-listen"))
+            loops = [
+                asyncio.create_task(
+                    self._claim_loop(reg, slots[reg.queue], wakes[reg.queue], completer),
+                    name=f"conveyor-claim-{reg.queue}",
+                )
+                for reg in self._registrations
+            ]
+            log.info("worker started: %s", ", ".join(
+                f"{r.queue} (concurrency {r.concurrency}, {r.executor})"
+                for r in self._registrations))
+            await self._hooks.emit(HookEvent("worker_started"))
+            await self._stopping.wait()
+
+            log.info("stopping: no new jobs; waiting for %d running", len(self._running))
+            for queue_slots in slots.values():
+                queue_slots.open()
+            for wake in wakes.values():
+                wake.set()
+            await asyncio.gather(*loops, return_exceptions=True)
+            await self._drain()
+            if self._to_release:
+                await self._release()
+            completer.close()
+            try:
+                await asyncio.wait_for(completer_task, _STOP_GRACE)
+            except TimeoutError:
+                log.error("gave up writing %d outcomes; their jobs will be rescued",
+                          completer.backlog)
+        finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            self._remove_signals()
+            for executor in self._executors.values():
+                executor.shutdown(wait=False, cancel_futures=True)
+            self._loop = None
+        await self._hooks.emit(HookEvent("worker_stopped"))
+        log.info("worker stopped")
+        self.finished.set()
+
+    async def _drain(self) -> None:
+        """Wait for running handlers up to the shutdown timeout, then stop them."""
+        assert self._forced is not None
+        deadline = time.monotonic() + self._shutdown_timeout.total_seconds()
+        forced = asyncio.create_task(self._forced.wait())
+        try:
+            while self._units and not self._forced.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                await asyncio.wait({*self._units, forced}, timeout=remaining,
+                                   return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            forced.cancel()
+        if self._units:
+            log.warning("stopping %d handlers that did not finish in time", len(self._units))
+            for control in list(self._running.values()):
+                control.stop(StopReason.SHUTDOWN)
+            await asyncio.wait(set(self._units), timeout=_STOP_GRACE)
+
+    async def _release(self) -> None:
+        controls, self._to_release = self._to_release, []
+        plan = _claims.release([_uuid(c) for c in controls], [c.attempt for c in controls])
+        try:
+            count = await asyncio.wait_for(self._run(Operation(plan)), _STOP_GRACE)
+            log.info("handed %d unfinished jobs back to their queues", count)
+        except (ConveyorError, TimeoutError) as exc:
+            log.error("could not hand %d jobs back (%s); they will be rescued when their "
+                      "leases lapse", len(controls), exc)
+
+    # --- claiming --------------------------------------------------------------------
+
+    def _wake(self, wakes: dict[str, asyncio.Event], queue: str | None) -> None:
+        if queue is None:
+            for event in wakes.values():
+                event.set()
+        elif queue in wakes:
+            wakes[queue].set()
+
+    async def _claim_loop(
+        self, reg: Registration, slots: _Slots, wake: asyncio.Event, completer: Completer
+    ) -> None:
+        assert self._stopping is not None
+        backlog = True  # look for work at once when starting
+        delay = 0.1
+        while True:
+            await slots.wait_free()
+            if self._stopping.is_set():
+                return
+            if not backlog:
+                pause = reg.poll_interval * random.uniform(0.8, 1.2)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), pause)
+                if self._stopping.is_set():
+                    return
+            wake.clear()
+            limit = slots.free * reg.batch_size
+            if limit <= 0:
+                continue
+            try:
+                jobs = await self._run(Operation(_claims.claim(reg.queue, limit, self._lease)))
+            except ConveyorError as exc:
+                log.warning("claiming from %s failed (%s); retrying in %.1f s",
+                            reg.queue, exc, delay)
+                await self._hooks.emit(HookEvent("worker_error", error=exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                backlog = True
+                continue
+            delay = 0.1
+            backlog = len(jobs) == limit
+            loop = asyncio.get_running_loop()
+            for chunk in _chunks(jobs, reg.batch_size):
+                controls = [JobControl(job, loop) for job in chunk]
+                if self._stopping.is_set():  # claimed while stopping: give them back
+                    self._to_release.extend(controls)
+                    continue
+                slots.take()
+                for control in controls:
+                    self._running[control.id] = control
+                unit = asyncio.create_task(self._execute(reg, controls, slots, completer))
+                self._units.add(unit)
+                unit.add_done_callback(self._units.discard)
+
+    # --- running one handler call ------------------------------------------------------
+
+    def _executor(self, kind: str) -> Executor:
+        if kind not in self._executors:
+            workers = sum(r.concurrency for r in self._registrations if r.executor == kind)
+            self._executors[kind] = (
+                ThreadPoolExecutor(max_workers=workers, thread_name_prefix="conveyor")
+                if kind == "thread" else ProcessPoolExecutor(max_workers=workers)
+            )
+        return self._executors[kind]
+
+    def _start(self, reg: Registration, controls: list[JobControl]) -> asyncio.Future[Any]:
+        jobs = [c.job for c in controls]
+        if reg.executor == "process":  # a job crossing into a process goes without control
+            jobs = [replace(job, _control=None, progress=Progress(job.progress)) for job in jobs]
+        arg: Any = jobs if reg.batch_size > 1 else jobs[0]
+        if reg.executor == "async":
+            return asyncio.ensure_future(cast(Awaitable[Any], reg.handler(arg)))
+        loop = asyncio.get_running_loop()
+        return loop.run_in_executor(self._executor(reg.executor), reg.handler, arg)
+
+    async def _supervise(self, future: asyncio.Future[Any], controls: list[JobControl]) -> Any:
+        """The handler's result, or ``_Stopped`` once any of its jobs must stop."""
+        stopped = [asyncio.create_task(c.stopped.wait()) for c in controls]
+        try:
+            while True:
+                remaining = min(c.deadline for c in controls) - time.monotonic()
+                if remaining > 0:
+                    await asyncio.wait({future, *stopped}, timeout=remaining,
+                                       return_when=asyncio.FIRST_COMPLETED)
+                if future.done():
+                    return future.result()
+                reason = next((c.stop_reason for c in controls if c.stop_reason), None)
+                if reason is None and min(c.deadline for c in controls) <= time.monotonic():
+                    reason = StopReason.TIMED_OUT
+                if reason is not None:
+                    for control in controls:
+                        control.stop(reason)
+                    if isinstance(future, asyncio.Task):
+                        future.cancel()
+                        await asyncio.wait({future})
+                    raise _Stopped(reason)
+        finally:
+            for waiter in stopped:
+                waiter.cancel()
+
+    async def _execute(
+        self, reg: Registration, controls: list[JobControl], slots: _Slots, completer: Completer
+    ) -> None:
+        started = time.monotonic()
+        future: asyncio.Future[Any] | None = None
+        try:
+            for control in controls:
+                await self._hooks.emit(HookEvent("job_started", job=control.job))
+            future = self._start(reg, controls)
+            try:
+                result = await self._supervise(future, controls)
+            except _Stopped as stop:
+                await self._stopped(stop.reason, controls, completer, started)
+            except Exception as exc:  # the handler's own failure
+                await self._failed(exc, controls, completer, started)
+            else:
+                await self._completed(result, controls, completer, started)
+        finally:
+            for control in controls:
+                self._running.pop(control.id, None)
+            if future is None or future.done():
+                slots.give()
+            else:  # a thread or process cannot be interrupted: its slot stays taken
+                future.add_done_callback(lambda _: slots.give())
+
+    async def _completed(
+        self, result: Any, controls: list[JobControl], completer: Completer, started: float
+    ) -> None:
+        try:
+            output = _validate.encode_json(result, self._max_payload, "output")
+        except InvalidPayload as exc:
+            await self._failed(exc, controls, completer, started)
+            return
+        for control in controls:
+            await completer.add(Outcome(_uuid(control), control.attempt, output=output))
+            await self._hooks.emit(HookEvent("job_completed", job=control.job, output=result,
+                                             duration=time.monotonic() - started))
+
+    async def _failed(
+        self, exc: BaseException, controls: list[JobControl], completer: Completer,
+        started: float,
+    ) -> None:
+        error = _validate.error_json(exc, self._max_payload)
+        retry_after = timedelta(seconds=exc.seconds) if isinstance(exc, RetryAfter) else None
+        final = isinstance(exc, NonRetryableError)
+        for control in controls:
+            job = control.job
+            await completer.add(Outcome(_uuid(control), control.attempt, error=error,
+                                        retry_after=retry_after, final=final))
+            retrying = not final and job.retry_count < job.retry_limit
+            log.log(logging.INFO if retrying else logging.WARNING,
+                    "job %s (%s) failed: %s%s", job.id, job.queue, exc,
+                    "; it will be retried" if retrying else "")
+            await self._hooks.emit(HookEvent("job_retried" if retrying else "job_failed",
+                                             job=job, error=exc,
+                                             duration=time.monotonic() - started))
+
+    async def _stopped(
+        self, reason: StopReason, controls: list[JobControl], completer: Completer,
+        started: float,
+    ) -> None:
+        if reason is StopReason.TIMED_OUT:
+            limit = controls[0].expire_in
+            await self._failed(JobTimeout(f"the attempt ran past its expire_in of {limit:g} s"),
+                               controls, completer, started)
+        elif reason is StopReason.SHUTDOWN:
+            self._to_release.extend(controls)
+        else:
+            log.info("stopped %d job(s): %s", len(controls), reason.value)
+
+    # --- heartbeats and rescue ---------------------------------------------------------
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(self._heartbeat_interval)
+            controls = list(self._running.values())
+            if not controls:
+                continue
+            progress = []
+            for control in controls:
+                taken = control.take_progress()
+                progress.append(None if taken is None else
+                                _validate.encode_json(taken, self._max_payload, "progress"))
+            plan = _claims.heartbeat([_uuid(c) for c in controls],
+                                     [c.attempt for c in controls], progress, self._lease)
+            try:
+                held = await self._run(Operation(plan))
+            except ConveyorError as exc:
+                log.warning("heartbeat failed (%s); leases renew at the next one", exc)
+                continue
+            for control in controls:
+                if control.id not in held and control.id in self._running:
+                    control.stop(StopReason.CANCELLED)
+
+    async def _rescues(self) -> None:
+        error = _validate.error_json(
+            LeaseExpired("the worker running this attempt stopped renewing its lease"),
+            self._max_payload,
+        )
+        while True:
+            await asyncio.sleep(self._rescue_interval * random.uniform(0.5, 1.5))
+            try:
+                rescued = await self._run(
+                    Operation(_claims.rescue(_RESCUE_BATCH, error), atomic=True))
+            except ConveyorError as exc:
+                log.warning("rescue pass failed (%s)", exc)
+                continue
+            if rescued:
+                log.warning("rescued %d jobs whose lease lapsed", rescued)
+
+    # --- signals -------------------------------------------------------------------------
+
+    def _install_signals(self) -> None:
+        if not self._handle_signals or threading.current_thread() is not threading.main_thread():
+            self._handle_signals = False
+            return
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._on_signal, signum)
+
+    def _remove_signals(self) -> None:
+        if self._handle_signals and self._loop is not None:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                self._loop.remove_signal_handler(signum)
+
+    def _on_signal(self, signum: int) -> None:
+        assert self._stopping is not None
+        if self._stopping.is_set():
+            log.warning("second %s: stopping now", signal.Signals(signum).name)
+        else:
+            log.info("%s: finishing running jobs (up to %.0f s); send it again to stop now",
+                     signal.Signals(signum).name, self._shutdown_timeout.total_seconds())
+        self._request_stop(force=False)
+
+
+def _uuid(control: JobControl) -> Any:
+    return _validate.job_id(control.id)
+
