@@ -1,0 +1,544 @@
+"""The worker, in process: handlers of every kind, outcomes, retries, time limits,
+progress, cancellation, wake-ups, hooks and a graceful stop. Faults (killed
+processes, restarts) are in test_worker_faults.py."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+
+from conveyor import (
+    AsyncConveyor,
+    Conveyor,
+    HookEvent,
+    Job,
+    JobState,
+    NonRetryableError,
+    RetryAfter,
+)
+from conveyor.errors import ConveyorError, InvalidOption, QueueConflict
+
+FAST = {"heartbeat_interval": 0.2, "rescue_interval": 0.2, "handle_signals": False}
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached within {timeout} s")
+        await asyncio.sleep(0.02)
+
+
+@asynccontextmanager
+async def running(cv: AsyncConveyor, **options: Any) -> AsyncIterator[asyncio.Task[None]]:
+    """The client's worker, running in a task for the duration of the block."""
+    task = asyncio.create_task(cv.run(**{**FAST, **options}))
+    try:
+        yield task
+    finally:
+        worker = cv._active_worker
+        if worker is not None:
+            worker.stop()
+        await asyncio.wait_for(task, 30)
+
+
+async def state_of(cv: AsyncConveyor, job_id: str | None) -> JobState:
+    assert job_id is not None
+    job = await cv.get_job(job_id)
+    assert job is not None
+    return job.state
+
+
+async def finished(cv: AsyncConveyor, queue: str, count: int) -> bool:
+    counts = await cv.queue_counts(queue)
+    return counts[JobState.COMPLETED] + counts[JobState.FAILED] >= count
+
+
+def whose_process(job: Job) -> int:
+    """A process handler must be importable: module level."""
+    return os.getpid()
+
+
+# --- handlers of every kind -------------------------------------------------------------
+
+
+async def test_a_worker_runs_an_async_handler_and_stores_its_output(acv: AsyncConveyor) -> None:
+    @acv.task("q")
+    async def double(job: Job) -> dict[str, int]:
+        return {"double": job.data * 2}
+
+    job_id = await acv.send("q", 21)
+    async with running(acv):
+        await wait_until(lambda: finished(acv, "q", 1))
+
+    job = await acv.get_job(job_id)  # type: ignore[arg-type]
+    assert job is not None and job.state is JobState.COMPLETED
+    assert job.output == {"double": 42}
+
+
+async def test_a_plain_function_handler_runs_in_a_thread(acv: AsyncConveyor) -> None:
+    acv.work("q", lambda job: threading.current_thread().name)
+
+    job_id = await acv.send("q", None)
+    async with running(acv):
+        await wait_until(lambda: finished(acv, "q", 1))
+
+    job = await acv.get_job(job_id)  # type: ignore[arg-type]
+    assert job is not None and job.output.startswith("conveyor")
+
+
+async def test_a_process_handler_runs_in_another_process(acv: AsyncConveyor) -> None:
+    acv.work("q", whose_process, executor="process", concurrency=1)
+
+    job_id = await acv.send("q", None)
+    async with running(acv):
+        await wait_until(lambda: finished(acv, "q", 1), timeout=30)
+
+    job = await acv.get_job(job_id)  # type: ignore[arg-type]
+    assert job is not None and job.state is JobState.COMPLETED
+    assert isinstance(job.output, int) and job.output != os.getpid()
+
+
+async def test_a_batch_handler_receives_lists_of_jobs(acv: AsyncConveyor) -> None:
+    sizes: list[int] = []
+
+    @acv.task("q", batch_size=4, concurrency=1)
+    async def handle(jobs: list[Job]) -> str:
+        sizes.append(len(jobs))
+        return "batched"
+
+    await acv.insert("q", [{"data": n} for n in range(10)])
+    async with running(acv):
+        await wait_until(lambda: finished(acv, "q", 10))
+
+    assert sum(sizes) == 10 and max(sizes) <= 4 and max(sizes) > 1
+    assert {j.output for j in await acv.find_jobs("q")} == {"batched"}
+
+
+async def test_a_sync_client_runs_its_handlers_until_stopped(
+    database_url: str, schema: str
+) -> None:
+    cv = Conveyor(database_url, schema=schema)
+    cv.work("q", lambda job: job.data + 1)
+    with cv:
+        job_id = cv.send("q", 1)
+        runner = threading.Thread(target=cv.run, kwargs=FAST)
+        runner.start()
+        deadline = time.monotonic() + 15
+        while cv.get_job(job_id).state is not JobState.COMPLETED:  # type: ignore[union-attr,arg-type]
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    runner.join(timeout=15)
+
+    assert not runner.is_alive()
+    with Conveyor(database_url, schema=schema) as check:
+        assert check.get_job(job_id).output == 2  # type: ignore[union-attr,arg-type]
+
+
+# --- ordering, concurrency, delays ------------------------------------------------------
+
+
+async def test_concurrency_is_never_exceeded(acv: AsyncConveyor) -> None:
+    now = peak = 0
+
+    @acv.task("q", concurrency=3)
+    async def handle(job: Job) -> None:
+        nonlocal now, peak
+        now += 1
+        peak = max(peak, now)
+        await asyncio.sleep(0.05)
+        now -= 1
+
+    await acv.insert("q", [{"data": n} for n in range(30)])
+    async with running(acv):
+        await wait_until(lambda: finished(acv, "q", 30))
+
+    assert peak == 3
+
+
+async def test_jobs_run_in_priority_order(acv: AsyncConveyor) -> None:
+    order: list[int] = []
+
+    @acv.task("q", concurrency=1)
+    async def handle(job: Job) -> None:
+        order.append(job.priority)
+
+    await acv.insert("q", [{"data": n, "priority": n % 4} for n in range(12)])
+    async with running(acv):
+        await wait_until(lambda: finished(acv, "q", 12))
+
+    assert order == sorted(order, reverse=True)
+
+
+async def test_a_delayed_job_never_starts_early(acv: AsyncConveyor) -> None:
+    started: dict[str, float] = {}
+
+    @acv.task("q")
+    async def handle(job: Job) -> None:
+        started[job.id] = time.time()
+
+    job_id = await acv.send("q", None, start_after=1.5)
+    sent = time.time()
+    async with running(acv, lease=5):
+        await wait_until(lambda: finished(acv, "q", 1))
+
+    assert job_id is not None and started[job_id] - sent >= 1.4
+
+
+async def test_a_send_wakes_an_idle_worker_before_its_poll(acv: AsyncConveyor) -> None:
+    @acv.task("q", poll_interval=60)
+    async def handle(job: Job) -> None:
+        return None
+
+    async with running(acv):
+        await asyncio.sleep(0.5)  # the worker found nothing and waits for a minute
+        job_id = await acv.send("q", None)
+        await wait_until(lambda: finished(acv, "q", 1), timeout=5)
+
+    assert await state_of(acv, job_id) is JobState.COMPLETED
+
+
+async def test_a_poll_only_worker_finds_jobs_by_polling(acv: AsyncConveyor) -> None:
+    @acv.task("q", poll_interval=0.2)
+    async def handle(job: Job) -> None:
+        return None
+
+    async with running(acv, listen=False):
+        await asyncio.sleep(0.3)
+        job_id = await acv.send("q", None)
+        await wait_until(lambda: finished(acv, "q", 1), timeout=5)
+
+    assert await state_of(acv, job_id) is JobState.COMPLETED
+
+
+# --- failures and retries ---------------------------------------------------------------
+
+
+async def test_a_raising_handler_fails_the_attempt_with_its_traceback(acv: AsyncConveyor) -> None:
+    @acv.task("q")
+    async def handle(job: Job) -> None:
+        raise ValueError("page 7 is unreadable")
+
+    job_id = await acv.send("q", None, retry_limit=0)
+    async with running(acv):
+        await wait_until(lambda: finished(acv, "q", 1))
+
+    job = await acv.get_job(job_id)  # type: ignore[arg-type]
+    assert job is not None and job.state is JobState.FAILED
+    assert job.error is not None and job.error["type"] == "builtins.ValueError"
+    assert "page 7 is unreadable" in job.error["traceback"]
+
+
+async def test_retries_back_off_exponentially(acv: AsyncConveyor) -> None:
+    starts: list[float] = []
+
+    @acv.task("q", poll_interval=0.05)
+    async def handle(job: Job) -> None:
+        starts.append(time.monotonic())
+        raise RuntimeError("flaky")
+
+    await acv.send("q", None, retry_limit=3, retry_delay=1, retry_backoff=True)
+    async with running(acv, listen=False):
+        await wait_until(lambda: finished(acv, "q", 1), timeout=20)
+
+    gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
+    # Each delay is between half and all of 1 s, 2 s, 4 s; polling adds a little.
+    assert len(gaps) == 3
+    for gap, full in zip(gaps, (1, 2, 4), strict=True):
+        assert full / 2 - 0.1 <= gap <= full + 0.5, gaps
+
+
+async def test_retry_after_retries_after_exactly_that_delay(acv: AsyncConveyor) -> None:
+    starts: list[float] = []
+
+    @acv.task("q", poll_interval=0.05)
+    async def handle(job: Job) -> str:
+        starts.append(time.monotonic())
+        if len(starts) == 1:
+            raise RetryAfter(1.2)
+        return "done"
+
+    job_id = await acv.send("q", None, retry_delay=60, retry_backoff=True)
+    async with running(acv, listen=False):
+        await wait_until(lambda: finished(acv, "q", 1), timeout=10)
+
+    assert 1.1 <= starts[1] - starts[0] <= 1.8
+    job = await acv.get_job(job_id)  # type: ignore[arg-type]
+    assert job is not None and job.retry_count == 1 and job.output == "done"
+
+
+async def test_a_non_retryable_error_fails_the_job_at_once(acv: AsyncConveyor) -> None:
+    calls = 0
+
+    @acv.task("q")
+    async def handle(job: Job) -> None:
+        nonlocal calls
+        calls += 1
+        raise NonRetryableError("the document is encrypted")
+
+    job_id = await acv.send("q", None, retry_limit=5)
+    async with running(acv):
+        await wait_until(lambda: finished(acv, "q", 1))
+
+    job = await acv.get_job(job_id)  # type: ignore[arg-type]
+    assert job is not None and job.state is JobState.FAILED and job.retry_count == 0
+    assert calls == 1
+
+
+async def test_an_output_that_is_not_json_fails_the_attempt(acv: AsyncConveyor) -> None:
+    @acv.task("q")
+    async def handle(job: Job) -> object:
+        return object()
+
+    job_id = await acv.send("q", None, retry_limit=0)
+    async with running(acv):
+        await wait_until(lambda: finished(acv, "q", 1))
+
+    job = await acv.get_job(job_id)  # type: ignore[arg-type]
+    assert job is not None and job.state is JobState.FAILED
+    assert job.error is not None and job.error["type"] == "conveyor.errors.InvalidPayload"
+
+
+# --- time limits, progress, cancellation, leases ------------------------------------------
+
+
+async def test_a_job_past_its_expire_in_is_stopped_and_fails_with_job_timeout(
+    acv: AsyncConveyor,
+) -> None:
+    stopped = asyncio.Event()
+
+    @acv.task("q")
+    async def handle(job: Job) -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            stopped.set()
+            raise
+
+    job_id = await acv.send("q", None, expire_in=1, retry_limit=0)
+    async with running(acv):
+        await wait_until(lambda: finished(acv, "q", 1), timeout=10)
+
+    assert stopped.is_set()
+    job = await acv.get_job(job_id)  # type: ignore[arg-type]
+    assert job is not None and job.error is not None
+    assert job.error["type"] == "conveyor.errors.JobTimeout"
+
+
+async def test_a_heartbeat_by_hand_extends_the_time_limit(acv: AsyncConveyor) -> None:
+    @acv.task("q")
+    async def handle(job: Job) -> str:
+        for _ in range(6):
+            await asyncio.sleep(0.3)
+            job.heartbeat()
+        return "finished"
+
+    job_id = await acv.send("q", None, expire_in=1, retry_limit=0)
+    async with running(acv):
+        await wait_until(lambda: finished(acv, "q", 1), timeout=10)
+
+    job = await acv.get_job(job_id)  # type: ignore[arg-type]
+    assert job is not None and job.state is JobState.COMPLETED and job.output == "finished"
+
+
+async def test_progress_is_visible_while_the_job_runs(acv: AsyncConveyor) -> None:
+    release = asyncio.Event()
+
+    @acv.task("q")
+    async def handle(job: Job) -> None:
+        job.progress(40, "page 4 of 10")
+        await release.wait()
+
+    job_id = await acv.send("q", None)
+    async with running(acv):
+
+        async def reported() -> bool:
+            job = await acv.get_job(job_id)  # type: ignore[arg-type]
+            return job is not None and job.progress.percent == 40
+
+        await wait_until(reported, timeout=5)
+        release.set()
+        await wait_until(lambda: finished(acv, "q", 1))
+
+    job = await acv.get_job(job_id)  # type: ignore[arg-type]
+    assert job is not None and job.progress == {"percent": 40, "message": "page 4 of 10"}
+
+
+async def test_cancel_reaches_a_running_async_handler_within_a_second(
+    acv: AsyncConveyor,
+) -> None:
+    started, stopped = asyncio.Event(), asyncio.Event()
+
+    @acv.task("q")
+    async def handle(job: Job) -> None:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            stopped.set()
+            raise
+
+    job_id = await acv.send("q", None)
+    async with running(acv):
+        await asyncio.wait_for(started.wait(), 10)
+        await acv.cancel(job_id)  # type: ignore[arg-type]
+        await asyncio.wait_for(stopped.wait(), 1.5)
+
+    assert await state_of(acv, job_id) is JobState.CANCELLED
+
+
+async def test_cancel_raises_the_cancelled_flag_of_a_thread_handler(acv: AsyncConveyor) -> None:
+    started = threading.Event()
+    saw_flag = threading.Event()
+
+    def handle(job: Job) -> None:
+        started.set()
+        for _ in range(300):
+            if job.cancelled:
+                saw_flag.set()
+                return
+            time.sleep(0.01)
+
+    acv.work("q", handle)
+    job_id = await acv.send("q", None)
+    async with running(acv):
+        await asyncio.to_thread(started.wait, 10)
+        await acv.cancel(job_id)  # type: ignore[arg-type]
+        assert await asyncio.to_thread(saw_flag.wait, 1.5)
+
+    assert await state_of(acv, job_id) is JobState.CANCELLED
+
+
+async def test_a_lapsed_lease_is_rescued_as_a_failed_attempt(acv: AsyncConveyor) -> None:
+    await acv.send("q", {"n": 1}, expire_in=1)
+    [abandoned] = await acv.fetch("q")  # a worker that claims it, then dies
+    acv.work("q", lambda job: "rescued and done")
+
+    async with running(acv):
+        await wait_until(lambda: finished(acv, "q", 1), timeout=15)
+
+    job = await acv.get_job(abandoned.id)
+    assert job is not None and job.state is JobState.COMPLETED
+    assert job.retry_count == 1
+    assert job.errors[0]["type"] == "conveyor.errors.LeaseExpired"
+
+
+# --- hooks and stopping ------------------------------------------------------------------
+
+
+async def test_hooks_are_called_for_job_and_worker_events(acv: AsyncConveyor) -> None:
+    seen: list[tuple[str, Any]] = []
+
+    @acv.on("job_completed")
+    async def completed(event: HookEvent) -> None:
+        seen.append((event.name, event.output))
+
+    acv.on("job_retried", lambda event: seen.append((event.name, str(event.error))))
+    acv.on("worker_started", lambda event: seen.append((event.name, None)))
+    acv.on("worker_stopped", lambda event: seen.append((event.name, None)))
+    attempts = 0
+
+    @acv.task("q")
+    async def handle(job: Job) -> str:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            raise RuntimeError("first try")
+        return "second try"
+
+    await acv.send("q", None, retry_limit=1)
+    async with running(acv):
+        await wait_until(lambda: finished(acv, "q", 1))
+
+    assert seen == [
+        ("worker_started", None), ("job_retried", "first try"),
+        ("job_completed", "second try"), ("worker_stopped", None),
+    ]
+
+
+async def test_stopping_lets_running_jobs_finish(acv: AsyncConveyor) -> None:
+    started = asyncio.Event()
+
+    @acv.task("q")
+    async def handle(job: Job) -> str:
+        started.set()
+        await asyncio.sleep(0.5)
+        return "finished"
+
+    job_id = await acv.send("q", None)
+    async with running(acv, shutdown_timeout=10):
+        await asyncio.wait_for(started.wait(), 10)
+
+    job = await acv.get_job(job_id)  # type: ignore[arg-type]
+    assert job is not None and job.state is JobState.COMPLETED
+
+
+async def test_jobs_still_running_at_the_shutdown_timeout_go_back_uncounted(
+    acv: AsyncConveyor,
+) -> None:
+    started = asyncio.Event()
+
+    @acv.task("q")
+    async def handle(job: Job) -> None:
+        started.set()
+        await asyncio.sleep(30)
+
+    job_id = await acv.send("q", None)
+    async with running(acv, shutdown_timeout=0.2):
+        await asyncio.wait_for(started.wait(), 10)
+
+    job = await acv.get_job(job_id)  # type: ignore[arg-type]
+    assert job is not None and job.state is JobState.CREATED
+    assert job.retry_count == 0 and job.errors == []
+    assert (await acv.queue_counts("q"))[JobState.ACTIVE] == 0
+
+
+# --- registration ------------------------------------------------------------------------
+
+
+def test_a_queue_takes_one_handler(cv: Conveyor) -> None:
+    cv.work("q", print)
+
+    with pytest.raises(QueueConflict):
+        cv.work("q", print)
+
+
+def test_an_async_handler_cannot_run_in_a_thread(cv: Conveyor) -> None:
+    async def handle(job: Job) -> None:
+        return None
+
+    with pytest.raises(InvalidOption):
+        cv.work("q", handle, executor="thread")
+    with pytest.raises(InvalidOption):
+        cv.work("q", print, executor="async")
+    with pytest.raises(InvalidOption):
+        cv.work("q", print, executor="fibers")  # type: ignore[arg-type]
+    with pytest.raises(InvalidOption):
+        cv.work("q", print, concurrency=0)
+
+
+def test_an_unknown_hook_is_refused(cv: Conveyor) -> None:
+    with pytest.raises(InvalidOption, match="job_completed"):
+        cv.on("job_done", print)
+
+
+async def test_running_without_handlers_is_refused(acv: AsyncConveyor) -> None:
+    with pytest.raises(ConveyorError, match="no handlers"):
+        await acv.run(handle_signals=False)
+
+
+def test_concurrency_defaults_to_the_environment(
+    cv: Conveyor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CONVEYOR_CONCURRENCY", "12")
+    cv.work("q", print)
+
+    assert cv._registry.select()[0].concurrency == 12
