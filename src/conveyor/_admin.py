@@ -30,12 +30,14 @@ def get_job(ctx: Context, /, id: JobRef, *, conn: Any = None) -> Operation[Job |
     return Operation(plan(), conn)
 
 
-def _transition(query: str, jobs: object, conn: Any, action: str) -> Operation[int]:
+def _transition(
+    ctx: Context, query: str, jobs: object, conn: Any, action: str
+) -> Operation[int]:
     ids = _validate.job_ids(jobs)
 
     def plan() -> Plan[int]:
         try:
-            return len((yield Execute(query, {"ids": ids})))
+            return len((yield Execute(query, {"ids": ids, "channel": ctx.queries.schema})))
         except Failure as failure:
             if isinstance(failure.cause, pg_errors.UniqueViolation):
                 raise PolicyViolation(
@@ -49,22 +51,22 @@ def _transition(query: str, jobs: object, conn: Any, action: str) -> Operation[i
 
 def cancel(ctx: Context, /, jobs: JobRef | Iterable[JobRef], *, conn: Any = None) -> Operation[int]:
     """Cancel jobs that have not finished; returns how many were cancelled."""
-    return _transition("jobs_cancel", jobs, conn, "cancel")
+    return _transition(ctx, "jobs_cancel", jobs, conn, "cancel")
 
 
 def resume(ctx: Context, /, jobs: JobRef | Iterable[JobRef], *, conn: Any = None) -> Operation[int]:
     """Put cancelled jobs back in their queue, due now; returns how many."""
-    return _transition("jobs_resume", jobs, conn, "resume")
+    return _transition(ctx, "jobs_resume", jobs, conn, "resume")
 
 
 def retry(ctx: Context, /, jobs: JobRef | Iterable[JobRef], *, conn: Any = None) -> Operation[int]:
     """Send failed jobs round again, due now, with one more attempt; returns how many."""
-    return _transition("jobs_retry", jobs, conn, "retry")
+    return _transition(ctx, "jobs_retry", jobs, conn, "retry")
 
 
 def delete(ctx: Context, /, jobs: JobRef | Iterable[JobRef], *, conn: Any = None) -> Operation[int]:
     """Delete jobs in any state; returns how many were deleted."""
-    return _transition("jobs_delete", jobs, conn, "delete")
+    return _transition(ctx, "jobs_delete", jobs, conn, "delete")
 
 
 def _parse_cursor(cursor: str) -> uuid.UUID:

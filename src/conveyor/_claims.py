@@ -104,8 +104,11 @@ def complete_params(outcomes: Sequence[Outcome]) -> dict[str, Any]:
     }
 
 
-def fail_params(outcomes: Sequence[Outcome]) -> dict[str, Any]:
+def fail_params(outcomes: Sequence[Outcome], channel: str) -> dict[str, Any]:
+    """Parameters of ``fail.sql``; ``channel`` (the schema's) is notified of retries
+    that are due at once."""
     return {
+        "channel": channel,
         "id": [o.id for o in outcomes],
         "attempt": [o.attempt for o in outcomes],
         "error": [o.error for o in outcomes],
@@ -140,7 +143,7 @@ def fail(
         Outcome(job_id, attempt, error=encoded, retry_after=delay, final=final)
         for job_id, attempt in zip(ids, attempts, strict=True)
     ]
-    return Operation(_rowcount("fail", fail_params(outcomes)), conn)
+    return Operation(_rowcount("fail", fail_params(outcomes, ctx.queries.schema)), conn)
 
 
 # --- for workers -----------------------------------------------------------------------
@@ -158,16 +161,17 @@ def heartbeat(
     return {str(row["id"]) for row in rows}
 
 
-def rescue(limit: int, error: str) -> Plan[int]:
+def rescue(limit: int, error: str, channel: str) -> Plan[int]:
     """Settles up to ``limit`` jobs whose lease lapsed as failed attempts (retried or
     failed by their policy). Run atomically: the rows stay locked in between."""
     rows = yield Execute("lease_expired", {"limit": limit})
     if not rows:
         return 0
     outcomes = [Outcome(row["id"], row["attempt"], error=error) for row in rows]
-    return len((yield Execute("fail", fail_params(outcomes))))
+    return len((yield Execute("fail", fail_params(outcomes, channel))))
 
 
-def release(ids: Sequence[uuid.UUID], attempts: Sequence[int]) -> Plan[int]:
+def release(ids: Sequence[uuid.UUID], attempts: Sequence[int], channel: str) -> Plan[int]:
     """Hands jobs back to their queue without counting an attempt (worker shutdown)."""
-    return len((yield Execute("release", {"id": ids, "attempt": attempts})))
+    params = {"id": ids, "attempt": attempts, "channel": channel}
+    return len((yield Execute("release", params)))

@@ -59,4 +59,9 @@ dead_letter_copy AS (
     LEFT JOIN {schema}.queue AS q ON q.name = d.dead_letter
     ON CONFLICT DO NOTHING
 )
-SELECT id, state FROM failed;
+SELECT id, state,
+       -- Wakes the workers of queues whose jobs are due again at once.
+       (SELECT count(pg_notify(%(channel)s, due.queue))
+        FROM (SELECT DISTINCT queue FROM failed WHERE state = 'retry' AND start_after <= now())
+            AS due) AS notified
+FROM failed;

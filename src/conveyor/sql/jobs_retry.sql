@@ -1,9 +1,16 @@
 -- Sends failed jobs round again, due now: a retry by hand counts as a retry, and
 -- the limit grows so that exactly one more attempt is allowed.
-UPDATE {schema}.job
-SET state = 'retry', completed_at = NULL, start_after = now(),
-    keep_until = now() + (keep_until - start_after),
-    retry_count = retry_count + 1,
-    retry_limit = GREATEST(retry_limit, retry_count + 1)
-WHERE id = ANY (%(ids)s) AND state = 'failed'
-RETURNING id;
+-- The queues are notified, to wake their workers.
+WITH retried AS (
+    UPDATE {schema}.job
+    SET state = 'retry', completed_at = NULL, start_after = now(),
+        keep_until = now() + (keep_until - start_after),
+        retry_count = retry_count + 1,
+        retry_limit = GREATEST(retry_limit, retry_count + 1)
+    WHERE id = ANY (%(ids)s) AND state = 'failed'
+    RETURNING id, queue
+)
+SELECT id,
+       (SELECT count(pg_notify(%(channel)s, due.queue))
+        FROM (SELECT DISTINCT queue FROM retried) AS due) AS notified
+FROM retried;

@@ -1,13 +1,20 @@
 -- Hands jobs back to their queue when a worker stops before they finish: due now,
--- without counting a failed attempt. Fenced by attempt like complete.sql.
+-- without counting a failed attempt. Fenced by attempt like complete.sql. The
+-- queues are notified, so other workers take the jobs at once.
 WITH input AS (
     SELECT * FROM unnest(%(id)s::uuid[], %(attempt)s::integer[]) AS i (id, attempt)
+),
+released AS (
+    UPDATE {schema}.job AS j
+    SET state = CASE WHEN j.retry_count > 0 THEN 'retry' ELSE 'created' END::{schema}.job_state,
+        start_after = now(),
+        started_at = NULL,
+        lease_expires_at = NULL
+    FROM input AS i
+    WHERE j.id = i.id AND j.state = 'active' AND j.attempt = i.attempt
+    RETURNING j.id, j.queue
 )
-UPDATE {schema}.job AS j
-SET state = CASE WHEN j.retry_count > 0 THEN 'retry' ELSE 'created' END::{schema}.job_state,
-    start_after = now(),
-    started_at = NULL,
-    lease_expires_at = NULL
-FROM input AS i
-WHERE j.id = i.id AND j.state = 'active' AND j.attempt = i.attempt
-RETURNING j.id;
+SELECT id,
+       (SELECT count(pg_notify(%(channel)s, due.queue))
+        FROM (SELECT DISTINCT queue FROM released) AS due) AS notified
+FROM released;

@@ -26,25 +26,27 @@ log = logging.getLogger("conveyor.worker")
 Run = Callable[[Operation[None]], Awaitable[None]]
 
 
-def _settle(outcomes: Sequence[Outcome]) -> Plan[None]:
+def _settle(outcomes: Sequence[Outcome], channel: str) -> Plan[None]:
     completions = [o for o in outcomes if o.error is None]
     failures = [o for o in outcomes if o.error is not None]
     if completions:
         yield Execute("complete", complete_params(completions))
     if failures:
-        yield Execute("fail", fail_params(failures))
+        yield Execute("fail", fail_params(failures, channel))
 
 
 class Completer:
     def __init__(
         self,
         run: Run,
+        channel: str,
         *,
         flush_interval: float = 0.005,
         batch_limit: int = 1000,
         backlog_limit: int = 10_000,
     ) -> None:
         self._run = run
+        self._channel = channel
         self._flush_interval = flush_interval
         self._batch_limit = batch_limit
         self._pending: list[Outcome] = []
@@ -80,7 +82,7 @@ class Completer:
         delay = 0.05
         while True:
             try:
-                await self._run(Operation(_settle(batch)))
+                await self._run(Operation(_settle(batch, self._channel)))
                 return
             except ConnectionLost as exc:
                 log.warning("could not record %d outcomes (%s); retrying", len(batch), exc)

@@ -185,7 +185,7 @@ class Worker:
         self._forced = asyncio.Event()
         slots = {r.queue: _Slots(r.concurrency) for r in self._registrations}
         wakes = {r.queue: asyncio.Event() for r in self._registrations}
-        completer = Completer(self._run)
+        completer = Completer(self._run, self._queries.schema)
         self._install_signals()
         background: list[asyncio.Task[Any]] = []
         try:
@@ -258,7 +258,8 @@ class Worker:
 
     async def _release(self) -> None:
         controls, self._to_release = self._to_release, []
-        plan = _claims.release([_uuid(c) for c in controls], [c.attempt for c in controls])
+        plan = _claims.release([_uuid(c) for c in controls], [c.attempt for c in controls],
+                               self._queries.schema)
         try:
             count = await asyncio.wait_for(self._run(Operation(plan)), _STOP_GRACE)
             log.info("handed %d unfinished jobs back to their queues", count)
@@ -469,7 +470,8 @@ class Worker:
             await asyncio.sleep(self._rescue_interval * random.uniform(0.5, 1.5))
             try:
                 rescued = await self._run(
-                    Operation(_claims.rescue(_RESCUE_BATCH, error), atomic=True))
+                    Operation(_claims.rescue(_RESCUE_BATCH, error, self._queries.schema),
+                              atomic=True))
             except ConveyorError as exc:
                 log.warning("rescue pass failed (%s)", exc)
                 continue
