@@ -1,0 +1,405 @@
+"""Workers under faults: a killed worker process, SIGTERM, a PostgreSQL restart,
+terminated backends, and the ``--processes`` supervisor.
+
+Workers run in subprocesses (``worker_app.py``: queue ``work``, a sync handler that
+records each execution in ``executions`` and then sleeps ``data["sleep"]``). Each
+worker writes its log to a file, printed at teardown, so a failure shows what the
+workers said. Every wait is bounded. The restart uses a PostgreSQL cluster of this
+module's own, never the shared one.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import psycopg.conninfo
+import pytest
+from psycopg import sql
+
+from conveyor import Conveyor
+from conveyor.embedded import EmbeddedPostgres
+
+pytestmark = pytest.mark.slow
+
+TESTS = Path(__file__).resolve().parent
+APP = TESTS / "worker_app.py"
+QUEUE = "work"
+STARTUP = 30.0  # seconds a worker may take to start
+DRAIN = 60.0  # seconds the jobs of a test may take to finish
+EXIT = 30.0  # seconds a stopped worker may take to exit
+STATES = ("created", "retry", "active", "completed", "cancelled", "failed")
+
+
+# --- database helpers -------------------------------------------------------------------
+
+
+def query(dsn: str, statement: sql.Composable | str, params: Any = None) -> list[tuple[Any, ...]]:
+    """Run one statement on a fresh connection (which survives restarts in between)."""
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
+        cur = conn.execute(statement, params)
+        return cur.fetchall() if cur.description else []
+
+
+def create_executions(dsn: str, schema: str) -> None:
+    query(dsn, sql.SQL(
+        "CREATE TABLE {}.executions (run uuid PRIMARY KEY, job_id uuid NOT NULL, "
+        "attempt integer NOT NULL, pid integer NOT NULL, at timestamptz NOT NULL DEFAULT now())"
+    ).format(sql.Identifier(schema)))
+
+
+def counts(dsn: str, schema: str) -> dict[str, int]:
+    """Jobs of the queue by state (every state present)."""
+    found = dict(query(dsn, sql.SQL(
+        "SELECT state::text, count(*) FROM {}.job WHERE queue = %s GROUP BY state"
+    ).format(sql.Identifier(schema)), [QUEUE]))
+    return {state: int(found.get(state, 0)) for state in STATES}
+
+
+def counts_or_none(dsn: str, schema: str) -> dict[str, int] | None:
+    try:
+        return counts(dsn, schema)
+    except psycopg.OperationalError:  # the server is restarting
+        return None
+
+
+def executions(dsn: str, schema: str) -> list[tuple[str, int, int]]:
+    """(job id, attempt, pid) of every recorded execution, in the order they started."""
+    return [(str(job_id), attempt, pid) for job_id, attempt, pid in query(dsn, sql.SQL(
+        "SELECT job_id, attempt, pid FROM {}.executions ORDER BY at, attempt"
+    ).format(sql.Identifier(schema)))]
+
+
+def jobs(dsn: str, schema: str) -> dict[str, tuple[str, int, int]]:
+    """Job id -> (state, attempt, retry_count)."""
+    return {str(job_id): (state, attempt, retry_count) for job_id, state, attempt, retry_count
+            in query(dsn, sql.SQL(
+                "SELECT id, state::text, attempt, retry_count FROM {}.job WHERE queue = %s"
+            ).format(sql.Identifier(schema)), [QUEUE])}
+
+
+def send_jobs(cv: Conveyor, sleeps: list[float], **options: Any) -> None:
+    assert cv.insert(QUEUE, [{"data": {"sleep": s}, **options} for s in sleeps]) == len(sleeps)
+
+
+def tagged(dsn: str, tag: str) -> str:
+    """The DSN with an application_name, so that a worker's backends can be told apart."""
+    return psycopg.conninfo.make_conninfo(dsn, application_name=tag)
+
+
+def terminate_backends(dsn: str, tag: str) -> int:
+    """pg_terminate_backend on every backend named ``tag``; how many there were."""
+    [(terminated,)] = query(
+        dsn,
+        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE pid <> pg_backend_pid() AND application_name = %s",
+        [tag],
+    )
+    return int(terminated)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up after {timeout:g} s waiting for {what}")
+        time.sleep(0.1)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+# --- worker processes -------------------------------------------------------------------
+
+
+@dataclass
+class WorkerProcess:
+    process: subprocess.Popen[bytes]
+    log: Path
+    name: str
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def wait_started(self, count: int = 1) -> None:
+        """Until the log says ``count`` workers started (a supervisor's children share
+        its log)."""
+
+        def started() -> bool:
+            if self.process.poll() is not None:
+                pytest.fail(f"{self.name} exited with {self.process.returncode}:\n{self.text()}")
+            return self.text().count("worker started") >= count
+
+        wait_until(started, STARTUP, f"{self.name} to start")
+
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def wait_exit(self, timeout: float = EXIT) -> int:
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"{self.name} still running {timeout:g} s after it was told to stop")
+
+
+@dataclass
+class Workers:
+    """Starts worker subprocesses; kills any left at teardown and prints their logs."""
+
+    folder: Path
+    started: list[WorkerProcess] = field(default_factory=list)
+
+    def _env(self, dsn: str, schema: str, **settings: Any) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("APP_", "CONVEYOR_"))}
+        env.update(APP_DSN=dsn, APP_SCHEMA=schema, PYTHONUNBUFFERED="1")
+        env.update({f"APP_{k.upper()}": str(v) for k, v in settings.items()})
+        return env
+
+    def _spawn(self, command: list[str], env: dict[str, str]) -> WorkerProcess:
+        name = f"worker-{len(self.started) + 1}"
+        log = self.folder / f"{name}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(command, cwd=TESTS, env=env, stdout=out,
+                                       stderr=subprocess.STDOUT)
+        worker = WorkerProcess(process, log, name)
+        self.started.append(worker)
+        return worker
+
+    def script(self, dsn: str, schema: str, **settings: Any) -> WorkerProcess:
+        """``python worker_app.py``: short leases (``lease``, ``rescue``, ``shutdown``,
+        ``concurrency`` become APP_* variables)."""
+        return self._spawn([sys.executable, str(APP)], self._env(dsn, schema, **settings))
+
+    def cli(self, dsn: str, schema: str, *arguments: str, **settings: Any) -> WorkerProcess:
+        """``python -m conveyor worker worker_app:cv ARGUMENTS``."""
+        command = [sys.executable, "-m", "conveyor", "worker", "worker_app:cv", *arguments]
+        return self._spawn(command, self._env(dsn, schema, **settings))
+
+    def close(self) -> None:
+        for worker in self.started:
+            if worker.process.poll() is None:
+                worker.process.kill()
+                worker.process.wait(10)
+            print(f"----- {worker.name} (pid {worker.pid}, exit {worker.process.returncode}) "
+                  f"-----\n{worker.text()}")
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[Workers]:
+    spawned = Workers(tmp_path)
+    try:
+        yield spawned
+    finally:
+        spawned.close()
+
+
+@pytest.fixture
+def app(database_url: str, schema: str) -> Iterator[Conveyor]:
+    """A client on this test's schema, migrated, with the executions table made."""
+    with Conveyor(database_url, schema=schema) as client:
+        create_executions(database_url, schema)
+        yield client
+
+
+@pytest.fixture(scope="module")
+def private_server() -> Iterator[EmbeddedPostgres]:
+    """A PostgreSQL of this module's own, which a test may restart."""
+    with tempfile.TemporaryDirectory(prefix="conveyor-worker-faults-") as folder:
+        server = EmbeddedPostgres(Path(folder) / "pgdata", cleanup="delete")
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+# --- a killed worker --------------------------------------------------------------------
+
+
+def test_a_killed_worker_loses_no_job_and_reruns_only_what_it_was_running(
+    app: Conveyor, database_url: str, schema: str, workers: Workers
+) -> None:
+    concurrency = 10
+    first = workers.script(database_url, schema, concurrency=concurrency, lease=3, rescue=1)
+    second = workers.script(database_url, schema, concurrency=concurrency, lease=3, rescue=1)
+    first.wait_started()
+    second.wait_started()
+    total = 300
+    send_jobs(app, [0.05 + 0.05 * (n % 11) / 10 for n in range(total)])
+
+    def both_busy() -> bool:
+        pids = {pid for _, _, pid in executions(database_url, schema)}
+        return {first.pid, second.pid} <= pids and counts(database_url, schema)["completed"] >= 60
+
+    wait_until(both_busy, DRAIN, "both workers to complete jobs")
+    first.signal(signal.SIGKILL)
+    assert first.wait_exit() == -signal.SIGKILL
+    # What the killed worker was running: active attempts it had started. Its leases
+    # last 3 s, so nothing of it is rescued yet.
+    [(running_at_kill,)] = query(database_url, sql.SQL(
+        "SELECT array_agg(DISTINCT e.job_id::text) FROM {s}.executions AS e "
+        "JOIN {s}.job AS j ON j.id = e.job_id AND j.attempt = e.attempt "
+        "WHERE e.pid = %s AND j.state = 'active'"
+    ).format(s=sql.Identifier(schema)), [first.pid])
+    interrupted = set(running_at_kill or [])
+    replacement = workers.script(database_url, schema, concurrency=concurrency, lease=3, rescue=1)
+
+    wait_until(lambda: counts(database_url, schema)["completed"] == total, DRAIN,
+               f"all {total} jobs to complete")
+
+    assert counts(database_url, schema) == {**dict.fromkeys(STATES, 0), "completed": total}
+    assert interrupted, "the kill came when the worker ran nothing: the test proved nothing"
+    assert len(interrupted) <= concurrency
+    runs: dict[str, list[tuple[int, int]]] = {}
+    for job_id, attempt, pid in executions(database_url, schema):
+        runs.setdefault(job_id, []).append((attempt, pid))
+    assert len(runs) == total  # every job ran
+    again = {job_id for job_id, run in runs.items() if len(run) > 1}
+    assert again <= interrupted, "jobs that were not running in the killed worker ran twice"
+    for job_id in again:
+        attempts = [attempt for attempt, _ in runs[job_id]]
+        pids = [pid for _, pid in runs[job_id]]
+        assert attempts == sorted(set(attempts)), (job_id, runs[job_id])
+        assert pids[0] == first.pid and first.pid not in pids[1:], (job_id, runs[job_id])
+    assert second.process.poll() is None and replacement.process.poll() is None
+
+
+# --- SIGTERM ----------------------------------------------------------------------------
+
+
+def test_sigterm_hands_unfinished_jobs_back_without_counting_an_attempt(
+    app: Conveyor, database_url: str, schema: str, workers: Workers
+) -> None:
+    worker = workers.cli(database_url, schema, "--shutdown-timeout", "1", concurrency=3)
+    worker.wait_started()
+    send_jobs(app, [3.0] * 6)  # twice the concurrency, each longer than the timeout
+    wait_until(lambda: len(executions(database_url, schema)) == 3, DRAIN, "3 jobs to start")
+
+    worker.signal(signal.SIGTERM)
+
+    assert worker.wait_exit() == 0
+    started = {job_id for job_id, _, _ in executions(database_url, schema)}
+    assert len(started) == 3
+    states = jobs(database_url, schema)
+    assert counts(database_url, schema)["active"] == 0
+    for job_id in started:  # back in the queue, this attempt not counted as a failure
+        assert states[job_id] == ("created", 1, 0), states[job_id]
+    for job_id in states.keys() - started:  # never claimed
+        assert states[job_id] == ("created", 0, 0), states[job_id]
+
+
+def test_sigterm_lets_running_jobs_finish_within_the_shutdown_timeout(
+    app: Conveyor, database_url: str, schema: str, workers: Workers
+) -> None:
+    worker = workers.cli(database_url, schema, "--shutdown-timeout", "30", concurrency=3)
+    worker.wait_started()
+    send_jobs(app, [1.5] * 6)
+    wait_until(lambda: len(executions(database_url, schema)) == 3, DRAIN, "3 jobs to start")
+
+    worker.signal(signal.SIGTERM)
+
+    assert worker.wait_exit() == 0
+    started = {job_id for job_id, _, _ in executions(database_url, schema)}
+    assert len(started) == 3  # nothing new was claimed after the signal
+    states = jobs(database_url, schema)
+    assert {states[job_id][0] for job_id in started} == {"completed"}
+    assert {states[job_id] for job_id in states.keys() - started} == {("created", 0, 0)}
+
+
+# --- the database goes away -------------------------------------------------------------
+
+
+def test_a_worker_recovers_by_itself_from_a_postgres_restart(
+    private_server: EmbeddedPostgres, workers: Workers
+) -> None:
+    dsn = private_server.url
+    schema = f"restart_{uuid.uuid4().hex[:12]}"
+    total = 500
+    with Conveyor(dsn, schema=schema) as client:
+        create_executions(dsn, schema)
+        worker = workers.script(dsn, schema, lease=3, rescue=1)
+        worker.wait_started()
+        send_jobs(client, [0.02 + 0.02 * (n % 3) for n in range(total)], retry_limit=10)
+    wait_until(lambda: counts(dsn, schema)["completed"] >= 100, DRAIN, "100 jobs to complete")
+    assert counts(dsn, schema)["completed"] < total, "the jobs finished before the restart"
+
+    private_server.restart()
+    restarted = time.time()
+
+    def all_completed() -> bool:
+        found = counts_or_none(dsn, schema)
+        return found is not None and found["completed"] == total
+
+    wait_until(all_completed, DRAIN, f"all {total} jobs to complete after the restart")
+    assert counts(dsn, schema) == {**dict.fromkeys(STATES, 0), "completed": total}
+    assert worker.process.poll() is None, "the worker died"
+    [(after, pids)] = query(dsn, sql.SQL(
+        "SELECT count(*), array_agg(DISTINCT pid) FROM {}.executions WHERE at > to_timestamp(%s)"
+    ).format(sql.Identifier(schema)), [restarted])
+    assert after > 0 and pids == [worker.pid]  # the same process ran jobs after the restart
+
+
+def test_a_worker_survives_its_backends_being_terminated(
+    app: Conveyor, database_url: str, schema: str, workers: Workers
+) -> None:
+    tag = f"conveyor-worker-{uuid.uuid4().hex[:8]}"
+    worker = workers.script(tagged(database_url, tag), schema, lease=3, rescue=1,
+                            recorder_name=f"{tag}-recorder")
+    worker.wait_started()
+    total = 500
+    send_jobs(app, [0.06] * total, retry_limit=10)
+    wait_until(lambda: counts(database_url, schema)["completed"] >= 50, DRAIN,
+               "50 jobs to complete")
+
+    terminated = []
+    for _ in range(3):
+        terminated.append(terminate_backends(database_url, tag))
+        time.sleep(1)
+    assert counts(database_url, schema)["completed"] < total, "the jobs finished too soon"
+
+    wait_until(lambda: counts(database_url, schema)["completed"] == total, DRAIN,
+               f"all {total} jobs to complete")
+    assert all(n >= 1 for n in terminated), terminated  # each round hit the worker
+    assert counts(database_url, schema) == {**dict.fromkeys(STATES, 0), "completed": total}
+    assert worker.process.poll() is None, "the worker died"
+
+
+# --- the supervisor ---------------------------------------------------------------------
+
+
+def test_the_cli_runs_several_processes_and_sigterm_stops_them_all(
+    app: Conveyor, database_url: str, schema: str, workers: Workers
+) -> None:
+    supervisor = workers.cli(database_url, schema, "--processes", "2",
+                             "--shutdown-timeout", "20", concurrency=4)
+    supervisor.wait_started(count=2)
+    send_jobs(app, [0.3] * 40)
+    wait_until(lambda: len({pid for _, _, pid in executions(database_url, schema)}) == 2,
+               DRAIN, "both processes to run jobs")
+
+    supervisor.signal(signal.SIGTERM)
+
+    assert supervisor.wait_exit() == 0
+    pids = {pid for _, _, pid in executions(database_url, schema)}
+    assert supervisor.pid not in pids
+    assert not [pid for pid in pids if alive(pid)], "worker processes outlived the supervisor"
+    assert counts(database_url, schema)["active"] == 0
