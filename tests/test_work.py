@@ -174,7 +174,9 @@ def test_every_failed_attempt_keeps_its_error(cv: Conveyor) -> None:
     job = cv.get_job(job.id)
     assert job is not None and job.state is JobState.FAILED
     assert [e["message"] for e in job.errors] == ["attempt 1", "attempt 2", "attempt 3"]
-    assert job.error == {"message": "attempt 3"}
+    assert [e["attempt"] for e in job.errors] == [1, 2, 3]
+    assert all(e["failed_at"] for e in job.errors)
+    assert job.error == job.errors[-1]
 
 
 def test_an_exception_is_stored_with_its_traceback(cv: Conveyor) -> None:
@@ -198,7 +200,9 @@ def test_a_dict_error_is_stored_as_given(cv: Conveyor) -> None:
     cv.fail(job, {"code": 429, "message": "rate limited"})
 
     stored = cv.get_job(job.id)
-    assert stored is not None and stored.error == {"code": 429, "message": "rate limited"}
+    assert stored is not None and stored.error is not None
+    assert stored.error["code"] == 429 and stored.error["message"] == "rate limited"
+    assert stored.error["attempt"] == 1
 
 
 def test_retry_delay_postpones_the_next_attempt(cv: Conveyor) -> None:

@@ -3,9 +3,10 @@
 -- after a delay: the caller's retry_after, else the exponential backoff (half
 -- fixed, half random, capped by retry_delay_max), else retry_delay. Otherwise it
 -- fails for good, and a copy goes to its dead-letter queue, which is created if it
--- does not exist.
+-- does not exist. Each error is kept with the attempt it ended and when.
 WITH input AS (
-    SELECT i.*, j.retry_count < j.retry_limit AND NOT i.final AS retrying
+    SELECT i.*, j.retry_count < j.retry_limit AND NOT i.final AS retrying,
+           i.error || jsonb_build_object('attempt', j.attempt, 'failed_at', now()) AS record
     FROM unnest(%(id)s::uuid[], %(attempt)s::integer[], %(error)s::jsonb[],
                 %(retry_after)s::interval[], %(final)s::boolean[])
         AS i (id, attempt, error, retry_after, final)
@@ -25,8 +26,8 @@ failed AS (
             ELSE now() + j.retry_delay
         END,
         completed_at = CASE WHEN i.retrying THEN NULL ELSE now() END,
-        error = i.error,
-        errors = j.errors || jsonb_build_array(i.error),
+        error = i.record,
+        errors = j.errors || jsonb_build_array(i.record),
         lease_expires_at = NULL
     FROM input AS i
     WHERE j.id = i.id

@@ -123,7 +123,7 @@ class Worker:
         shutdown_timeout: float = 30.0,
         listen: bool = True,
         lease: float = 30.0,
-        heartbeat_interval: float = 1.0,
+        heartbeat_interval: float = 0.5,
         rescue_interval: float = 15.0,
         handle_signals: bool = True,
     ) -> None:
