@@ -88,7 +88,7 @@ class Outcome:
     """How one attempt ended, as the batched statements take it: ``output`` for a
     completion, ``error`` (JSON text) for a failure."""
 
-    id: uuid.UUID
+    id: uuid.UUID | str
     attempt: int | None
     output: str | None = None
     error: str | None = None
@@ -150,7 +150,7 @@ def fail(
 
 
 def heartbeat(
-    ids: Sequence[uuid.UUID], attempts: Sequence[int], progress: Sequence[str | None],
+    ids: Sequence[uuid.UUID | str], attempts: Sequence[int], progress: Sequence[str | None],
     lease: timedelta,
 ) -> Plan[set[str]]:
     """Renews leases and stores progress; returns the ids whose attempt still holds
@@ -171,7 +171,7 @@ def rescue(limit: int, error: str, channel: str) -> Plan[int]:
     return len((yield Execute("fail", fail_params(outcomes, channel))))
 
 
-def release(ids: Sequence[uuid.UUID], attempts: Sequence[int], channel: str) -> Plan[int]:
+def release(ids: Sequence[uuid.UUID | str], attempts: Sequence[int], channel: str) -> Plan[int]:
     """Hands jobs back to their queue without counting an attempt (worker shutdown)."""
     params = {"id": ids, "attempt": attempts, "channel": channel}
     return len((yield Execute("release", params)))

@@ -15,13 +15,17 @@ JobRef = str | uuid.UUID | Job
 """A job id (UUID or its text), or the Job itself (which also fences by attempt)."""
 
 
-def job_from_row(row: Mapping[str, Any]) -> Job:
-    values = dict(row)
-    values["id"] = str(values["id"])
-    values["state"] = JobState(values["state"])
-    values["policy"] = QueuePolicy(values["policy"])
-    values["progress"] = Progress(values["progress"])
-    return Job(**values)
+_STATES = {state.value: state for state in JobState}
+_POLICIES = {policy.value: policy for policy in QueuePolicy}
+
+
+def job_from_row(row: dict[str, Any]) -> Job:
+    """The Job of a ``SELECT *`` row (which it takes over: the row is changed)."""
+    row["id"] = str(row["id"])
+    row["state"] = _STATES[row["state"]]
+    row["policy"] = _POLICIES[row["policy"]]
+    row["progress"] = Progress(row["progress"])
+    return Job(**row)
 
 
 def queue_from_row(row: Mapping[str, Any]) -> Queue:

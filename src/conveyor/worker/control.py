@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from dataclasses import replace
 from enum import Enum
 from typing import Any
 
@@ -28,17 +27,19 @@ class StopReason(Enum):
 class JobControl:
     """One running attempt: its deadline, pending progress and stop request."""
 
-    def __init__(self, job: Job, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, job: Job, call: HandlerCall) -> None:
         self.id = job.id
         self.attempt = job.attempt
         self.expire_in = job.expire_in.total_seconds()
-        self.job = replace(job, _control=self, progress=Progress(job.progress, control=self))
-        self._loop = loop
+        # The job was made for this attempt alone: attaching to it is cheaper than a copy.
+        object.__setattr__(job, "_control", self)
+        object.__setattr__(job, "progress", Progress(job.progress, control=self))
+        self.job = job
+        self.call = call
         self._lock = threading.Lock()
         self._deadline = time.monotonic() + self.expire_in
         self._progress: dict[str, Any] | None = None
         self.stop_reason: StopReason | None = None
-        self.stopped = asyncio.Event()
 
     # --- called by handlers (any thread) ---
 
@@ -69,7 +70,28 @@ class JobControl:
         return progress
 
     def stop(self, reason: StopReason) -> None:
-        """Ask the attempt to stop; the first reason given wins."""
-        if self.stop_reason is None:
-            self.stop_reason = reason
-            self.stopped.set()
+        """Stop this attempt and the others its handler call holds."""
+        self.call.stop(reason)
+
+
+class HandlerCall:
+    """One call of a handler: one job, or a batch. It is stopped as a whole."""
+
+    def __init__(self, jobs: list[Job]) -> None:
+        self.controls = [JobControl(job, self) for job in jobs]
+        self.task: asyncio.Task[Any] | None = None
+        self.in_handler = False
+
+    @property
+    def stop_reason(self) -> StopReason | None:
+        return self.controls[0].stop_reason
+
+    def stop(self, reason: StopReason) -> None:
+        """The first reason given wins. An async handler is cancelled at once; a
+        thread or process handler sees ``job.cancelled``."""
+        if self.stop_reason is not None:
+            return
+        for control in self.controls:
+            control.stop_reason = reason
+        if self.in_handler and self.task is not None:
+            self.task.cancel()

@@ -50,6 +50,10 @@ class Hooks:
             raise InvalidOption(f"a hook must be callable, not {callback!r}")
         self._callbacks[event].append(callback)
 
+    def wants(self, event: str) -> bool:
+        """Whether anything listens: the worker builds no event nobody reads."""
+        return bool(self._callbacks[event])
+
     async def emit(self, event: HookEvent) -> None:
         for callback in self._callbacks[event.name]:
             try:

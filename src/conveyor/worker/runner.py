@@ -36,10 +36,10 @@ import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from conveyor import _claims, _validate
 from conveyor._claims import Outcome
@@ -56,7 +56,7 @@ from conveyor.job import Progress
 from conveyor.notify import Listener
 from conveyor.queries import Queries
 from conveyor.worker.completer import Completer
-from conveyor.worker.control import JobControl, StopReason
+from conveyor.worker.control import HandlerCall, JobControl, StopReason
 from conveyor.worker.hooks import HookEvent, Hooks
 from conveyor.worker.registry import Registration
 
@@ -67,22 +67,25 @@ Run = Callable[[Operation[Any]], Awaitable[Any]]
 
 _RESCUE_BATCH = 500
 _STOP_GRACE = 10.0  # seconds for the final writes when stopping
-
-
-class _Stopped(Exception):
-    def __init__(self, reason: StopReason) -> None:
-        super().__init__(reason.value)
-        self.reason = reason
+_CLAIM_PATIENCE = 0.01  # seconds a busy queue waits for more free slots before claiming
 
 
 class _Slots:
-    """How many more handler calls a queue may start."""
+    """How many more handler calls a queue may start.
+
+    Under load, claiming for every single slot that frees would cost a round trip
+    per job; ``wait_many`` lets a busy queue wait (briefly) until a quarter of its
+    slots are free, so claims stay large.
+    """
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.used = 0
+        self._many = max(1, size // 4)
         self._free = asyncio.Event()
         self._free.set()
+        self._free_many = asyncio.Event()
+        self._free_many.set()
 
     @property
     def free(self) -> int:
@@ -92,17 +95,27 @@ class _Slots:
         self.used += 1
         if self.used >= self.size:
             self._free.clear()
+        if self.free < self._many:
+            self._free_many.clear()
 
     def give(self) -> None:
         self.used -= 1
         self._free.set()
+        if self.free >= self._many:
+            self._free_many.set()
 
     async def wait_free(self) -> None:
         await self._free.wait()
 
+    async def wait_many(self, patience: float) -> None:
+        """Until a quarter of the slots are free, or ``patience`` seconds pass."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._free_many.wait(), patience)
+
     def open(self) -> None:
         """Release waiters (the worker is stopping)."""
         self._free.set()
+        self._free_many.set()
 
 
 def _chunks(items: list[T], size: int) -> Iterable[list[T]]:
@@ -284,6 +297,8 @@ class Worker:
         delay = 0.1
         while True:
             await slots.wait_free()
+            if backlog:
+                await slots.wait_many(_CLAIM_PATIENCE)
             if self._stopping.is_set():
                 return
             if not backlog:
@@ -308,18 +323,17 @@ class Worker:
                 continue
             delay = 0.1
             backlog = len(jobs) == limit
-            loop = asyncio.get_running_loop()
             for chunk in _chunks(jobs, reg.batch_size):
-                controls = [JobControl(job, loop) for job in chunk]
+                call = HandlerCall(chunk)
                 if self._stopping.is_set():  # claimed while stopping: give them back
-                    self._to_release.extend(controls)
+                    self._to_release.extend(call.controls)
                     continue
                 slots.take()
-                for control in controls:
+                for control in call.controls:
                     self._running[control.id] = control
-                unit = asyncio.create_task(self._execute(reg, controls, slots, completer))
-                self._units.add(unit)
-                unit.add_done_callback(self._units.discard)
+                call.task = asyncio.create_task(self._execute(reg, call, slots, completer))
+                self._units.add(call.task)
+                call.task.add_done_callback(self._units.discard)
 
     # --- running one handler call ------------------------------------------------------
 
@@ -332,65 +346,55 @@ class Worker:
             )
         return self._executors[kind]
 
-    def _start(self, reg: Registration, controls: list[JobControl]) -> asyncio.Future[Any]:
-        jobs = [c.job for c in controls]
+    def _argument(self, reg: Registration, call: HandlerCall) -> Any:
+        jobs = [control.job for control in call.controls]
         if reg.executor == "process":  # a job crossing into a process goes without control
             jobs = [replace(job, _control=None, progress=Progress(job.progress)) for job in jobs]
-        arg: Any = jobs if reg.batch_size > 1 else jobs[0]
-        if reg.executor == "async":
-            return asyncio.ensure_future(cast(Awaitable[Any], reg.handler(arg)))
-        loop = asyncio.get_running_loop()
-        return loop.run_in_executor(self._executor(reg.executor), reg.handler, arg)
-
-    async def _supervise(self, future: asyncio.Future[Any], controls: list[JobControl]) -> Any:
-        """The handler's result, or ``_Stopped`` once any of its jobs must stop."""
-        stopped = [asyncio.create_task(c.stopped.wait()) for c in controls]
-        try:
-            while True:
-                remaining = min(c.deadline for c in controls) - time.monotonic()
-                if remaining > 0:
-                    await asyncio.wait({future, *stopped}, timeout=remaining,
-                                       return_when=asyncio.FIRST_COMPLETED)
-                if future.done():
-                    return future.result()
-                reason = next((c.stop_reason for c in controls if c.stop_reason), None)
-                if reason is None and min(c.deadline for c in controls) <= time.monotonic():
-                    reason = StopReason.TIMED_OUT
-                if reason is not None:
-                    for control in controls:
-                        control.stop(reason)
-                    if isinstance(future, asyncio.Task):
-                        future.cancel()
-                        await asyncio.wait({future})
-                    raise _Stopped(reason)
-        finally:
-            for waiter in stopped:
-                waiter.cancel()
+        return jobs if reg.batch_size > 1 else jobs[0]
 
     async def _execute(
-        self, reg: Registration, controls: list[JobControl], slots: _Slots, completer: Completer
+        self, reg: Registration, call: HandlerCall, slots: _Slots, completer: Completer
     ) -> None:
+        """Run one handler call and hand its outcome to the completer. The call's task
+        is cancelled (by ``HandlerCall.stop``) only while the handler runs."""
         started = time.monotonic()
-        future: asyncio.Future[Any] | None = None
+        controls = call.controls
+        in_thread: Future[Any] | None = None
         try:
-            for control in controls:
-                await self._hooks.emit(HookEvent("job_started", job=control.job))
-            future = self._start(reg, controls)
+            if self._hooks.wants("job_started"):
+                for control in controls:
+                    await self._hooks.emit(HookEvent("job_started", job=control.job))
+            argument = self._argument(reg, call)
+            call.in_handler = True
             try:
-                result = await self._supervise(future, controls)
-            except _Stopped as stop:
-                await self._stopped(stop.reason, controls, completer, started)
+                if reg.executor == "async":
+                    result = await reg.handler(argument)
+                else:
+                    in_thread = self._executor(reg.executor).submit(reg.handler, argument)
+                    result = await asyncio.wrap_future(in_thread)
+            except asyncio.CancelledError:
+                call.in_handler = False
+                reason = call.stop_reason
+                if reason is None:  # not ours: the worker itself is being cancelled
+                    raise
+                current = asyncio.current_task()
+                if current is not None:
+                    current.uncancel()
+                await self._stopped(reason, controls, completer, started)
             except Exception as exc:  # the handler's own failure
+                call.in_handler = False
                 await self._failed(exc, controls, completer, started)
             else:
+                call.in_handler = False
                 await self._completed(result, controls, completer, started)
         finally:
             for control in controls:
                 self._running.pop(control.id, None)
-            if future is None or future.done():
+            if in_thread is None or in_thread.done():
                 slots.give()
             else:  # a thread or process cannot be interrupted: its slot stays taken
-                future.add_done_callback(lambda _: slots.give())
+                loop = asyncio.get_running_loop()
+                in_thread.add_done_callback(lambda _: loop.call_soon_threadsafe(slots.give))
 
     async def _completed(
         self, result: Any, controls: list[JobControl], completer: Completer, started: float
@@ -400,10 +404,12 @@ class Worker:
         except InvalidPayload as exc:
             await self._failed(exc, controls, completer, started)
             return
+        wanted = self._hooks.wants("job_completed")
         for control in controls:
             await completer.add(Outcome(_uuid(control), control.attempt, output=output))
-            await self._hooks.emit(HookEvent("job_completed", job=control.job, output=result,
-                                             duration=time.monotonic() - started))
+            if wanted:
+                await self._hooks.emit(HookEvent("job_completed", job=control.job, output=result,
+                                                 duration=time.monotonic() - started))
 
     async def _failed(
         self, exc: BaseException, controls: list[JobControl], completer: Completer,
@@ -420,9 +426,10 @@ class Worker:
             log.log(logging.INFO if retrying else logging.WARNING,
                     "job %s (%s) failed: %s%s", job.id, job.queue, exc,
                     "; it will be retried" if retrying else "")
-            await self._hooks.emit(HookEvent("job_retried" if retrying else "job_failed",
-                                             job=job, error=exc,
-                                             duration=time.monotonic() - started))
+            event = "job_retried" if retrying else "job_failed"
+            if self._hooks.wants(event):
+                await self._hooks.emit(HookEvent(event, job=job, error=exc,
+                                                 duration=time.monotonic() - started))
 
     async def _stopped(
         self, reason: StopReason, controls: list[JobControl], completer: Completer,
@@ -445,6 +452,10 @@ class Worker:
             controls = list(self._running.values())
             if not controls:
                 continue
+            now = time.monotonic()
+            for control in controls:  # time limits, checked at every beat
+                if control.deadline <= now:
+                    control.stop(StopReason.TIMED_OUT)
             progress = []
             for control in controls:
                 taken = control.take_progress()
@@ -503,6 +514,7 @@ class Worker:
         self._request_stop(force=False)
 
 
-def _uuid(control: JobControl) -> Any:
-    return _validate.job_id(control.id)
+def _uuid(control: JobControl) -> str:
+    """The job's id as the statements take it (text, cast to uuid in SQL)."""
+    return control.id
 
