@@ -6,7 +6,7 @@ import inspect
 
 import pytest
 
-from conveyor import AsyncConveyor, Conveyor, JobState
+from conveyor import AsyncConveyor, Conveyor, Job, JobState
 
 LIFECYCLE = {"start", "stop"}
 REGISTRATION = {"work", "task", "on"}  # plain data on both faces: no I/O, nothing to await
@@ -72,3 +72,14 @@ def test_a_client_is_usable_with_start_and_stop(database_url: str, schema: str) 
 @pytest.mark.parametrize("cls", [Conveyor, AsyncConveyor])
 def test_a_client_names_its_schema(cls: type, database_url: str) -> None:
     assert cls(database_url, schema="my_app_jobs").schema == "my_app_jobs"
+
+
+def test_job_columns_follow_the_fields_of_job() -> None:
+    import dataclasses
+    from importlib import resources
+
+    text = (resources.files("conveyor") / "sql" / "job_columns.sql").read_text()
+    columns = [c.strip().removeprefix("j.") for c in text.replace("\n", " ").split(",")]
+    fields = [f.name for f in dataclasses.fields(Job) if not f.name.startswith("_")]
+
+    assert columns == fields

@@ -10,6 +10,7 @@ module's own, never the shared one.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -44,7 +45,7 @@ STATES = ("created", "retry", "active", "completed", "cancelled", "failed")
 # --- database helpers -------------------------------------------------------------------
 
 
-def query(dsn: str, statement: sql.Composable | str, params: Any = None) -> list[tuple[Any, ...]]:
+def query(dsn: str, statement: sql.Composed | str, params: Any = None) -> list[tuple[Any, ...]]:
     """Run one statement on a fresh connection (which survives restarts in between)."""
     with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
         cur = conn.execute(statement, params)
@@ -88,8 +89,12 @@ def jobs(dsn: str, schema: str) -> dict[str, tuple[str, int, int]]:
             ).format(sql.Identifier(schema)), [QUEUE])}
 
 
-def send_jobs(cv: Conveyor, sleeps: list[float], **options: Any) -> None:
-    assert cv.insert(QUEUE, [{"data": {"sleep": s}, **options} for s in sleeps]) == len(sleeps)
+def send_jobs(
+    cv: Conveyor, sleeps: list[float], data: dict[str, Any] | None = None, **options: Any
+) -> None:
+    """One job per sleep, with ``data`` added to each one's data and ``options``."""
+    items = [{"data": {"sleep": s, **(data or {})}, **options} for s in sleeps]
+    assert cv.insert(QUEUE, items) == len(sleeps)
 
 
 def tagged(dsn: str, tag: str) -> str:
@@ -114,6 +119,17 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
         if time.monotonic() > deadline:
             pytest.fail(f"gave up after {timeout:g} s waiting for {what}")
         time.sleep(0.1)
+
+
+def children(pid: int) -> set[int]:
+    """The child processes of ``pid`` (Linux)."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found.update(int(n) for n in (task / "children").read_text().split())
+        except OSError:
+            continue
+    return found
 
 
 def alive(pid: int) -> bool:
@@ -197,8 +213,12 @@ class Workers:
     def close(self) -> None:
         for worker in self.started:
             if worker.process.poll() is None:
+                orphans = children(worker.pid)  # a supervisor's worker processes
                 worker.process.kill()
                 worker.process.wait(10)
+                for pid in orphans:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
             print(f"----- {worker.name} (pid {worker.pid}, exit {worker.process.returncode}) "
                   f"-----\n{worker.text()}")
 
@@ -307,6 +327,29 @@ def test_sigterm_hands_unfinished_jobs_back_without_counting_an_attempt(
         assert states[job_id] == ("created", 0, 0), states[job_id]
 
 
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "bug: after the shutdown timeout the worker hands back the jobs of thread handlers "
+    "that are still running (they cannot be interrupted) and the process lives on until "
+    "they return, so another worker can run the same job at the same time"))
+def test_a_job_is_not_handed_back_while_its_handler_still_runs(
+    app: Conveyor, database_url: str, schema: str, workers: Workers
+) -> None:
+    worker = workers.cli(database_url, schema, "--shutdown-timeout", "1", concurrency=1)
+    worker.wait_started()
+    send_jobs(app, [6.0], {"ignore_cancel": True})  # a handler that never looks at job.cancelled
+    wait_until(lambda: len(executions(database_url, schema)) == 1, DRAIN, "the job to start")
+    [job_id] = jobs(database_url, schema)
+
+    worker.signal(signal.SIGTERM)
+    wait_until(lambda: "worker stopped" in worker.text() or worker.process.poll() is not None,
+               EXIT, "the worker to stop")
+
+    handler_running = worker.process.poll() is None  # only the handler's thread keeps it
+    state = jobs(database_url, schema)[job_id][0]
+    assert not (handler_running and state in ("created", "retry")), (
+        f"job {job_id} is {state}, claimable, while its handler still runs in {worker.pid}")
+
+
 def test_sigterm_lets_running_jobs_finish_within_the_shutdown_timeout(
     app: Conveyor, database_url: str, schema: str, workers: Workers
 ) -> None:
@@ -403,3 +446,25 @@ def test_the_cli_runs_several_processes_and_sigterm_stops_them_all(
     assert supervisor.pid not in pids
     assert not [pid for pid in pids if alive(pid)], "worker processes outlived the supervisor"
     assert counts(database_url, schema)["active"] == 0
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "bug: a SIGTERM that reaches the supervisor while it waits to replace a dead worker "
+    "process is not passed to the replacement, which it then starts and waits for forever"))
+def test_sigterm_during_the_replacement_of_a_dead_worker_process_stops_everything(
+    app: Conveyor, database_url: str, schema: str, workers: Workers
+) -> None:
+    supervisor = workers.cli(database_url, schema, "--processes", "2", concurrency=2)
+    supervisor.wait_started(count=2)
+    victim = min(children(supervisor.pid))
+    os.kill(victim, signal.SIGKILL)
+    # The supervisor logs this, then waits a second before starting the replacement.
+    wait_until(lambda: "starting another" in supervisor.text(), EXIT,
+               "the supervisor to notice the dead worker process")
+
+    supervisor.signal(signal.SIGTERM)
+
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        supervisor.process.wait(10)
+    assert supervisor.process.poll() is not None, (
+        f"the supervisor still runs 10 s after SIGTERM, waiting for {children(supervisor.pid)}")

@@ -8,7 +8,8 @@ subprocesses. Not a test module: importing it needs the environment below.
 
 Queue ``work`` runs a sync handler that records every execution (job id, attempt,
 pid, time) in ``"<schema>".executions`` through a connection of its own, then sleeps
-``job.data["sleep"]`` seconds, checking ``job.cancelled`` every 50 ms, and returns
+``job.data["sleep"]`` seconds, checking ``job.cancelled`` every 50 ms (unless
+``job.data["ignore_cancel"]`` is true: then it just sleeps), and returns
 ``{"ok": True}``. The test creates the ``executions`` table before starting workers.
 
 Two ways to run it:
@@ -77,6 +78,9 @@ def _record(job: Job) -> None:
 @cv.task("work", concurrency=CONCURRENCY)
 def work(job: Job) -> dict[str, Any]:
     _record(job)
+    if job.data.get("ignore_cancel"):
+        time.sleep(float(job.data["sleep"]))
+        return {"ok": True}
     until = time.monotonic() + float(job.data.get("sleep", 0))
     while not job.cancelled:
         left = until - time.monotonic()

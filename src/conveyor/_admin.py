@@ -24,7 +24,7 @@ def get_job(ctx: Context, /, id: JobRef, *, conn: Any = None) -> Operation[Job |
     job_id = _validate.job_id(id)
 
     def plan() -> Plan[Job | None]:
-        row = yield Execute("job_get", {"id": job_id}, "one")
+        row = yield Execute("job_get", {"id": job_id}, "one", tuples=True)
         return None if row is None else job_from_row(row)
 
     return Operation(plan(), conn)
@@ -125,7 +125,7 @@ def find_jobs(
     }
 
     def plan() -> Plan[JobPage]:
-        jobs = [job_from_row(row) for row in (yield Execute("jobs_find", params))]
+        jobs = [job_from_row(row) for row in (yield Execute("jobs_find", params, tuples=True))]
         more = len(jobs) > page_size
         jobs = jobs[:page_size]
         return JobPage(jobs, jobs[-1].id if more else None)

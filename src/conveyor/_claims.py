@@ -24,7 +24,7 @@ def claim(queue: str, limit: int, lease: timedelta | None = None) -> Plan[list[J
     params = {"queue": queue, "limit": limit, "lease": lease}
     for attempt in range(_CLAIM_RACE_RETRIES):
         try:
-            rows = yield Execute("claim", params)
+            rows = yield Execute("claim", params, tuples=True)
         except Failure as failure:
             # Two claims raced for the same key of a singleton or stately queue: the
             # unique index let one win. The loser tries again.

@@ -19,6 +19,8 @@ from conveyor._plan import Context, Copy, Execute, Operation, Plan, Step
 from conveyor._rows import Duration
 from conveyor.errors import QueueNotFound
 
+_ANALYZE_AFTER = 10_000
+
 
 def _ensure_queue_then(queue: str, step: Step) -> Plan[Mapping[str, Any]]:
     """Runs an ``enqueue`` step; when the queue does not exist yet, creates it with
@@ -47,6 +49,11 @@ def _insert_many(queue: str, rows: Iterable[_options.JobRow], channel: str) -> P
     result = yield from _ensure_queue_then(queue, step)
     # Dropped now rather than at commit: the caller's transaction may insert again.
     yield Execute("enqueue_unstage", None, "none")
+    if result["inserted"] >= _ANALYZE_AFTER:
+        # Claims read the jobs in index order only when the planner knows how many
+        # there are; a table that just grew by a bulk load still has the statistics
+        # of an empty one until autovacuum analyzes it, up to a minute later.
+        yield Execute("jobs_analyze", None, "none")
     return result["inserted"]  # type: ignore[no-any-return]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -19,13 +19,14 @@ _STATES = {state.value: state for state in JobState}
 _POLICIES = {policy.value: policy for policy in QueuePolicy}
 
 
-def job_from_row(row: dict[str, Any]) -> Job:
-    """The Job of a ``SELECT *`` row (which it takes over: the row is changed)."""
-    row["id"] = str(row["id"])
-    row["state"] = _STATES[row["state"]]
-    row["policy"] = _POLICIES[row["policy"]]
-    row["progress"] = Progress(row["progress"])
-    return Job(**row)
+def job_from_row(row: Sequence[Any]) -> Job:
+    """The Job of a row of ``{job_columns}`` (the Job's fields, in order)."""
+    values = list(row)
+    values[0] = str(values[0])
+    values[2] = _STATES[values[2]]
+    values[14] = Progress(values[14])
+    values[24] = _POLICIES[values[24]]
+    return Job(*values)
 
 
 def queue_from_row(row: Mapping[str, Any]) -> Queue:

@@ -35,6 +35,10 @@ def _source(name: str) -> str:
     return (resources.files("conveyor") / "sql" / f"{name}.sql").read_text("utf-8")
 
 
+# Parts any statement may name: {job_columns} lists a job's columns in the order of
+# the Job dataclass's fields, so rows become Jobs without a mapping per row.
+_SHARED_PARTS = {"job_columns": "job_columns"}
+
 # name: (body file, {placeholder: file of the part})
 _ASSEMBLED: dict[str, tuple[str, dict[str, str]]] = {
     "enqueue": ("enqueue", {"input": "enqueue_input_one"}),
@@ -50,6 +54,7 @@ def _render(text: str, schema: str, **parts: str) -> str:
 
 def _statement(name: str, schema: str) -> str:
     body, parts = _ASSEMBLED.get(name, (name, {}))
+    parts = {**_SHARED_PARTS, **parts}
     return _render(_source(body), schema, **{k: _source(v) for k, v in parts.items()})
 
 

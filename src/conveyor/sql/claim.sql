@@ -45,4 +45,4 @@ SET state = 'active',
     lease_expires_at = now() + LEAST(j.expire_in, COALESCE(%(lease)s::interval, j.expire_in))
 FROM chosen
 WHERE j.id = chosen.id
-RETURNING j.*;
+RETURNING {job_columns};

@@ -1,1 +1,1 @@
-SELECT * FROM {schema}.job WHERE id = %(id)s;
+SELECT {job_columns} FROM {schema}.job AS j WHERE j.id = %(id)s;

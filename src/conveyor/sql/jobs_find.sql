@@ -1,8 +1,8 @@
 -- One page of jobs, newest first, after the cursor. Ids are UUID version 7, whose
 -- leading bits are the creation time, so the primary key gives the order (custom
 -- ids sort by value). Every filter is optional: NULL leaves it out.
-SELECT *
-FROM {schema}.job
+SELECT {job_columns}
+FROM {schema}.job AS j
 WHERE (%(queue)s::text IS NULL OR queue = %(queue)s)
   AND (%(states)s::{schema}.job_state[] IS NULL OR state = ANY (%(states)s))
   AND (%(singleton_key)s::text IS NULL OR singleton_key = %(singleton_key)s)
