@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import Any, Never
+from typing import Any, Unpack
 
 from psycopg import errors as pg_errors
 
 from conveyor import _options, _validate
-from conveyor._options import UNSET
+from conveyor._options import QueueSettings
 from conveyor._plan import Context, Execute, Failure, Operation, Plan
-from conveyor._rows import Duration, JobRef, job_from_row, queue_from_row
+from conveyor._rows import JobRef, job_from_row, queue_from_row
 from conveyor.errors import InvalidArgument, PolicyViolation, QueueConflict, QueueNotFound
-from conveyor.job import Job, JobPage, JobState, Queue, QueuePolicy
+from conveyor.job import Job, JobPage, JobState, Queue
 
 _MAX_PAGE = 1000
 
@@ -161,64 +161,34 @@ def _update_queue(params: dict[str, Any], create: bool) -> Plan[Queue]:
 
 
 def create_queue(
-    ctx: Context,
-    /,
-    name: str,
-    *,
-    policy: QueuePolicy | str = UNSET,
-    priority: int = UNSET,
-    retry_limit: int = UNSET,
-    retry_delay: Duration = UNSET,
-    retry_backoff: bool = UNSET,
-    retry_delay_max: Duration | None = UNSET,
-    expire_in: Duration = UNSET,
-    retention: Duration = UNSET,
-    delete_after: Duration = UNSET,
-    dead_letter: str | None = UNSET,
-    conn: Any = None,
-    **unknown: Never,
+    ctx: Context, /, name: str, *, conn: Any = None, **settings: Unpack[QueueSettings]
 ) -> Operation[Queue]:
     """Create ``name`` with a policy and defaults for its jobs, and return it.
 
     Creating a queue that exists applies the settings given and keeps the others,
     so application start-up code can call it every time. A dead-letter queue that
     does not exist yet is created with defaults. Policies (see
-    :class:`QueuePolicy`) apply to jobs sent after the change.
+    :class:`QueuePolicy`) apply to jobs sent after the change. The settings:
+    ``policy``, ``priority``, ``retry_limit``, ``retry_delay``, ``retry_backoff``,
+    ``retry_delay_max``, ``expire_in``, ``retention``, ``delete_after``,
+    ``dead_letter`` (see :meth:`send`).
 
     Example::
 
         cv.create_queue("reports", policy="singleton", retry_limit=5, dead_letter="reports-dlq")
     """
-    _validate.unknown_options(unknown, _options.QUEUE_SETTINGS)
-    # locals() holds exactly the settings as named above; UNSET marks those left out.
-    params = _options.queue_settings(_validate.queue_name(name), locals())
+    params = _options.queue_settings(_validate.queue_name(name), settings)
     return Operation(_update_queue(params, create=True), conn, atomic=True)
 
 
 def update_queue(
-    ctx: Context,
-    /,
-    name: str,
-    *,
-    policy: QueuePolicy | str = UNSET,
-    priority: int = UNSET,
-    retry_limit: int = UNSET,
-    retry_delay: Duration = UNSET,
-    retry_backoff: bool = UNSET,
-    retry_delay_max: Duration | None = UNSET,
-    expire_in: Duration = UNSET,
-    retention: Duration = UNSET,
-    delete_after: Duration = UNSET,
-    dead_letter: str | None = UNSET,
-    conn: Any = None,
-    **unknown: Never,
+    ctx: Context, /, name: str, *, conn: Any = None, **settings: Unpack[QueueSettings]
 ) -> Operation[Queue]:
     """Change the settings given of an existing queue and return it; raises
     :class:`~conveyor.errors.QueueNotFound` when there is no such queue. Pass
     ``None`` to ``dead_letter`` or ``retry_delay_max`` to remove it. Jobs already
     sent keep the settings they were sent with."""
-    _validate.unknown_options(unknown, _options.QUEUE_SETTINGS)
-    params = _options.queue_settings(_validate.queue_name(name), locals())
+    params = _options.queue_settings(_validate.queue_name(name), settings)
     return Operation(_update_queue(params, create=False), conn, atomic=True)
 
 

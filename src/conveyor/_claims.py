@@ -11,8 +11,9 @@ from typing import Any
 from psycopg import errors as pg_errors
 
 from conveyor import _validate
+from conveyor._options import Duration
 from conveyor._plan import Context, Execute, Failure, Operation, Plan
-from conveyor._rows import Duration, JobRef, job_from_row
+from conveyor._rows import JobRef, job_from_row
 from conveyor.job import Job
 
 _CLAIM_RACE_RETRIES = 3

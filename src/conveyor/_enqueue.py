@@ -15,8 +15,8 @@ from datetime import datetime
 from typing import Any, Never
 
 from conveyor import _options, _validate
+from conveyor._options import Duration
 from conveyor._plan import Context, Copy, Execute, Operation, Plan, Step
-from conveyor._rows import Duration
 from conveyor.errors import QueueNotFound
 
 _ANALYZE_AFTER = 10_000

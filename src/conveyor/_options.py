@@ -10,20 +10,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, TypedDict
 
 from conveyor import _validate
 from conveyor.errors import InvalidOption, InvalidPolicy
 from conveyor.job import QueuePolicy
 
-
-class _Unset:
-    def __repr__(self) -> str:
-        return "UNSET"
-
-
-UNSET: Final[Any] = _Unset()
-"""Default of queue settings: leave the setting as it is."""
+_UNSET: Final = object()
 
 
 def _policy(value: object) -> str:
@@ -53,10 +46,27 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "id": _validate.job_id,
 }
 
-QUEUE_SETTINGS: Final = (
-    "policy", "priority", "retry_limit", "retry_delay", "retry_backoff", "retry_delay_max",
-    "expire_in", "retention", "delete_after", "dead_letter",
-)
+Duration = int | float | timedelta
+"""Seconds, or a timedelta."""
+
+
+class QueueSettings(TypedDict, total=False):
+    """A queue's policy and the defaults its jobs take (see ``create_queue``). Pass
+    ``None`` to ``dead_letter`` or ``retry_delay_max`` to remove it."""
+
+    policy: QueuePolicy | str
+    priority: int
+    retry_limit: int
+    retry_delay: Duration
+    retry_backoff: bool
+    retry_delay_max: Duration | None
+    expire_in: Duration
+    retention: Duration
+    delete_after: Duration
+    dead_letter: str | None
+
+
+QUEUE_SETTINGS: Final = tuple(QueueSettings.__annotations__)
 _CLEARABLE: Final = frozenset({"retry_delay_max", "dead_letter"})
 
 
@@ -147,16 +157,19 @@ a ``JobRow`` is written as it is."""
 def queue_settings(name: str, given: Mapping[str, Any]) -> dict[str, Any]:
     """Parameters for ``queue_update.sql`` from the settings a caller gave.
 
-    A setting left ``UNSET`` stays as it is; ``None`` clears an optional setting.
+    A setting left out stays as it is; ``None`` clears an optional setting.
     """
+    _validate.unknown_options(
+        {key: value for key, value in given.items() if key not in QUEUE_SETTINGS}, QUEUE_SETTINGS
+    )
     params: dict[str, Any] = {"name": name}
     for setting in QUEUE_SETTINGS:
-        value = given.get(setting, UNSET)
+        value = given.get(setting, _UNSET)
         if value is None and setting not in _CLEARABLE:
             raise InvalidOption(f"{setting} cannot be None; leave it out to keep its value")
-        params[setting] = None if value is UNSET else check(setting, value)
+        params[setting] = None if value is _UNSET else check(setting, value)
         if setting in _CLEARABLE:
-            params[f"set_{setting}"] = value is not UNSET
+            params[f"set_{setting}"] = value is not _UNSET
     if params["dead_letter"] == name:
         raise InvalidOption(f"queue {name!r} cannot be its own dead-letter queue")
     return params

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
 from typing import Any
 
 from conveyor.job import Job, JobState, Progress, Queue, QueuePolicy
 
-Duration = int | float | timedelta
-"""Seconds, or a timedelta."""
 JobRef = str | uuid.UUID | Job
 """A job id (UUID or its text), or the Job itself (which also fences by attempt)."""
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, Concatenate, ParamSpec, Self, TypeVar
+from typing import Any, Concatenate, ParamSpec, Self, TypeVar, Unpack
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
@@ -25,7 +25,8 @@ from conveyor.errors import ConnectionLost, InvalidArgument, NotStarted
 from conveyor.queries import Queries
 from conveyor.worker import Hooks, Registration, Registry, Worker
 from conveyor.worker.hooks import Callback
-from conveyor.worker.registry import DEFAULT_POLL_INTERVAL, Executor
+from conveyor.worker.registry import HandlerOptions
+from conveyor.worker.runner import RunOptions
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -60,14 +61,7 @@ class _Client:
     # --- handlers: registration is plain data, shared by both faces ---
 
     def work(
-        self,
-        queue: str,
-        handler: Callable[..., Any],
-        *,
-        concurrency: int | None = None,
-        batch_size: int = 1,
-        poll_interval: float = DEFAULT_POLL_INTERVAL,
-        executor: Executor = "auto",
+        self, queue: str, handler: Callable[..., Any], **options: Unpack[HandlerOptions]
     ) -> None:
         """Register ``handler`` for ``queue``; :meth:`run` then runs it on claimed jobs.
 
@@ -88,20 +82,9 @@ class _Client:
 
             cv.work("send-message", send_message, concurrency=20)
         """
-        self._registry.add(
-            Registration.make(queue, handler, concurrency=concurrency, batch_size=batch_size,
-                              poll_interval=poll_interval, executor=executor)
-        )
+        self._registry.add(Registration.make(queue, handler, **options))
 
-    def task(
-        self,
-        queue: str,
-        *,
-        concurrency: int | None = None,
-        batch_size: int = 1,
-        poll_interval: float = DEFAULT_POLL_INTERVAL,
-        executor: Executor = "auto",
-    ) -> Callable[[H], H]:
+    def task(self, queue: str, **options: Unpack[HandlerOptions]) -> Callable[[H], H]:
         """Decorator form of :meth:`work`::
 
             @cv.task("document-parse", concurrency=5)
@@ -110,8 +93,7 @@ class _Client:
         """
 
         def register(handler: H) -> H:
-            self.work(queue, handler, concurrency=concurrency, batch_size=batch_size,
-                      poll_interval=poll_interval, executor=executor)
+            self.work(queue, handler, **options)
             return handler
 
         return register
@@ -130,20 +112,6 @@ class _Client:
             return function
 
         return register
-
-    def _worker(self, run: Callable[[Operation[Any]], Awaitable[Any]],
-                options: dict[str, Any]) -> Worker:
-        queues = options.pop("queues", None)
-        concurrency = options.pop("concurrency", None)
-        return Worker(
-            run,
-            dsn=self.settings.dsn,
-            queries=self._context.queries,
-            max_payload_bytes=self.settings.max_payload_bytes,
-            registrations=self._registry.select(queues, concurrency),
-            hooks=self._hooks,
-            **options,
-        )
 
     @property
     def schema(self) -> str:
@@ -173,6 +141,20 @@ class _Client:
                 f"{type(self).__name__} needs a {kind.__module__}.{kind.__qualname__} as conn, "
                 f"not {type(conn).__name__}"
             )
+
+    def _worker(
+        self, run: Callable[[Operation[Any]], Awaitable[Any]], options: RunOptions
+    ) -> Worker:
+        return Worker(
+            run,
+            dsn=self.settings.dsn,
+            queries=self._context.queries,
+            max_payload_bytes=self.settings.max_payload_bytes,
+            registrations=self._registry.select(
+                options.get("queues"), options.get("concurrency")),
+            hooks=self._hooks,
+            options={k: v for k, v in options.items() if k not in ("queues", "concurrency")},
+        )
 
 
 def _signature_of(op: Callable[..., Any]) -> inspect.Signature:
@@ -251,32 +233,12 @@ class Conveyor(_Client):
         if pool is not None:
             pool.close()
 
-    def run(
-        self,
-        *,
-        queues: Iterable[str] | None = None,
-        concurrency: int | None = None,
-        shutdown_timeout: float = 30.0,
-        listen: bool = True,
-        lease: float = 30.0,
-        heartbeat_interval: float = 0.5,
-        rescue_interval: float = 15.0,
-        handle_signals: bool = True,
-    ) -> None:
-        """Run the registered handlers until stopped: by SIGTERM or SIGINT (when
-        running in the main thread), or by ``stop()``. Starts the client first if
-        needed.
-
-        - ``queues``: run only these registrations; ``concurrency`` overrides theirs.
-        - ``shutdown_timeout``: how long running handlers may finish when stopping;
-          jobs still running then go back to their queue without counting an
-          attempt. A second signal stops at once.
-        - ``listen=False`` polls only (for PgBouncer in transaction mode).
-        - ``lease``: seconds an attempt's lease lasts between heartbeats, at most the
-          job's ``expire_in``; a dead worker's jobs are rescued after about this long.
-        - ``heartbeat_interval``: how often leases, progress and cancellations are
-          synced; ``rescue_interval``: how often lapsed leases are looked for.
-        """
+    def run(self, **options: Unpack[RunOptions]) -> None:
+        """Run the registered handlers until stopped: by SIGTERM or SIGINT (in the
+        main thread) or by :meth:`stop` from another thread. Options: ``queues``,
+        ``concurrency``, ``shutdown_timeout`` (30 s), ``listen``, ``lease`` (30 s),
+        ``heartbeat_interval``, ``rescue_interval``, ``handle_signals`` (see the
+        guide's Workers section)."""
         twin = AsyncConveyor(
             self.settings.dsn, schema=self.settings.schema,
             max_payload_bytes=self.settings.max_payload_bytes, pool_size=self.settings.pool_size,
@@ -285,11 +247,7 @@ class Conveyor(_Client):
         twin._registry, twin._hooks = self._registry, self._hooks
         self._twin = twin
         try:
-            asyncio.run(twin.run(
-                queues=queues, concurrency=concurrency, shutdown_timeout=shutdown_timeout,
-                listen=listen, lease=lease, heartbeat_interval=heartbeat_interval,
-                rescue_interval=rescue_interval, handle_signals=handle_signals,
-            ))
+            asyncio.run(twin.run(**options))
         finally:
             self._twin = None
 
@@ -381,40 +339,16 @@ class AsyncConveyor(_Client):
         if pool is not None:
             await pool.close()
 
-    async def run(
-        self,
-        *,
-        queues: Iterable[str] | None = None,
-        concurrency: int | None = None,
-        shutdown_timeout: float = 30.0,
-        listen: bool = True,
-        lease: float = 30.0,
-        heartbeat_interval: float = 0.5,
-        rescue_interval: float = 15.0,
-        handle_signals: bool = True,
-    ) -> None:
-        """Run the registered handlers until stopped: by SIGTERM or SIGINT (when
-        running in the main thread), or by ``stop()``. Starts the client first if
-        needed.
-
-        - ``queues``: run only these registrations; ``concurrency`` overrides theirs.
-        - ``shutdown_timeout``: how long running handlers may finish when stopping;
-          jobs still running then go back to their queue without counting an
-          attempt. A second signal stops at once.
-        - ``listen=False`` polls only (for PgBouncer in transaction mode).
-        - ``lease``: seconds an attempt's lease lasts between heartbeats, at most the
-          job's ``expire_in``; a dead worker's jobs are rescued after about this long.
-        - ``heartbeat_interval``: how often leases, progress and cancellations are
-          synced; ``rescue_interval``: how often lapsed leases are looked for.
-        """
+    async def run(self, **options: Unpack[RunOptions]) -> None:
+        """Run the registered handlers until stopped: by SIGTERM or SIGINT (in the
+        main thread) or by :meth:`stop`. Starts the client first if needed. Options:
+        ``queues``, ``concurrency``, ``shutdown_timeout`` (30 s), ``listen``,
+        ``lease`` (30 s), ``heartbeat_interval``, ``rescue_interval``,
+        ``handle_signals`` (see the guide's Workers section)."""
         started_here = self._pool is None
         if started_here:
             await self.start()
-        worker = self._worker(self._run, dict(
-            queues=queues, concurrency=concurrency, shutdown_timeout=shutdown_timeout,
-            listen=listen, lease=lease, heartbeat_interval=heartbeat_interval,
-            rescue_interval=rescue_interval, handle_signals=handle_signals,
-        ))
+        worker = self._worker(self._run, options)
         self._active_worker = worker
         try:
             await worker.run()

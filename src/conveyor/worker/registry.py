@@ -6,7 +6,7 @@ import inspect
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, Unpack
 
 from conveyor import _validate
 from conveyor.errors import ConfigurationError, InvalidOption, QueueConflict, QueueNotFound
@@ -30,6 +30,23 @@ def default_concurrency() -> int:
     return value
 
 
+class HandlerOptions(TypedDict, total=False):
+    """How a queue's handler runs (see ``work()``).
+
+    - ``concurrency``: handler calls at once in this process (default 5, or
+      ``CONVEYOR_CONCURRENCY``).
+    - ``batch_size`` (1): with more, the handler gets a list of up to that many jobs.
+    - ``poll_interval`` (2 s): seconds between looks for work without notifications.
+    - ``executor`` ("auto"): "async", "thread" or "process"; auto picks async for
+      ``async def`` handlers and threads for the rest.
+    """
+
+    concurrency: int | None
+    batch_size: int
+    poll_interval: float
+    executor: Executor
+
+
 @dataclass(frozen=True, slots=True)
 class Registration:
     """One queue's handler and its settings."""
@@ -43,15 +60,16 @@ class Registration:
 
     @classmethod
     def make(
-        cls,
-        queue: str,
-        handler: Callable[..., Any],
-        *,
-        concurrency: int | None = None,
-        batch_size: int = 1,
-        poll_interval: float = DEFAULT_POLL_INTERVAL,
-        executor: Executor = "auto",
+        cls, queue: str, handler: Callable[..., Any], **options: Unpack[HandlerOptions]
     ) -> Registration:
+        _validate.unknown_options(
+            {k: v for k, v in options.items() if k not in HandlerOptions.__annotations__},
+            HandlerOptions.__annotations__,
+        )
+        concurrency = options.get("concurrency")
+        batch_size = options.get("batch_size", 1)
+        poll_interval = options.get("poll_interval", DEFAULT_POLL_INTERVAL)
+        executor = options.get("executor", "auto")
         name = _validate.queue_name(queue)
         if not callable(handler):
             raise InvalidOption(f"the handler for {name!r} must be callable, not {handler!r}")

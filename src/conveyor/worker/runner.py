@@ -35,11 +35,11 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 from conveyor import _claims, _validate
 from conveyor._claims import Outcome
@@ -123,6 +123,46 @@ def _chunks(items: list[T], size: int) -> Iterable[list[T]]:
         yield items[start : start + size]
 
 
+class WorkerOptions(TypedDict, total=False):
+    """How a worker runs; every option has a default (``WORKER_DEFAULTS``).
+
+    - ``shutdown_timeout`` (30 s): how long running handlers may finish when
+      stopping; jobs still running then go back to their queue uncounted.
+    - ``listen`` (True): wake up on notifications; False polls only (PgBouncer in
+      transaction mode).
+    - ``lease`` (30 s): how long an attempt's lease lasts between heartbeats, at most
+      the job's ``expire_in``; a dead worker's jobs are rescued after about this.
+    - ``heartbeat_interval`` (0.5 s): how often leases, progress, time limits and
+      cancellations are synced.
+    - ``rescue_interval`` (15 s): how often lapsed leases are looked for.
+    - ``handle_signals`` (True): stop on SIGTERM and SIGINT when in the main thread.
+    """
+
+    shutdown_timeout: float
+    listen: bool
+    lease: float
+    heartbeat_interval: float
+    rescue_interval: float
+    handle_signals: bool
+
+
+class RunOptions(WorkerOptions, total=False):
+    """``run()``'s options: the worker's, and which registrations to run.
+
+    - ``queues``: run only these queues' handlers.
+    - ``concurrency``: override every queue's concurrency.
+    """
+
+    queues: Iterable[str] | None
+    concurrency: int | None
+
+
+WORKER_DEFAULTS: WorkerOptions = {
+    "shutdown_timeout": 30.0, "listen": True, "lease": 30.0, "heartbeat_interval": 0.5,
+    "rescue_interval": 15.0, "handle_signals": True,
+}
+
+
 class Worker:
     def __init__(
         self,
@@ -133,13 +173,13 @@ class Worker:
         max_payload_bytes: int,
         registrations: list[Registration],
         hooks: Hooks,
-        shutdown_timeout: float = 30.0,
-        listen: bool = True,
-        lease: float = 30.0,
-        heartbeat_interval: float = 0.5,
-        rescue_interval: float = 15.0,
-        handle_signals: bool = True,
+        options: Mapping[str, Any],
     ) -> None:
+        """``options``: any of :class:`WorkerOptions`; others raise ``UnknownOption``."""
+        _validate.unknown_options(
+            {k: v for k, v in options.items() if k not in WORKER_DEFAULTS}, WORKER_DEFAULTS
+        )
+        settings: dict[str, Any] = {**WORKER_DEFAULTS, **options}
         if not registrations:
             raise ConveyorError("no handlers registered: use work() or @task() first")
         self._run = run
@@ -148,14 +188,15 @@ class Worker:
         self._max_payload = max_payload_bytes
         self._registrations = registrations
         self._hooks = hooks
-        self._shutdown_timeout = _validate.duration(shutdown_timeout, "shutdown_timeout")
-        self._listen = listen
-        self._lease = _validate.positive_duration(lease, "lease")
+        self._shutdown_timeout = _validate.duration(
+            settings["shutdown_timeout"], "shutdown_timeout")
+        self._listen = _validate.boolean(settings["listen"], "listen")
+        self._lease = _validate.positive_duration(settings["lease"], "lease")
         self._heartbeat_interval = _validate.positive_duration(
-            heartbeat_interval, "heartbeat_interval").total_seconds()
+            settings["heartbeat_interval"], "heartbeat_interval").total_seconds()
         self._rescue_interval = _validate.positive_duration(
-            rescue_interval, "rescue_interval").total_seconds()
-        self._handle_signals = handle_signals
+            settings["rescue_interval"], "rescue_interval").total_seconds()
+        self._handle_signals = _validate.boolean(settings["handle_signals"], "handle_signals")
         self._running: dict[str, JobControl] = {}
         self._units: set[asyncio.Task[None]] = set()
         self._to_release: list[JobControl] = []
