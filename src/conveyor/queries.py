@@ -36,8 +36,9 @@ def _source(name: str) -> str:
 
 
 # Parts any statement may name: {job_columns} lists a job's columns in the order of
-# the Job dataclass's fields, so rows become Jobs without a mapping per row.
-_SHARED_PARTS = {"job_columns": "job_columns"}
+# the Job dataclass's fields, so rows become Jobs without a mapping per row;
+# {notify_moved} wakes the workers of the queues of the rows in a CTE named moved.
+_SHARED_PARTS = {"job_columns": "job_columns", "notify_moved": "notify_moved"}
 
 # name: (body file, {placeholder: file of the part})
 _ASSEMBLED: dict[str, tuple[str, dict[str, str]]] = {

@@ -1,7 +1,7 @@
 -- Sends failed jobs round again, due now: a retry by hand counts as a retry, and
 -- the limit grows so that exactly one more attempt is allowed.
 -- The queues are notified, to wake their workers.
-WITH retried AS (
+WITH moved AS (
     UPDATE {schema}.job
     SET state = 'retry', completed_at = NULL, start_after = now(),
         keep_until = now() + (keep_until - start_after),
@@ -10,7 +10,5 @@ WITH retried AS (
     WHERE id = ANY (%(ids)s) AND state = 'failed'
     RETURNING id, queue
 )
-SELECT id,
-       (SELECT count(pg_notify(%(channel)s, due.queue))
-        FROM (SELECT DISTINCT queue FROM retried) AS due) AS notified
-FROM retried;
+SELECT id, {notify_moved} AS notified
+FROM moved;

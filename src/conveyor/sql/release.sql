@@ -4,7 +4,7 @@
 WITH input AS (
     SELECT * FROM unnest(%(id)s::uuid[], %(attempt)s::integer[]) AS i (id, attempt)
 ),
-released AS (
+moved AS (
     UPDATE {schema}.job AS j
     SET state = CASE WHEN j.retry_count > 0 THEN 'retry' ELSE 'created' END::{schema}.job_state,
         start_after = now(),
@@ -14,7 +14,5 @@ released AS (
     WHERE j.id = i.id AND j.state = 'active' AND j.attempt = i.attempt
     RETURNING j.id, j.queue
 )
-SELECT id,
-       (SELECT count(pg_notify(%(channel)s, due.queue))
-        FROM (SELECT DISTINCT queue FROM released) AS due) AS notified
-FROM released;
+SELECT id, {notify_moved} AS notified
+FROM moved;
