@@ -14,7 +14,7 @@ from conveyor._validate import encode_json
 from conveyor.errors import InvalidPayload
 
 # PostgreSQL's jsonb cannot hold NUL characters; everything else in JSON it can.
-json_text = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=["Cs"]))
+json_text = st.text(st.characters(exclude_characters="\x00", exclude_categories=["Cs"]))
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**70), 2**70)
     | st.floats(allow_nan=False, allow_infinity=False) | json_text,

@@ -124,3 +124,11 @@ def test_a_huge_error_message_is_cut_rather_than_refused(cv: Conveyor) -> None:
 def test_every_typed_error_is_a_conveyor_error_and_a_builtin() -> None:
     assert issubclass(InvalidQueueName, ConveyorError) and issubclass(InvalidQueueName, ValueError)
     assert issubclass(UnknownOption, ConveyorError) and issubclass(UnknownOption, TypeError)
+
+
+def test_text_that_spells_a_nul_escape_is_not_a_nul(cv: Conveyor) -> None:
+    data = {"\\u0000": "C:\\u0000\\path", "plain": "\\\\u0000"}
+
+    job = cv.get_job(cv.send("q", data))  # type: ignore[arg-type]
+
+    assert job is not None and job.data == data

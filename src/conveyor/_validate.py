@@ -31,6 +31,9 @@ from conveyor.job import Job
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:/\-]{0,127}$")
 _INT32_MAX = 2**31 - 1
+# A NUL written as JSON: \u0000 after an even number of backslashes (an odd number
+# would make it the text "\u0000", which is fine).
+_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 # One encoder for every payload: json.dumps() with options builds a new one per call.
 _JSON = json.JSONEncoder(allow_nan=False, separators=(",", ":"), ensure_ascii=False)
 
@@ -77,7 +80,7 @@ def encode_json(value: Any, limit: int, what: str) -> str | None:
                 f"{what} must be JSON-serialisable (dict, list, str, int, float, bool, None): "
                 f"{exc}"
             ) from None
-    if "\\u0000" in text:
+    if "\\u0000" in text and _NUL_ESCAPE.search(text):
         raise InvalidPayload(f"{what} contains a NUL character, which PostgreSQL cannot store")
     try:
         size = len(text) if text.isascii() else len(text.encode())
