@@ -1,24 +1,32 @@
 """Worker benchmark: how fast Conveyor workers burn down a backlog, and how soon
-they pick up a job sent while they are idle.
+they pick up jobs that arrive at a steady rate.
 
 What it measures, in one run against one server:
 
 - burn-down: ``insert`` N no-op jobs (100,000), then start worker processes (1,
   then 2), each an ``AsyncConveyor`` running an ``async def`` handler that does
-  nothing, ``--concurrency`` handler calls at once per process; the time from the
-  moment the workers are told to go until the database shows all N completed.
-  Jobs/s for each process count (and each concurrency when several are given);
-- a reference in the same run: a bare asyncio loop with no features, one
-  connection claiming batches of 500 with a minimal
-  ``UPDATE .. WHERE id IN (SELECT .. FOR UPDATE SKIP LOCKED LIMIT 500) RETURNING id``
-  and a second completing each batch with one ``UPDATE .. FROM unnest(ids)``, no
-  handler: the ceiling for this machine and this job table;
-- steady-state pickup latency: one worker process, and a producer sending jobs at
-  a fixed rate (1,000/s for 10 s, after 1 s of warm-up) with single ``send`` calls
-  from several asyncio tasks; each job carries its send time (``time.time()``)
-  and the handler records ``handler start - send time``. The worker reports
-  p50/p95/p99; the database gives end to end (``completed_at - created_at``) and
-  claim delay (``started_at - created_at``).
+  nothing, ``--concurrency`` handler calls at once per process (each value given
+  is tried); the time from the moment the workers are told to go until the
+  database shows all N completed. Jobs/s for each case;
+- two references over the same N, in the same run:
+
+  - a bare asyncio loop with no features: one connection claims batches of 500
+    with a minimal ``UPDATE .. WHERE id IN (SELECT .. FOR UPDATE SKIP LOCKED
+    LIMIT 500) RETURNING id``, a second completes each batch with one
+    ``UPDATE .. FROM unnest(ids)``, no handler: the ceiling for this machine and
+    this job table;
+  - the same loop through Conveyor's public calls, ``fetch(batch_size=500)`` and
+    ``complete(jobs)``: Conveyor's statements and row handling without the worker
+    (tasks, controls, batched completer, heartbeats);
+
+- steady-state pickup latency: one worker process (the first ``--concurrency``),
+  and a producer sending jobs at a fixed rate (1,000/s for 10 s, after 1 s of
+  warm-up) with single ``send`` calls from several asyncio tasks; each job carries
+  its send time (``time.time()``) and the handler records ``handler start - send
+  time``, of which the worker reports p50/p95/p99. Also: how long the ``send``
+  calls took, ``send returned -> handler start`` (the producer keeps each job's
+  return time, the worker each job's start), and from the database, claim delay
+  (``started_at - created_at``) and end to end (``completed_at - created_at``).
 
 Worker processes are started with ``multiprocessing`` (spawn): each one imports,
 connects and registers its handler, then waits for the signal to go, so that
@@ -34,13 +42,14 @@ from the repository root::
 
     python benchmarks/throughput.py                          # embedded PostgreSQL
     python benchmarks/throughput.py --dsn postgresql://postgres@127.0.0.1:5432/test
-    python benchmarks/throughput.py --jobs 100000 --processes 1,2 --concurrency 100 \\
+    python benchmarks/throughput.py --jobs 100000 --processes 1,2 --concurrency 100,200 \\
         --rate 1000 --duration 10 --json
 
 The database is ``--dsn``, else ``$DATABASE_URL``, else an embedded PostgreSQL
 started in a temporary directory and deleted afterwards. The settings printed at
-the start come from ``benchmarks/enqueue.py``. With the defaults a run takes two to
-three minutes on a 2-core machine.
+the start come from ``benchmarks/enqueue.py``. ``--skip burn|references|latency``
+leaves a part out. With the defaults a run takes about two minutes on a 2-core
+machine.
 """
 
 from __future__ import annotations
@@ -111,6 +120,7 @@ async def _worker(
 ) -> None:
     cv = AsyncConveyor(spec.url, schema=spec.schema, migrate=False)
     latencies: list[float] = []
+    starts: dict[str, float] = {}
 
     async def noop(job: Job) -> None:
         counter.value += 1
@@ -120,6 +130,7 @@ async def _worker(
         counter.value += 1
         if not job.data.get("warmup"):
             latencies.append(started - job.data["t"])
+            starts[job.id] = started
 
     cv.work(spec.queue, timed if spec.result_path else noop, concurrency=spec.concurrency)
     await cv.start()
@@ -130,7 +141,8 @@ async def _worker(
     finally:
         await cv.stop()
     if spec.result_path:
-        Path(spec.result_path).write_text(json.dumps(percentiles(latencies)))
+        Path(spec.result_path).write_text(json.dumps(
+            {"send_to_start": percentiles(latencies), "starts": starts}))
 
 
 def percentiles(seconds: list[float]) -> dict[str, Any]:
@@ -318,6 +330,42 @@ def bare_loop(
             "per_second": jobs / seconds}
 
 
+async def _api_loop(url: str, schema: str, queue: str) -> int:
+    batches: asyncio.Queue[list[Job] | None] = asyncio.Queue(maxsize=4)
+    async with AsyncConveyor(url, schema=schema, pool_size=2, migrate=False) as acv:
+
+        async def claim_all() -> None:
+            while jobs := await acv.fetch(queue, batch_size=BARE_BATCH):
+                await batches.put(jobs)
+            await batches.put(None)
+
+        async def complete_all() -> int:
+            done = 0
+            while (jobs := await batches.get()) is not None:
+                done += await acv.complete(jobs)
+            return done
+
+        _, done = await asyncio.gather(claim_all(), complete_all())
+    return done
+
+
+def api_loop(
+    url: str, cv: Conveyor, conn: psycopg.Connection[Any], schema: str, jobs: int
+) -> dict[str, Any]:
+    """The bare loop's shape through Conveyor's public calls: ``fetch`` 500 jobs,
+    ``complete`` them (fenced by attempt), no handler and no worker machinery."""
+    fill(cv, conn, schema, BARE_QUEUE, jobs)
+    started = time.perf_counter()
+    done = asyncio.run(_api_loop(url, schema, BARE_QUEUE))
+    seconds = time.perf_counter() - started
+    if done != jobs:
+        raise RuntimeError(f"fetch/complete loop: completed {done} of {jobs}")
+    check_completed(cv, BARE_QUEUE, jobs)
+    return {"name": f"ref: fetch({BARE_BATCH}) + complete loop, no worker",
+            "processes": 1, "concurrency": None, "jobs": jobs, "seconds": seconds,
+            "per_second": jobs / seconds}
+
+
 # --- pickup latency ---------------------------------------------------------------------
 
 
@@ -329,6 +377,7 @@ async def _produce(
     interval = producers / rate
     counts = [0] * producers
     finished = [0.0] * producers
+    sends: dict[str, tuple[float, float]] = {}  # job id: time.time() before and after send
     async with AsyncConveyor(url, schema=schema, pool_size=producers, migrate=False) as acv:
         start = time.perf_counter() + 0.05
         measured_from = start + warmup
@@ -340,11 +389,13 @@ async def _produce(
                 wait = due - time.perf_counter()
                 if wait > 0:
                     await asyncio.sleep(wait)
-                data: dict[str, Any] = {"t": time.time()}
+                before = time.time()
+                data: dict[str, Any] = {"t": before}
                 if due < measured_from:
                     data["warmup"] = True
-                await acv.send(LATENCY_QUEUE, data)
+                job_id = await acv.send(LATENCY_QUEUE, data)
                 if due >= measured_from:
+                    sends[str(job_id)] = (before, time.time())
                     counts[k] += 1
                     finished[k] = time.perf_counter()
                 due += interval
@@ -353,7 +404,7 @@ async def _produce(
     sent = sum(counts)
     elapsed = max(max(finished), end) - measured_from
     return {"sent": sent, "seconds": elapsed, "achieved_rate": sent / elapsed,
-            "warmup_s": warmup, "producers": producers}
+            "warmup_s": warmup, "producers": producers, "sends": sends}
 
 
 def pickup_latency(
@@ -376,7 +427,10 @@ def pickup_latency(
                 if time.monotonic() > deadline:
                     raise RuntimeError("latency: jobs still waiting 60 s after the last send")
                 time.sleep(0.05)
-        handler = json.loads(result_path.read_text())
+        reported = json.loads(result_path.read_text())
+    sends = production.pop("sends")
+    starts: dict[str, float] = reported["starts"]
+    measured = [job_id for job_id in sends if job_id in starts]
     row = conn.execute(sql.SQL(
         "SELECT count(*), "
         "percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP "
@@ -391,9 +445,13 @@ def pickup_latency(
     def ms(values: list[float]) -> dict[str, float]:
         return {f"p{p}_ms": v * 1000 for p, v in zip((50, 95, 99), values, strict=True)}
 
-    return {"concurrency": concurrency, "rate": rate, "production": production,
-            "handler_start": handler, "completed": count,
-            "end_to_end": ms(end_to_end), "claimed": ms(claimed)}
+    return {
+        "concurrency": concurrency, "rate": rate, "production": production,
+        "handler_start": reported["send_to_start"],
+        "send_call": percentiles([sends[i][1] - sends[i][0] for i in sends]),
+        "committed_to_start": percentiles([starts[i] - sends[i][1] for i in measured]),
+        "completed": count, "end_to_end": ms(end_to_end), "claimed": ms(claimed),
+    }
 
 
 # --- report -----------------------------------------------------------------------------
@@ -436,7 +494,7 @@ def print_report(results: dict[str, Any]) -> None:
     console = Console()
     if not console.is_terminal:
         console = Console(width=120)
-    rows = results["burn_down"] + ([results["bare_loop"]] if results["bare_loop"] else [])
+    rows = results["burn_down"] + results["references"]
     if rows:
         table = Table(title=f"Burn-down, {rows[0]['jobs']:,} no-op jobs", title_justify="left")
         table.add_column("case")
@@ -459,10 +517,13 @@ def print_report(results: dict[str, Any]) -> None:
         table.add_column("latency")
         for column in ("jobs", "p50 ms", "p95 ms", "p99 ms", "max ms"):
             table.add_column(column, justify="right")
-        handler = latency["handler_start"]
-        table.add_row("send -> handler start (worker clock)", f"{handler['count']:,}",
-                      *(f"{handler.get(k, float('nan')):.1f}"
-                        for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")))
+        for key, label in (("handler_start", "send -> handler start"),
+                           ("send_call", "  of which the send call"),
+                           ("committed_to_start", "send returned -> handler start")):
+            values = latency[key]
+            table.add_row(label, f"{values['count']:,}",
+                          *(f"{values.get(k, float('nan')):.1f}"
+                            for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")))
         for key, label in (("claimed", "created_at -> started_at (db)"),
                            ("end_to_end", "created_at -> completed_at (db)")):
             values = latency[key]
@@ -493,14 +554,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=100_000, help="jobs per burn-down (100000)")
     parser.add_argument("--processes", type=int_list, default=[1, 2],
                         help="worker process counts to burn down with (1,2)")
-    parser.add_argument("--concurrency", type=int_list, default=[100],
-                        help="handler calls at once per process; several values are each "
-                        "tried (100)")
+    parser.add_argument("--concurrency", type=int_list, default=[100, 200],
+                        help="handler calls at once per worker process; each value is tried "
+                        "in the burn-down, the first one in the latency run (100,200)")
     parser.add_argument("--rate", type=float, default=1000, help="jobs/s sent for latency (1000)")
     parser.add_argument("--duration", type=float, default=10, help="seconds of sending (10)")
     parser.add_argument("--warmup", type=float, default=1, help="seconds sent first, untimed (1)")
     parser.add_argument("--producers", type=int, default=8, help="sending tasks (8)")
-    parser.add_argument("--skip", choices=["burn", "bare", "latency"], action="append",
+    parser.add_argument("--skip", choices=["burn", "references", "latency"], action="append",
                         default=[], help="leave a part out (repeatable)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
@@ -511,7 +572,8 @@ def main(argv: list[str] | None = None) -> int:
     schema = f"bench_{uuid.uuid4().hex[:12]}"
     timeout = max(120.0, args.jobs / 500)
     burns: list[dict[str, Any]] = []
-    bare = latency = None
+    references: list[dict[str, Any]] = []
+    latency = None
     with (
         database(args.dsn) as (url, source),
         psycopg.connect(url, autocommit=True) as conn,
@@ -521,10 +583,12 @@ def main(argv: list[str] | None = None) -> int:
             print_environment(env)
         try:
             with Conveyor(url, schema=schema) as cv:
-                if "bare" not in args.skip:
-                    log(f"bare loop: {args.jobs:,} jobs ...")
-                    bare = bare_loop(url, cv, conn, schema, args.jobs)
-                    log(f"  {bare['per_second']:,.0f} jobs/s")
+                if "references" not in args.skip:
+                    log(f"references: bare loop, fetch/complete loop, {args.jobs:,} jobs ...")
+                    references.append(bare_loop(url, cv, conn, schema, args.jobs))
+                    references.append(api_loop(url, cv, conn, schema, args.jobs))
+                    log("  " + ", ".join(f"{r['per_second']:,.0f}" for r in references)
+                        + " jobs/s")
                 if "burn" not in args.skip:
                     for processes in args.processes:
                         for concurrency in args.concurrency:
@@ -534,7 +598,7 @@ def main(argv: list[str] | None = None) -> int:
                                                    concurrency, timeout))
                             log(f"  {burns[-1]['per_second']:,.0f} jobs/s")
                 if "latency" not in args.skip:
-                    concurrency = max(args.concurrency)
+                    concurrency = args.concurrency[0]
                     log(f"pickup latency: {args.rate:,.0f} jobs/s for {args.duration:g} s "
                         f"(+{args.warmup:g} s warm-up), concurrency {concurrency} ...")
                     latency = pickup_latency(url, conn, schema, concurrency, args.rate,
@@ -545,9 +609,9 @@ def main(argv: list[str] | None = None) -> int:
         "environment": env,
         "parameters": vars(args) | {"dsn": redact(args.dsn) if args.dsn else None},
         "burn_down": burns,
-        "bare_loop": bare,
+        "references": references,
         "latency": latency,
-        "summary": summary(burns, bare, latency),
+        "summary": summary(burns, references[0] if references else None, latency),
         "elapsed_s": time.perf_counter() - started,
     }
     if args.json:

@@ -114,8 +114,11 @@ def supervise(processes: int) -> int:
             if code is not None and not stopping:
                 log.warning("worker process %d exited with %d; starting another", child.pid, code)
                 time.sleep(_RESTART_DELAY)
+                if stopping:  # a signal came during the pause: start nothing new
+                    break
                 children[index] = subprocess.Popen(command)
-    return max((child.wait() for child in children), default=0)
+    codes = [child.wait() for child in children]
+    return 0 if all(code == 0 for code in codes) else 1
 
 
 def _without_processes(arguments: list[str]) -> list[str]:

@@ -77,21 +77,26 @@ class JobControl:
 class HandlerCall:
     """One call of a handler: one job, or a batch. It is stopped as a whole."""
 
-    def __init__(self, jobs: list[Job]) -> None:
+    def __init__(self, jobs: list[Job], interruptible: bool) -> None:
         self.controls = [JobControl(job, self) for job in jobs]
         self.task: asyncio.Task[Any] | None = None
         self.in_handler = False
+        self.interruptible = interruptible
+        """An async handler can be cancelled; a thread or process cannot."""
 
     @property
     def stop_reason(self) -> StopReason | None:
         return self.controls[0].stop_reason
 
     def stop(self, reason: StopReason) -> None:
-        """The first reason given wins. An async handler is cancelled at once; a
-        thread or process handler sees ``job.cancelled``."""
+        """The first reason given wins. An async handler is cancelled at once. A
+        thread or process handler sees ``job.cancelled``; the worker stops waiting
+        for it, except when shutting down: then its job is handed back only once
+        the handler has returned, so it never runs in two places."""
         if self.stop_reason is not None:
             return
         for control in self.controls:
             control.stop_reason = reason
-        if self.in_handler and self.task is not None:
+        waits = not self.interruptible and reason is StopReason.SHUTDOWN
+        if self.in_handler and self.task is not None and not waits:
             self.task.cancel()

@@ -309,6 +309,10 @@ class Worker:
             for control in list(self._running.values()):
                 control.stop(StopReason.SHUTDOWN)
             await asyncio.wait(set(self._units), timeout=_STOP_GRACE)
+        if self._units:
+            log.error(
+                "%d thread or process handlers ignored job.cancelled; their jobs stay "
+                "active and are rescued when their leases lapse", len(self._units))
 
     async def _release(self) -> None:
         controls, self._to_release = self._to_release, []
@@ -365,7 +369,7 @@ class Worker:
             delay = 0.1
             backlog = len(jobs) == limit
             for chunk in _chunks(jobs, reg.batch_size):
-                call = HandlerCall(chunk)
+                call = HandlerCall(chunk, interruptible=reg.executor == "async")
                 if self._stopping.is_set():  # claimed while stopping: give them back
                     self._to_release.extend(call.controls)
                     continue
@@ -424,10 +428,16 @@ class Worker:
                 await self._stopped(reason, controls, completer, started)
             except Exception as exc:  # the handler's own failure
                 call.in_handler = False
-                await self._failed(exc, controls, completer, started)
+                if call.stop_reason is StopReason.SHUTDOWN:  # interrupted: hand it back
+                    await self._stopped(StopReason.SHUTDOWN, controls, completer, started)
+                else:
+                    await self._failed(exc, controls, completer, started)
             else:
                 call.in_handler = False
-                await self._completed(result, controls, completer, started)
+                if call.stop_reason is StopReason.SHUTDOWN:  # may have returned early
+                    await self._stopped(StopReason.SHUTDOWN, controls, completer, started)
+                else:
+                    await self._completed(result, controls, completer, started)
         finally:
             for control in controls:
                 self._running.pop(control.id, None)
