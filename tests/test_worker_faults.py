@@ -303,7 +303,9 @@ def test_a_killed_worker_loses_no_job_and_reruns_only_what_it_was_running(
 
     assert counts(database_url, schema) == {**dict.fromkeys(STATES, 0), "completed": total}
     assert interrupted, "the kill came when the worker ran nothing: the test proved nothing"
-    assert len(interrupted) <= concurrency
+    # In flight at the kill: the handlers running (at most `concurrency`) and the
+    # outcomes still in the completer's few-millisecond window, not yet written.
+    assert len(interrupted) <= 2 * concurrency
     runs: dict[str, list[tuple[int, int]]] = {}
     for job_id, attempt, pid in executions(database_url, schema):
         runs.setdefault(job_id, []).append((attempt, pid))
