@@ -206,6 +206,20 @@ async def test_a_send_wakes_an_idle_worker_before_its_poll(acv: AsyncConveyor) -
     assert await state_of(acv, job_id) is JobState.COMPLETED
 
 
+async def test_sends_in_quick_succession_are_all_taken_before_the_poll(
+    acv: AsyncConveyor,
+) -> None:
+    @acv.task("q", poll_interval=60)
+    async def handle(job: Job) -> None:
+        return None
+
+    async with running(acv):
+        await asyncio.sleep(0.5)  # idle, waiting for a minute
+        for n in range(5):  # one notification; the rest debounced
+            await acv.send("q", n)
+        await wait_until(lambda: finished(acv, "q", 5), timeout=5)
+
+
 async def test_a_poll_only_worker_finds_jobs_by_polling(acv: AsyncConveyor) -> None:
     @acv.task("q", poll_interval=0.2)
     async def handle(job: Job) -> None:

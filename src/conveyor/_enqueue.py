@@ -34,9 +34,10 @@ def _ensure_queue_then(queue: str, step: Step) -> Plan[Mapping[str, Any]]:
     return result  # type: ignore[no-any-return]
 
 
-def _send_one(queue: str, row: _options.JobRow, channel: str) -> Plan[str | None]:
+def _send_one(queue: str, row: _options.JobRow, channel: str, notify: bool) -> Plan[str | None]:
     params = _options.enqueue_params(queue, row)
     params["channel"] = channel
+    params["notify"] = notify
     step = Execute("enqueue", params, "one")
     result = yield from _ensure_queue_then(queue, step)
     return None if result["first_id"] is None else str(result["first_id"])
@@ -45,7 +46,7 @@ def _send_one(queue: str, row: _options.JobRow, channel: str) -> Plan[str | None
 def _insert_many(queue: str, rows: Iterable[_options.JobRow], channel: str) -> Plan[int]:
     yield Execute("enqueue_stage", None, "none")
     yield Copy("enqueue_copy", rows, _options.STAGED_TYPES)
-    step = Execute("enqueue_staged", {"queue": queue, "channel": channel}, "one")
+    step = Execute("enqueue_staged", {"queue": queue, "channel": channel, "notify": True}, "one")
     result = yield from _ensure_queue_then(queue, step)
     # Dropped now rather than at commit: the caller's transaction may insert again.
     yield Execute("enqueue_unstage", None, "none")
@@ -118,7 +119,8 @@ def send(
             "singleton_key": singleton_key, "singleton_seconds": singleton_seconds, "id": id,
         },
     )
-    return Operation(_send_one(name, row, ctx.queries.schema), conn)
+    notify = conn is not None or ctx.notify_gate.should_notify(name)
+    return Operation(_send_one(name, row, ctx.queries.schema, notify), conn)
 
 
 def insert(

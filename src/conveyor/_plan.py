@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Generator, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
 import psycopg
@@ -22,6 +22,7 @@ from psycopg import errors as pg_errors
 from psycopg.rows import dict_row, tuple_row
 
 from conveyor.errors import ConnectionLost, ConveyorError, DatabaseError
+from conveyor.notify import NotifyGate
 from conveyor.queries import Queries
 
 T = TypeVar("T")
@@ -64,6 +65,7 @@ class Context:
 
     queries: Queries
     max_payload_bytes: int
+    notify_gate: NotifyGate = field(default_factory=NotifyGate)
 
 
 @dataclass(slots=True)

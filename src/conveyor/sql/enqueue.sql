@@ -34,7 +34,7 @@ inserted AS (
 SELECT EXISTS (SELECT 1 FROM target) AS queue_found,
        (SELECT count(*) FROM inserted) AS inserted,
        (SELECT id FROM inserted LIMIT 1) AS first_id,
-       -- Wakes listening workers when the transaction commits (one notification
-       -- per statement; PostgreSQL folds repeats within a transaction).
-       (SELECT pg_notify(%(channel)s, %(queue)s) WHERE EXISTS (SELECT 1 FROM inserted))
-           AS notified;
+       -- Wakes listening workers when the transaction commits (at most one
+       -- notification per statement, and none when the client debounces).
+       (SELECT pg_notify(%(channel)s, %(queue)s)
+        WHERE %(notify)s AND EXISTS (SELECT 1 FROM inserted)) AS notified;

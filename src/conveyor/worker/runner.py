@@ -53,7 +53,7 @@ from conveyor.errors import (
     RetryAfter,
 )
 from conveyor.job import Progress
-from conveyor.notify import Listener
+from conveyor.notify import DEBOUNCE, Listener
 from conveyor.queries import Queries
 from conveyor.worker.completer import Completer
 from conveyor.worker.control import HandlerCall, JobControl, StopReason
@@ -339,6 +339,7 @@ class Worker:
     ) -> None:
         assert self._stopping is not None
         backlog = True  # look for work at once when starting
+        found = False
         delay = 0.1
         while True:
             await slots.wait_free()
@@ -347,7 +348,10 @@ class Worker:
             if self._stopping.is_set():
                 return
             if not backlog:
-                pause = reg.poll_interval * random.uniform(0.8, 1.2)
+                # Found work last time: look again soon, for the sends whose
+                # notifications the producers debounced (see notify.NotifyGate).
+                pause = (2 * DEBOUNCE if found else
+                         reg.poll_interval * random.uniform(0.8, 1.2))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), pause)
                 if self._stopping.is_set():
@@ -368,6 +372,7 @@ class Worker:
                 continue
             delay = 0.1
             backlog = len(jobs) == limit
+            found = bool(jobs)
             for chunk in _chunks(jobs, reg.batch_size):
                 call = HandlerCall(chunk, interruptible=reg.executor == "async")
                 if self._stopping.is_set():  # claimed while stopping: give them back
