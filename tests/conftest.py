@@ -61,3 +61,16 @@ def conn(database_url: str) -> Iterator[psycopg.Connection]:
 async def aconn(database_url: str) -> AsyncIterator[psycopg.AsyncConnection]:
     async with await psycopg.AsyncConnection.connect(database_url) as connection:
         yield connection
+
+
+@pytest.fixture(scope="module")
+def private_server() -> Iterator[EmbeddedPostgres]:
+    """A PostgreSQL of the test module's own, which its tests may restart or break;
+    never the shared one."""
+    with tempfile.TemporaryDirectory(prefix="conveyor-private-") as folder:
+        server = EmbeddedPostgres(Path(folder) / "pgdata", cleanup="delete")
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()

@@ -6,11 +6,9 @@ Restarts use a PostgreSQL cluster of this module's own, never the shared one."""
 from __future__ import annotations
 
 import asyncio
-import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import psycopg
@@ -27,18 +25,6 @@ UNREACHABLE = "postgresql://postgres@127.0.0.1:1/none"
 UNREACHABLE_WITH_PASSWORD = "postgresql://user:s3cret@127.0.0.1:1/none"
 MAX_ATTEMPTS = 5
 PAUSE = 0.2  # seconds between attempts after an outage
-
-
-@pytest.fixture(scope="module")
-def private_server() -> Iterator[EmbeddedPostgres]:
-    """A PostgreSQL of this module's own, which the tests may restart."""
-    with tempfile.TemporaryDirectory(prefix="conveyor-restart-") as folder:
-        server = EmbeddedPostgres(Path(folder) / "pgdata", cleanup="delete")
-        server.start()
-        try:
-            yield server
-        finally:
-            server.stop()
 
 
 def _tagged(database_url: str, tag: str) -> str:

@@ -15,7 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -253,18 +252,6 @@ def app(database_url: str, schema: str) -> Iterator[Conveyor]:
     with Conveyor(database_url, schema=schema) as client:
         create_executions(database_url, schema)
         yield client
-
-
-@pytest.fixture(scope="module")
-def private_server() -> Iterator[EmbeddedPostgres]:
-    """A PostgreSQL of this module's own, which a test may restart."""
-    with tempfile.TemporaryDirectory(prefix="conveyor-worker-faults-") as folder:
-        server = EmbeddedPostgres(Path(folder) / "pgdata", cleanup="delete")
-        server.start()
-        try:
-            yield server
-        finally:
-            server.stop()
 
 
 # --- a killed worker --------------------------------------------------------------------
