@@ -264,10 +264,11 @@ async def test_retries_back_off_exponentially(acv: AsyncConveyor) -> None:
         await wait_until(lambda: finished(acv, "q", 1), timeout=20)
 
     gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
-    # Each delay is between half and all of 1 s, 2 s, 4 s; polling adds a little.
+    # Each delay is between half and all of 1 s, 2 s, 4 s; polling (and a busy
+    # machine) adds a little, never subtracts.
     assert len(gaps) == 3
     for gap, full in zip(gaps, (1, 2, 4), strict=True):
-        assert full / 2 - 0.1 <= gap <= full + 0.5, gaps
+        assert full / 2 - 0.1 <= gap <= full + 1.0, gaps
 
 
 async def test_retry_after_retries_after_exactly_that_delay(acv: AsyncConveyor) -> None:
@@ -284,7 +285,7 @@ async def test_retry_after_retries_after_exactly_that_delay(acv: AsyncConveyor) 
     async with running(acv, listen=False):
         await wait_until(lambda: finished(acv, "q", 1), timeout=10)
 
-    assert 1.1 <= starts[1] - starts[0] <= 1.8
+    assert 1.1 <= starts[1] - starts[0] <= 2.5  # exactly 1.2 s, plus polling; not 60 s
     job = await acv.get_job(job_id)  # type: ignore[arg-type]
     assert job is not None and job.retry_count == 1 and job.output == "done"
 

@@ -98,10 +98,13 @@ class Outcome:
 
 
 def complete_params(outcomes: Sequence[Outcome]) -> dict[str, Any]:
+    outputs = [o.output for o in outcomes]
     return {
         "id": [o.id for o in outcomes],
         "attempt": [o.attempt for o in outcomes],
-        "output": [o.output for o in outcomes],
+        # No outputs at all (common for workers): a NULL array, which unnest pads
+        # with NULLs, instead of adapting one NULL per job.
+        "output": outputs if any(output is not None for output in outputs) else None,
     }
 
 
