@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from conveyor import AsyncConveyor, Conveyor, JobState
+from conveyor import AsyncConveyor, Conveyor, Job, JobState
 from conveyor.errors import InvalidArgument
 
 
@@ -16,6 +16,16 @@ def orders(conn: psycopg.Connection, schema: str, cv: Conveyor) -> str:
     conn.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, status text)")
     conn.commit()
     return table
+
+
+@pytest.fixture
+def order_job(cv: Conveyor, conn: psycopg.Connection, orders: str) -> Job:
+    """Order 1, committed as 'new', and the claimed job that fulfils it."""
+    conn.execute(f"INSERT INTO {orders} VALUES (1, 'new')")
+    conn.commit()
+    cv.send("fulfil", {"order": 1})
+    [job] = cv.fetch("fulfil")
+    return job
 
 
 def test_a_job_sent_in_a_committed_transaction_is_stored(
@@ -72,36 +82,26 @@ def test_a_bulk_insert_commits_with_the_callers_transaction(
 
 
 def test_complete_commits_together_with_business_state(
-    cv: Conveyor, conn: psycopg.Connection, orders: str
+    cv: Conveyor, conn: psycopg.Connection, orders: str, order_job: Job
 ) -> None:
-    conn.execute(f"INSERT INTO {orders} VALUES (1, 'new')")
-    conn.commit()
-    cv.send("fulfil", {"order": 1})
-    [job] = cv.fetch("fulfil")
-
     with conn.transaction():
         conn.execute(f"UPDATE {orders} SET status = 'shipped' WHERE id = 1")
-        cv.complete(job, output={"shipped": True}, conn=conn)
+        cv.complete(order_job, output={"shipped": True}, conn=conn)
 
-    done = cv.get_job(job.id)
+    done = cv.get_job(order_job.id)
     assert done is not None and done.state is JobState.COMPLETED
     assert conn.execute(f"SELECT status FROM {orders}").fetchone() == ("shipped",)
 
 
 def test_a_completion_rolled_back_with_business_state_leaves_the_job_active(
-    cv: Conveyor, conn: psycopg.Connection, orders: str
+    cv: Conveyor, conn: psycopg.Connection, orders: str, order_job: Job
 ) -> None:
-    conn.execute(f"INSERT INTO {orders} VALUES (1, 'new')")
-    conn.commit()
-    cv.send("fulfil", {"order": 1})
-    [job] = cv.fetch("fulfil")
-
     with pytest.raises(RuntimeError), conn.transaction():
         conn.execute(f"UPDATE {orders} SET status = 'shipped' WHERE id = 1")
-        cv.complete(job, output={"shipped": True}, conn=conn)
+        cv.complete(order_job, output={"shipped": True}, conn=conn)
         raise RuntimeError("payment provider down")
 
-    still = cv.get_job(job.id)
+    still = cv.get_job(order_job.id)
     assert still is not None and still.state is JobState.ACTIVE
     assert conn.execute(f"SELECT status FROM {orders}").fetchone() == ("new",)
 

@@ -53,8 +53,7 @@ def fetch(ctx: Context, /, queue: str, batch_size: int = 1) -> Operation[list[Jo
 
 def _fence(jobs: object) -> tuple[list[uuid.UUID], list[int | None]]:
     """Ids, and the attempt of each one given as a Job (``None`` for bare ids)."""
-    items = [jobs] if isinstance(jobs, str | uuid.UUID | Job) or not isinstance(
-        jobs, Iterable) else list(jobs)
+    items = _validate.job_refs(jobs)
     ids = [_validate.job_id(item) for item in items]
     attempts = [item.attempt if isinstance(item, Job) else None for item in items]
     return ids, attempts

@@ -178,11 +178,16 @@ def job_id(value: object) -> uuid.UUID:
     raise InvalidArgument(f"a job id must be a UUID (or its text form), not {value!r}")
 
 
+def job_refs(value: object) -> list[object]:
+    """One id or job, or an iterable of them, as a list (ids not checked yet)."""
+    if isinstance(value, str | uuid.UUID) or not isinstance(value, Iterable):
+        return [value]
+    return list(value)
+
+
 def job_ids(value: object) -> list[uuid.UUID]:
     """One id or job, or an iterable of them."""
-    if isinstance(value, str | uuid.UUID) or not isinstance(value, Iterable):
-        return [job_id(value)]
-    return [job_id(item) for item in value]
+    return [job_id(item) for item in job_refs(value)]
 
 
 def unknown_options(unknown: Mapping[str, object], known: Iterable[str]) -> None:

@@ -226,10 +226,6 @@ class Worker:
             self._forced.set()
         self._stopping.set()
 
-    @property
-    def running_jobs(self) -> int:
-        return len(self._running)
-
     # --- the main loop ---------------------------------------------------------------
 
     async def run(self) -> None:
@@ -316,7 +312,7 @@ class Worker:
 
     async def _release(self) -> None:
         controls, self._to_release = self._to_release, []
-        plan = _claims.release([_uuid(c) for c in controls], [c.attempt for c in controls],
+        plan = _claims.release([c.id for c in controls], [c.attempt for c in controls],
                                self._queries.schema)
         try:
             count = await asyncio.wait_for(self._run(Operation(plan)), _STOP_GRACE)
@@ -462,7 +458,7 @@ class Worker:
             return
         wanted = self._hooks.wants("job_completed")
         for control in controls:
-            await completer.add(Outcome(_uuid(control), control.attempt, output=output))
+            await completer.add(Outcome(control.id, control.attempt, output=output))
             if wanted:
                 await self._hooks.emit(HookEvent("job_completed", job=control.job, output=result,
                                                  duration=time.monotonic() - started))
@@ -476,7 +472,7 @@ class Worker:
         final = isinstance(exc, NonRetryableError)
         for control in controls:
             job = control.job
-            await completer.add(Outcome(_uuid(control), control.attempt, error=error,
+            await completer.add(Outcome(control.id, control.attempt, error=error,
                                         retry_after=retry_after, final=final))
             retrying = not final and job.retry_count < job.retry_limit
             log.log(logging.INFO if retrying else logging.WARNING,
@@ -517,7 +513,7 @@ class Worker:
                 taken = control.take_progress()
                 progress.append(None if taken is None else
                                 _validate.encode_json(taken, self._max_payload, "progress"))
-            plan = _claims.heartbeat([_uuid(c) for c in controls],
+            plan = _claims.heartbeat([c.id for c in controls],
                                      [c.attempt for c in controls], progress, self._lease)
             try:
                 held = await self._run(Operation(plan))
@@ -568,9 +564,3 @@ class Worker:
             log.info("%s: finishing running jobs (up to %.0f s); send it again to stop now",
                      signal.Signals(signum).name, self._shutdown_timeout.total_seconds())
         self._request_stop(force=False)
-
-
-def _uuid(control: JobControl) -> str:
-    """The job's id as the statements take it (text, cast to uuid in SQL)."""
-    return control.id
-
