@@ -410,6 +410,52 @@ async def test_cancel_reaches_a_running_async_handler_within_a_second(
     assert await state_of(acv, job_id) is JobState.CANCELLED
 
 
+async def test_a_worker_goes_on_with_other_jobs_after_one_is_cancelled(
+    acv: AsyncConveyor,
+) -> None:
+    # Concurrency 1: the one handler slot that ran the cancelled job runs the rest.
+    started = asyncio.Event()
+    ran: list[int] = []
+
+    @acv.task("q", concurrency=1)
+    async def handle(job: Job) -> None:
+        if job.data == "slow":
+            started.set()
+            await asyncio.sleep(30)
+        ran.append(job.data)
+
+    slow_id = await acv.send("q", "slow", priority=10)
+    async with running(acv):
+        await asyncio.wait_for(started.wait(), 10)
+        await acv.insert("q", [{"data": n} for n in range(5)])
+        await acv.cancel(slow_id)  # type: ignore[arg-type]
+        await wait_until(lambda: finished(acv, "q", 5))
+
+    assert sorted(ran) == [0, 1, 2, 3, 4]
+    assert await state_of(acv, slow_id) is JobState.CANCELLED
+
+
+async def test_a_job_past_its_expire_in_frees_its_slot_for_the_next_job(
+    acv: AsyncConveyor,
+) -> None:
+    @acv.task("q", concurrency=1)
+    async def handle(job: Job) -> str:
+        if job.data == "stuck":
+            await asyncio.sleep(30)
+        return "done"
+
+    stuck_id = await acv.send("q", "stuck", priority=10, expire_in=1, retry_limit=0)
+    next_id = await acv.send("q", "next")
+    async with running(acv):
+        await wait_until(lambda: finished(acv, "q", 2))
+
+    stuck = await acv.get_job(stuck_id)  # type: ignore[arg-type]
+    assert stuck is not None and stuck.state is JobState.FAILED
+    assert stuck.error is not None and stuck.error["type"] == "conveyor.errors.JobTimeout"
+    done = await acv.get_job(next_id)  # type: ignore[arg-type]
+    assert done is not None and done.output == "done"
+
+
 async def test_cancel_raises_the_cancelled_flag_of_a_thread_handler(acv: AsyncConveyor) -> None:
     started = threading.Event()
     saw_flag = threading.Event()

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from psycopg import errors as pg_errors
 
@@ -63,6 +62,11 @@ def _rowcount(query: str, params: dict[str, Any]) -> Plan[int]:
     return len((yield Execute(query, params)))
 
 
+def _completed(params: dict[str, Any]) -> Plan[int]:
+    count: int = yield Execute("complete", params, fetch="none")
+    return count
+
+
 def complete(
     ctx: Context, jobs: JobRef | Iterable[JobRef], output: Any = None, *, conn: Any = None
 ) -> Operation[int]:
@@ -80,11 +84,10 @@ def complete(
         Outcome(job_id, attempt, output=encoded)
         for job_id, attempt in zip(ids, attempts, strict=True)
     ]
-    return Operation(_rowcount("complete", complete_params(outcomes)), conn)
+    return Operation(_completed(complete_params(outcomes)), conn)
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     """How one attempt ended, as the batched statements take it: ``output`` for a
     completion, ``error`` (JSON text) for a failure."""
 

@@ -61,7 +61,8 @@ class Progress(dict[str, Any]):
     __slots__ = ("_control",)
 
     def __init__(self, value: dict[str, Any] | None = None, control: Any = None) -> None:
-        super().__init__(value or {})
+        if value:
+            super().__init__(value)
         self._control = control
 
     def __call__(self, percent: float, message: str | None = None) -> None:

@@ -36,7 +36,7 @@ class NotifyGate:
     cluster-wide lock through its WAL flush), so a notification per send halves
     the commit rate of busy producers. A send notifies only when this client has
     not notified its queue in the last ``DEBOUNCE`` seconds; a worker that wakes
-    claims again twice ``DEBOUNCE`` later when it found work, so the quiet sends of
+    claims again half ``DEBOUNCE`` later when it found work, so the quiet sends of
     that window are still taken at once. Sends in the caller's own transaction
     always notify: they may commit long after the window.
     """

@@ -1,7 +1,7 @@
 -- Completes active jobs. A job given with its attempt is completed only if that
 -- attempt still holds it (a fencing token); a NULL attempt skips the check.
 WITH input AS (
-    SELECT * FROM unnest(%(id)s::uuid[], %(attempt)s::integer[], %(output)s::jsonb[])
+    SELECT * FROM unnest(%(id)b::uuid[], %(attempt)b::integer[], %(output)b::jsonb[])
         AS i (id, attempt, output)
 )
 UPDATE {schema}.job AS j
@@ -12,5 +12,4 @@ SET state = 'completed',
 FROM input AS i
 WHERE j.id = i.id
   AND j.state = 'active'
-  AND (i.attempt IS NULL OR j.attempt = i.attempt)
-RETURNING j.id;
+  AND (i.attempt IS NULL OR j.attempt = i.attempt);

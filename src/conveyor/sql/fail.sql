@@ -7,8 +7,8 @@
 WITH input AS (
     SELECT i.*, j.retry_count < j.retry_limit AND NOT i.final AS retrying,
            i.error || jsonb_build_object('attempt', j.attempt, 'failed_at', now()) AS record
-    FROM unnest(%(id)s::uuid[], %(attempt)s::integer[], %(error)s::jsonb[],
-                %(retry_after)s::interval[], %(final)s::boolean[])
+    FROM unnest(%(id)b::uuid[], %(attempt)b::integer[], %(error)b::jsonb[],
+                %(retry_after)b::interval[], %(final)b::boolean[])
         AS i (id, attempt, error, retry_after, final)
     JOIN {schema}.job AS j ON j.id = i.id
 ),

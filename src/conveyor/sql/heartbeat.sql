@@ -3,7 +3,7 @@
 -- returns the attempts that still hold their job. An attempt missing from the
 -- result was cancelled, rescued or deleted: its handler should stop.
 WITH input AS (
-    SELECT * FROM unnest(%(id)s::uuid[], %(attempt)s::integer[], %(progress)s::jsonb[])
+    SELECT * FROM unnest(%(id)b::uuid[], %(attempt)b::integer[], %(progress)b::jsonb[])
         AS i (id, attempt, progress)
 ),
 held AS (

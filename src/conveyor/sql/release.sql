@@ -2,7 +2,7 @@
 -- without counting a failed attempt. Fenced by attempt like complete.sql. The
 -- queues are notified, so other workers take the jobs at once.
 WITH input AS (
-    SELECT * FROM unnest(%(id)s::uuid[], %(attempt)s::integer[]) AS i (id, attempt)
+    SELECT * FROM unnest(%(id)b::uuid[], %(attempt)b::integer[]) AS i (id, attempt)
 ),
 moved AS (
     UPDATE {schema}.job AS j

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from conveyor._claims import Outcome, complete_params, fail_params
 from conveyor._plan import Execute, Operation, Plan
@@ -30,7 +30,7 @@ def _settle(outcomes: Sequence[Outcome], channel: str) -> Plan[None]:
     completions = [o for o in outcomes if o.error is None]
     failures = [o for o in outcomes if o.error is not None]
     if completions:
-        yield Execute("complete", complete_params(completions))
+        yield Execute("complete", complete_params(completions), fetch="none")
     if failures:
         yield Execute("fail", fail_params(failures, channel))
 
@@ -49,18 +49,22 @@ class Completer:
         self._channel = channel
         self._flush_interval = flush_interval
         self._batch_limit = batch_limit
+        self._backlog_limit = backlog_limit
         self._pending: list[Outcome] = []
-        self._room = asyncio.Semaphore(backlog_limit)
         self._arrived = asyncio.Event()
+        self._written = asyncio.Event()
         self._closing = False
 
     @property
     def backlog(self) -> int:
         return len(self._pending)
 
-    async def add(self, outcome: Outcome) -> None:
-        await self._room.acquire()
-        self._pending.append(outcome)
+    async def add(self, outcomes: Iterable[Outcome]) -> None:
+        """Queue outcomes for writing; waits while the backlog is full."""
+        while len(self._pending) >= self._backlog_limit:
+            self._written.clear()
+            await self._written.wait()
+        self._pending.extend(outcomes)
         self._arrived.set()
 
     async def run(self) -> None:
@@ -75,8 +79,7 @@ class Completer:
                 self._arrived.clear()
             if batch:
                 await self._write(batch)
-                for _ in batch:
-                    self._room.release()
+                self._written.set()
 
     async def _write(self, batch: list[Outcome]) -> None:
         delay = 0.05

@@ -29,7 +29,7 @@ signal skips the wait.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import logging
 import random
 import signal
@@ -52,12 +52,14 @@ from conveyor.errors import (
     NonRetryableError,
     RetryAfter,
 )
-from conveyor.job import Progress
-from conveyor.notify import DEBOUNCE, Listener
+from conveyor.job import Job, Progress
+from conveyor.notify import Listener
 from conveyor.queries import Queries
+from conveyor.worker.claimer import Claimer, Slots
 from conveyor.worker.completer import Completer
 from conveyor.worker.control import HandlerCall, JobControl, StopReason
 from conveyor.worker.hooks import HookEvent, Hooks
+from conveyor.worker.pool import HandlerPool
 from conveyor.worker.registry import Registration
 
 log = logging.getLogger("conveyor.worker")
@@ -67,55 +69,6 @@ Run = Callable[[Operation[Any]], Awaitable[Any]]
 
 _RESCUE_BATCH = 500
 _STOP_GRACE = 10.0  # seconds for the final writes when stopping
-_CLAIM_PATIENCE = 0.01  # seconds a busy queue waits for more free slots before claiming
-
-
-class _Slots:
-    """How many more handler calls a queue may start.
-
-    Under load, claiming for every single slot that frees would cost a round trip
-    per job; ``wait_many`` lets a busy queue wait (briefly) until a quarter of its
-    slots are free, so claims stay large.
-    """
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.used = 0
-        self._many = max(1, size // 4)
-        self._free = asyncio.Event()
-        self._free.set()
-        self._free_many = asyncio.Event()
-        self._free_many.set()
-
-    @property
-    def free(self) -> int:
-        return self.size - self.used
-
-    def take(self) -> None:
-        self.used += 1
-        if self.used >= self.size:
-            self._free.clear()
-        if self.free < self._many:
-            self._free_many.clear()
-
-    def give(self) -> None:
-        self.used -= 1
-        self._free.set()
-        if self.free >= self._many:
-            self._free_many.set()
-
-    async def wait_free(self) -> None:
-        await self._free.wait()
-
-    async def wait_many(self, patience: float) -> None:
-        """Until a quarter of the slots are free, or ``patience`` seconds pass."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._free_many.wait(), patience)
-
-    def open(self) -> None:
-        """Release waiters (the worker is stopping)."""
-        self._free.set()
-        self._free_many.set()
 
 
 def _chunks(items: list[T], size: int) -> Iterable[list[T]]:
@@ -198,7 +151,7 @@ class Worker:
             settings["rescue_interval"], "rescue_interval").total_seconds()
         self._handle_signals = _validate.boolean(settings["handle_signals"], "handle_signals")
         self._running: dict[str, JobControl] = {}
-        self._units: set[asyncio.Task[None]] = set()
+        self._pools: dict[str, HandlerPool] = {}
         self._to_release: list[JobControl] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: int | None = None
@@ -233,26 +186,32 @@ class Worker:
         self._thread = threading.get_ident()
         self._stopping = asyncio.Event()
         self._forced = asyncio.Event()
-        slots = {r.queue: _Slots(r.concurrency) for r in self._registrations}
-        wakes = {r.queue: asyncio.Event() for r in self._registrations}
         completer = Completer(self._run, self._queries.schema)
+        self._pools = {
+            reg.queue: HandlerPool(reg.queue, reg.concurrency, functools.partial(
+                self._execute, reg, completer=completer))
+            for reg in self._registrations
+        }
+        claimers = {
+            reg.queue: Claimer(reg, run=self._run, lease=self._lease, hooks=self._hooks,
+                               stopping=self._stopping,
+                               start=self._start)
+            for reg in self._registrations
+        }
         self._install_signals()
         background: list[asyncio.Task[Any]] = []
         try:
             completer_task = asyncio.create_task(completer.run(), name="conveyor-completer")
+            for pool in self._pools.values():
+                pool.start()
             background.append(asyncio.create_task(self._heartbeats(), name="conveyor-heartbeat"))
             background.append(asyncio.create_task(self._rescues(), name="conveyor-rescue"))
             if self._listen:
                 listener = Listener(self._dsn, self._queries,
-                                    lambda queue: self._wake(wakes, queue))
+                                    lambda queue: self._wake(claimers, queue))
                 background.append(asyncio.create_task(listener.run(), name="conveyor-listen"))
-            loops = [
-                asyncio.create_task(
-                    self._claim_loop(reg, slots[reg.queue], wakes[reg.queue], completer),
-                    name=f"conveyor-claim-{reg.queue}",
-                )
-                for reg in self._registrations
-            ]
+            loops = [asyncio.create_task(claimer.run(), name=f"conveyor-claim-{queue}")
+                     for queue, claimer in claimers.items()]
             log.info("worker started: %s", ", ".join(
                 f"{r.queue} (concurrency {r.concurrency}, {r.executor})"
                 for r in self._registrations))
@@ -260,10 +219,8 @@ class Worker:
             await self._stopping.wait()
 
             log.info("stopping: no new jobs; waiting for %d running", len(self._running))
-            for queue_slots in slots.values():
-                queue_slots.open()
-            for wake in wakes.values():
-                wake.set()
+            for claimer in claimers.values():
+                claimer.stop()
             await asyncio.gather(*loops, return_exceptions=True)
             await self._drain()
             if self._to_release:
@@ -278,6 +235,7 @@ class Worker:
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
+            await asyncio.gather(*(pool.close() for pool in self._pools.values()))
             self._remove_signals()
             for executor in self._executors.values():
                 executor.shutdown(wait=False, cancel_futures=True)
@@ -286,29 +244,35 @@ class Worker:
         log.info("worker stopped")
         self.finished.set()
 
+    @property
+    def _active(self) -> int:
+        return sum(pool.active for pool in self._pools.values())
+
+    async def _calls_done(self, timeout: float, forced: asyncio.Event | None = None) -> None:
+        """Until no handler call is running, ``timeout`` passes, or ``forced`` is set."""
+        waits: set[asyncio.Future[Any]] = {asyncio.ensure_future(
+            asyncio.gather(*(pool.wait_empty() for pool in self._pools.values())))}
+        if forced is not None:
+            waits.add(asyncio.ensure_future(forced.wait()))
+        try:
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+
     async def _drain(self) -> None:
         """Wait for running handlers up to the shutdown timeout, then stop them."""
         assert self._forced is not None
-        deadline = time.monotonic() + self._shutdown_timeout.total_seconds()
-        forced = asyncio.create_task(self._forced.wait())
-        try:
-            while self._units and not self._forced.is_set():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                await asyncio.wait({*self._units, forced}, timeout=remaining,
-                                   return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            forced.cancel()
-        if self._units:
-            log.warning("stopping %d handlers that did not finish in time", len(self._units))
+        await self._calls_done(self._shutdown_timeout.total_seconds(), self._forced)
+        if self._active:
+            log.warning("stopping %d handler calls that did not finish in time", self._active)
             for control in list(self._running.values()):
                 control.stop(StopReason.SHUTDOWN)
-            await asyncio.wait(set(self._units), timeout=_STOP_GRACE)
-        if self._units:
+            await self._calls_done(_STOP_GRACE)
+        if self._active:
             log.error(
                 "%d thread or process handlers ignored job.cancelled; their jobs stay "
-                "active and are rescued when their leases lapse", len(self._units))
+                "active and are rescued when their leases lapse", self._active)
 
     async def _release(self) -> None:
         controls, self._to_release = self._to_release, []
@@ -323,63 +287,29 @@ class Worker:
 
     # --- claiming --------------------------------------------------------------------
 
-    def _wake(self, wakes: dict[str, asyncio.Event], queue: str | None) -> None:
+    def _wake(self, claimers: dict[str, Claimer], queue: str | None) -> None:
         if queue is None:
-            for event in wakes.values():
-                event.set()
-        elif queue in wakes:
-            wakes[queue].set()
+            for claimer in claimers.values():
+                claimer.wake.set()
+        elif queue in claimers:
+            claimers[queue].wake.set()
 
-    async def _claim_loop(
-        self, reg: Registration, slots: _Slots, wake: asyncio.Event, completer: Completer
-    ) -> None:
-        assert self._stopping is not None
-        backlog = True  # look for work at once when starting
-        found = False
-        delay = 0.1
-        while True:
-            await slots.wait_free()
-            if backlog:
-                await slots.wait_many(_CLAIM_PATIENCE)
-            if self._stopping.is_set():
-                return
-            if not backlog:
-                # Found work last time: look again soon, for the sends whose
-                # notifications the producers debounced (see notify.NotifyGate).
-                pause = (2 * DEBOUNCE if found else
-                         reg.poll_interval * random.uniform(0.8, 1.2))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), pause)
-                if self._stopping.is_set():
-                    return
-            wake.clear()
-            limit = slots.free * reg.batch_size
-            if limit <= 0:
+    def _start(self, reg: Registration, slots: Slots, jobs: list[Job]) -> int:
+        """Start a handler call per job (per batch for batch handlers); jobs claimed
+        while stopping go back to their queue. Returns how many calls started."""
+        started = 0
+        for chunk in _chunks(jobs, reg.batch_size):
+            call = HandlerCall(chunk, interruptible=reg.executor == "async")
+            if self._stopping is None or self._stopping.is_set():
+                self._to_release.extend(call.controls)
                 continue
-            try:
-                jobs = await self._run(Operation(_claims.claim(reg.queue, limit, self._lease)))
-            except ConveyorError as exc:
-                log.warning("claiming from %s failed (%s); retrying in %.1f s",
-                            reg.queue, exc, delay)
-                await self._hooks.emit(HookEvent("worker_error", error=exc))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                backlog = True
-                continue
-            delay = 0.1
-            backlog = len(jobs) == limit
-            found = bool(jobs)
-            for chunk in _chunks(jobs, reg.batch_size):
-                call = HandlerCall(chunk, interruptible=reg.executor == "async")
-                if self._stopping.is_set():  # claimed while stopping: give them back
-                    self._to_release.extend(call.controls)
-                    continue
-                slots.take()
-                for control in call.controls:
-                    self._running[control.id] = control
-                call.task = asyncio.create_task(self._execute(reg, call, slots, completer))
-                self._units.add(call.task)
-                call.task.add_done_callback(self._units.discard)
+            slots.take()
+            started += 1
+            for control in call.controls:
+                self._running[control.id] = control
+            call.slots = slots
+            self._pools[reg.queue].submit(call)
+        return started
 
     # --- running one handler call ------------------------------------------------------
 
@@ -393,23 +323,26 @@ class Worker:
         return self._executors[kind]
 
     def _argument(self, reg: Registration, call: HandlerCall) -> Any:
-        jobs = [control.job for control in call.controls]
+        jobs = call.jobs
         if reg.executor == "process":  # a job crossing into a process goes without control
             jobs = [replace(job, _control=None, progress=Progress(job.progress)) for job in jobs]
         return jobs if reg.batch_size > 1 else jobs[0]
 
     async def _execute(
-        self, reg: Registration, call: HandlerCall, slots: _Slots, completer: Completer
+        self, reg: Registration, call: HandlerCall, *, completer: Completer
     ) -> None:
         """Run one handler call and hand its outcome to the completer. The call's task
         is cancelled (by ``HandlerCall.stop``) only while the handler runs."""
         started = time.monotonic()
-        controls = call.controls
+        slots = call.slots
         in_thread: Future[Any] | None = None
         try:
+            if call.stop_reason is not None:  # stopped while waiting for a runner
+                await self._stopped(call.stop_reason, call, completer, started)
+                return
             if self._hooks.wants("job_started"):
-                for control in controls:
-                    await self._hooks.emit(HookEvent("job_started", job=control.job))
+                for job in call.jobs:
+                    await self._hooks.emit(HookEvent("job_started", job=job))
             argument = self._argument(reg, call)
             call.in_handler = True
             try:
@@ -426,22 +359,23 @@ class Worker:
                 current = asyncio.current_task()
                 if current is not None:
                     current.uncancel()
-                await self._stopped(reason, controls, completer, started)
+                await self._stopped(reason, call, completer, started)
             except Exception as exc:  # the handler's own failure
                 call.in_handler = False
                 if call.stop_reason is StopReason.SHUTDOWN:  # interrupted: hand it back
-                    await self._stopped(StopReason.SHUTDOWN, controls, completer, started)
+                    await self._stopped(StopReason.SHUTDOWN, call, completer, started)
                 else:
-                    await self._failed(exc, controls, completer, started)
+                    await self._failed(exc, call, completer, started)
             else:
                 call.in_handler = False
                 if call.stop_reason is StopReason.SHUTDOWN:  # may have returned early
-                    await self._stopped(StopReason.SHUTDOWN, controls, completer, started)
+                    await self._stopped(StopReason.SHUTDOWN, call, completer, started)
                 else:
-                    await self._completed(result, controls, completer, started)
+                    await self._completed(result, call, completer, started)
         finally:
-            for control in controls:
+            for control in call.controls:
                 self._running.pop(control.id, None)
+            call.finish()
             if in_thread is None or in_thread.done():
                 slots.give()
             else:  # a thread or process cannot be interrupted: its slot stays taken
@@ -449,52 +383,51 @@ class Worker:
                 in_thread.add_done_callback(lambda _: loop.call_soon_threadsafe(slots.give))
 
     async def _completed(
-        self, result: Any, controls: list[JobControl], completer: Completer, started: float
+        self, result: Any, call: HandlerCall, completer: Completer, started: float
     ) -> None:
         try:
             output = _validate.encode_json(result, self._max_payload, "output")
         except InvalidPayload as exc:
-            await self._failed(exc, controls, completer, started)
+            await self._failed(exc, call, completer, started)
             return
-        wanted = self._hooks.wants("job_completed")
-        for control in controls:
-            await completer.add(Outcome(control.id, control.attempt, output=output))
-            if wanted:
-                await self._hooks.emit(HookEvent("job_completed", job=control.job, output=result,
-                                                 duration=time.monotonic() - started))
+        await completer.add([Outcome(c.id, c.attempt, output) for c in call.controls])
+        if self._hooks.wants("job_completed"):
+            duration = time.monotonic() - started
+            for job in call.jobs:
+                await self._hooks.emit(HookEvent("job_completed", job=job, output=result,
+                                                 duration=duration))
 
     async def _failed(
-        self, exc: BaseException, controls: list[JobControl], completer: Completer,
-        started: float,
+        self, exc: BaseException, call: HandlerCall, completer: Completer, started: float
     ) -> None:
         error = _validate.error_json(exc, self._max_payload)
         retry_after = timedelta(seconds=exc.seconds) if isinstance(exc, RetryAfter) else None
         final = isinstance(exc, NonRetryableError)
-        for control in controls:
-            job = control.job
-            await completer.add(Outcome(control.id, control.attempt, error=error,
-                                        retry_after=retry_after, final=final))
+        await completer.add([
+            Outcome(c.id, c.attempt, error=error, retry_after=retry_after, final=final)
+            for c in call.controls
+        ])
+        duration = time.monotonic() - started
+        for job in call.jobs:
             retrying = not final and job.retry_count < job.retry_limit
             log.log(logging.INFO if retrying else logging.WARNING,
                     "job %s (%s) failed: %s%s", job.id, job.queue, exc,
                     "; it will be retried" if retrying else "")
             event = "job_retried" if retrying else "job_failed"
             if self._hooks.wants(event):
-                await self._hooks.emit(HookEvent(event, job=job, error=exc,
-                                                 duration=time.monotonic() - started))
+                await self._hooks.emit(HookEvent(event, job=job, error=exc, duration=duration))
 
     async def _stopped(
-        self, reason: StopReason, controls: list[JobControl], completer: Completer,
-        started: float,
+        self, reason: StopReason, call: HandlerCall, completer: Completer, started: float
     ) -> None:
         if reason is StopReason.TIMED_OUT:
-            limit = controls[0].expire_in
+            limit = call.controls[0].expire_in
             await self._failed(JobTimeout(f"the attempt ran past its expire_in of {limit:g} s"),
-                               controls, completer, started)
+                               call, completer, started)
         elif reason is StopReason.SHUTDOWN:
-            self._to_release.extend(controls)
+            self._to_release.extend(call.controls)
         else:
-            log.info("stopped %d job(s): %s", len(controls), reason.value)
+            log.info("stopped %d job(s): %s", len(call.controls), reason.value)
 
     # --- heartbeats and rescue ---------------------------------------------------------
 

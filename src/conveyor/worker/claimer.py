@@ -1,0 +1,196 @@
+"""Claiming: keeps one queue's handler slots filled.
+
+A claim is one statement sized to the free slots (``claim.sql``). Its round trip,
+a commit included, takes milliseconds, in which short handlers finish and free
+their slots; a worker that waited for each answer before asking again would idle
+for most of that time. So a busy queue keeps up to ``IN_FLIGHT`` claims under way
+at once, each for the slots free when it was sent (reserved until it answers).
+
+- After a full claim, claim again as soon as a quarter of the slots are free (or
+  ``PATIENCE`` has passed), so that claims stay large under load.
+- After a short one, wait for the claims still under way, then for a notification
+  or the poll interval (with jitter). A claim that found work is followed by
+  another 5 ms later (half of ``notify.DEBOUNCE``), for the sends whose
+  notifications were debounced.
+- A failed claim (database down) backs off, doubling up to 5 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from conveyor import _claims
+from conveyor._plan import Operation
+from conveyor.errors import ConveyorError
+from conveyor.job import Job
+from conveyor.notify import DEBOUNCE
+from conveyor.worker.hooks import HookEvent, Hooks
+from conveyor.worker.registry import Registration
+
+log = logging.getLogger("conveyor.worker")
+
+Run = Callable[[Operation[Any]], Awaitable[Any]]
+Start = Callable[[Registration, "Slots", list[Job]], int]
+"""Starts handler calls for claimed jobs, taking a reserved slot for each; returns
+how many it started."""
+
+PATIENCE = 0.01
+"""Seconds a busy queue waits for more free slots before claiming."""
+IN_FLIGHT = 2
+"""Claims of one queue under way at once."""
+
+
+class Slots:
+    """How many more handler calls a queue may start: ``size`` minus those running
+    (``used``) minus those a claim under way may start (``reserved``)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.used = 0
+        self.reserved = 0
+        self._many = max(1, size // 4)
+        self._free = asyncio.Event()
+        self._free.set()
+        self._free_many = asyncio.Event()
+        self._free_many.set()
+
+    @property
+    def free(self) -> int:
+        return self.size - self.used - self.reserved
+
+    def reserve(self, count: int) -> None:
+        self.reserved += count
+        self._changed()
+
+    def unreserve(self, count: int) -> None:
+        self.reserved -= count
+        self._changed()
+
+    def take(self) -> None:
+        """A reserved slot starts a handler call."""
+        self.reserved -= 1
+        self.used += 1
+
+    def give(self) -> None:
+        self.used -= 1
+        self._changed()
+
+    def _changed(self) -> None:
+        free = self.free
+        if free > 0:
+            self._free.set()
+        else:
+            self._free.clear()
+        if free >= self._many:
+            self._free_many.set()
+        else:
+            self._free_many.clear()
+
+    async def wait_free(self) -> None:
+        await self._free.wait()
+
+    async def wait_many(self, patience: float) -> None:
+        """Until a quarter of the slots are free, or ``patience`` seconds pass."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._free_many.wait(), patience)
+
+    def open(self) -> None:
+        """Release waiters (the worker is stopping)."""
+        self._free.set()
+        self._free_many.set()
+
+
+class Claimer:
+    """The claim loop of one registration."""
+
+    def __init__(
+        self, reg: Registration, *, run: Run, lease: timedelta, hooks: Hooks,
+        stopping: asyncio.Event, start: Start,
+    ) -> None:
+        self.reg = reg
+        self.slots = Slots(reg.concurrency)
+        self.wake = asyncio.Event()
+        self._run = run
+        self._lease = lease
+        self._hooks = hooks
+        self._stopping = stopping
+        self._start = start
+        self._claims: set[asyncio.Task[None]] = set()
+        # Each claim asks for at most its share of the slots, so that while the
+        # jobs of one run, the next claim is already on its way.
+        self._share = -(-reg.concurrency // IN_FLIGHT)
+        self._backlog = True  # look for work at once when starting
+        self._found = False
+        self._delay = 0.1
+
+    def stop(self) -> None:
+        self.slots.open()
+        self.wake.set()
+
+    async def run(self) -> None:
+        """Claim until the worker stops, then wait for the claims under way (their
+        jobs are handed back by ``start``)."""
+        try:
+            await self._loop()
+        finally:
+            if self._claims:
+                await asyncio.wait(self._claims)
+
+    async def _loop(self) -> None:
+        slots = self.slots
+        while True:
+            await slots.wait_free()
+            if self._backlog:
+                await slots.wait_many(PATIENCE)
+            if self._stopping.is_set():
+                return
+            if not self._backlog:
+                if self._claims:  # decide once the claims under way have answered
+                    await asyncio.wait(self._claims)
+                    continue
+                pause = (DEBOUNCE / 2 if self._found else
+                         self.reg.poll_interval * random.uniform(0.8, 1.2))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), pause)
+                if self._stopping.is_set():
+                    return
+            if len(self._claims) >= IN_FLIGHT:
+                await asyncio.wait(self._claims, return_when=asyncio.FIRST_COMPLETED)
+                continue
+            self.wake.clear()
+            count = min(slots.free, self._share)
+            if count <= 0:
+                continue
+            slots.reserve(count)
+            task = asyncio.create_task(self._claim(count))
+            self._claims.add(task)
+            task.add_done_callback(self._claims.discard)
+
+    async def _claim(self, count: int) -> None:
+        reg = self.reg
+        limit = count * reg.batch_size
+        try:
+            jobs = await self._run(Operation(_claims.claim(reg.queue, limit, self._lease)))
+        except ConveyorError as exc:
+            self.slots.unreserve(count)
+            log.warning("claiming from %s failed (%s); retrying in %.1f s",
+                        reg.queue, exc, self._delay)
+            await self._hooks.emit(HookEvent("worker_error", error=exc))
+            await asyncio.sleep(self._delay)
+            self._delay = min(self._delay * 2, 5.0)
+            self._backlog = True
+            return
+        except BaseException:
+            self.slots.unreserve(count)
+            raise
+        self._delay = 0.1
+        self._backlog = len(jobs) == limit
+        self._found = bool(jobs)
+        started = self._start(reg, self.slots, jobs)
+        self.slots.unreserve(count - started)

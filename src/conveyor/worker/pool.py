@@ -1,0 +1,84 @@
+"""A queue's handler calls, run in turn by a fixed set of long-lived tasks.
+
+Creating an asyncio task for every job costs more than a short job itself: the
+task, its scheduling and its done-callbacks. Instead each queue keeps
+``concurrency`` tasks (runners); a claimed call waits in a local line until a
+runner takes it, and a runner that finishes a call takes the next one without
+going back to the event loop. The runner's task is the call's task while it
+runs, so stopping a call (``HandlerCall.stop``) cancels the runner's current
+await; the runner then goes on with the next call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+from conveyor.worker.control import HandlerCall
+
+Execute = Callable[[HandlerCall], Awaitable[None]]
+
+
+class HandlerPool:
+    def __init__(self, name: str, size: int, execute: Execute) -> None:
+        self._name = name
+        self._size = size
+        self._execute = execute
+        self._line: deque[HandlerCall] = deque()
+        self._idle: deque[asyncio.Future[None]] = deque()
+        self._runners: list[asyncio.Task[None]] = []
+        self.active = 0
+        """Calls waiting in line or running."""
+        self._empty = asyncio.Event()
+        self._empty.set()
+
+    def start(self) -> None:
+        self._runners = [
+            asyncio.create_task(self._run(), name=f"conveyor-{self._name}-{n}")
+            for n in range(self._size)
+        ]
+
+    def submit(self, call: HandlerCall) -> None:
+        self._line.append(call)
+        self.active += 1
+        self._empty.clear()
+        while self._idle:  # wake one idle runner, if any
+            waiter = self._idle.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                break
+
+    async def wait_empty(self) -> None:
+        await self._empty.wait()
+
+    async def close(self) -> None:
+        """Stop the runners (once their calls are done or stopped)."""
+        for runner in self._runners:
+            runner.cancel()
+        await asyncio.gather(*self._runners, return_exceptions=True)
+        self._runners = []
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        line = self._line
+        while True:
+            while line:
+                call = line.popleft()
+                call.task = task
+                try:
+                    await self._execute(call)
+                finally:
+                    self.active -= 1
+                    if not self.active:
+                        self._empty.set()
+            waiter = loop.create_future()
+            self._idle.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                with contextlib.suppress(ValueError):
+                    self._idle.remove(waiter)
+                raise
