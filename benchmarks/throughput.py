@@ -42,7 +42,7 @@ from the repository root::
 
     python benchmarks/throughput.py                          # embedded PostgreSQL
     python benchmarks/throughput.py --dsn postgresql://postgres@127.0.0.1:5432/test
-    python benchmarks/throughput.py --jobs 100000 --processes 1,2 --concurrency 100,200 \\
+    python benchmarks/throughput.py --jobs 100000 --processes 1,2 --concurrency 200,1000 \\
         --rate 1000 --duration 10 --json
 
 The database is ``--dsn``, else ``$DATABASE_URL``, else an embedded PostgreSQL
@@ -554,9 +554,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=100_000, help="jobs per burn-down (100000)")
     parser.add_argument("--processes", type=int_list, default=[1, 2],
                         help="worker process counts to burn down with (1,2)")
-    parser.add_argument("--concurrency", type=int_list, default=[100, 200],
+    parser.add_argument("--concurrency", type=int_list, default=[200, 1000],
                         help="handler calls at once per worker process; each value is tried "
-                        "in the burn-down, the first one in the latency run (100,200)")
+                        "in the burn-down, the first one in the latency run (200,1000)")
     parser.add_argument("--rate", type=float, default=1000, help="jobs/s sent for latency (1000)")
     parser.add_argument("--duration", type=float, default=10, help="seconds of sending (10)")
     parser.add_argument("--warmup", type=float, default=1, help="seconds sent first, untimed (1)")
