@@ -184,3 +184,30 @@ def test_call_after_stop_raises_not_started(cv: Conveyor) -> None:
     cv.stop()
     with pytest.raises(NotStarted):
         cv.send("q", {"n": 1})
+
+
+@pytest.mark.parametrize("zone", ["Europe/Paris", "America/New_York"])
+def test_times_are_read_in_utc_whatever_the_session_zone(
+    database_url: str, schema: str, zone: str
+) -> None:
+    from datetime import UTC
+
+    local = psycopg.conninfo.make_conninfo(database_url, options=f"-c TimeZone={zone}")
+    with Conveyor(local, schema=schema) as client:
+        job_id = client.send("q", None)
+        job = client.get_job(job_id)  # type: ignore[arg-type]
+
+    assert job is not None
+    assert job.created_at.tzinfo is UTC
+    assert job.start_after.utcoffset() is not None and not job.start_after.utcoffset()
+
+
+async def test_times_are_read_in_utc_by_the_async_client(database_url: str, schema: str) -> None:
+    from datetime import UTC
+
+    local = psycopg.conninfo.make_conninfo(database_url, options="-c TimeZone=Asia/Tokyo")
+    async with AsyncConveyor(local, schema=schema) as client:
+        job_id = await client.send("q", None)
+        job = await client.get_job(job_id)  # type: ignore[arg-type]
+
+    assert job is not None and job.created_at.tzinfo is UTC

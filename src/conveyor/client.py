@@ -17,7 +17,7 @@ from typing import Any, Concatenate, ParamSpec, Self, TypeVar, Unpack
 import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
-from conveyor import _admin, _claims, _enqueue, _jsonb
+from conveyor import _admin, _claims, _enqueue, _session
 from conveyor import migrate as migrations
 from conveyor._plan import Context, Operation, run_async, run_sync
 from conveyor.config import Settings, redact
@@ -206,7 +206,9 @@ class Conveyor(_Client):
         """Open the connection pool and migrate the schema (unless ``migrate=False``)."""
         if self._pool is not None:
             return self
-        pool = ConnectionPool(configure=_jsonb.configure, **self._pool_options())
+        pool = ConnectionPool(
+            configure=functools.partial(_session.configure, queries=self._context.queries),
+            **self._pool_options())
         try:
             pool.open(wait=True, timeout=self.settings.connect_timeout)
         except PoolTimeout:
@@ -312,7 +314,9 @@ class AsyncConveyor(_Client):
         """Open the connection pool and migrate the schema (unless ``migrate=False``)."""
         if self._pool is not None:
             return self
-        pool = AsyncConnectionPool(configure=_jsonb.configure_async, **self._pool_options())
+        pool = AsyncConnectionPool(
+            configure=functools.partial(_session.configure_async, queries=self._context.queries),
+            **self._pool_options())
         try:
             await pool.open(wait=True, timeout=self.settings.connect_timeout)
         except PoolTimeout:
