@@ -9,7 +9,7 @@ import itertools
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -603,3 +603,56 @@ def test_concurrency_defaults_to_the_environment(
     cv.work("q", print)
 
     assert cv._registry.select()[0].concurrency == 12
+
+
+# --- garbage collection while running --------------------------------------------------
+
+
+@pytest.fixture
+def default_gc_thresholds() -> Iterator[None]:
+    import gc
+
+    before = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)
+    yield
+    gc.set_threshold(*before)
+
+
+async def thresholds_while_running(acv: AsyncConveyor, **options: Any) -> tuple[int, ...]:
+    import gc
+
+    seen: list[tuple[int, ...]] = []
+
+    @acv.task("q")
+    async def handle(job: Job) -> None:
+        seen.append(gc.get_threshold())
+
+    await acv.send("q", None)
+    async with running(acv, **options):
+        await wait_until(lambda: finished(acv, "q", 1))
+    return seen[0]
+
+
+@pytest.mark.usefixtures("default_gc_thresholds")
+async def test_a_running_worker_collects_garbage_less_often_and_restores_it(
+    acv: AsyncConveyor,
+) -> None:
+    import gc
+
+    assert await thresholds_while_running(acv) == (7000, 10, 10)
+    assert gc.get_threshold() == (700, 10, 10)
+    assert gc.get_freeze_count() == 0
+
+
+@pytest.mark.usefixtures("default_gc_thresholds")
+async def test_a_worker_leaves_thresholds_set_by_the_application(acv: AsyncConveyor) -> None:
+    import gc
+
+    gc.set_threshold(1234, 5, 5)
+    assert await thresholds_while_running(acv) == (1234, 5, 5)
+    assert gc.get_threshold() == (1234, 5, 5)
+
+
+@pytest.mark.usefixtures("default_gc_thresholds")
+async def test_tune_gc_false_leaves_the_collector_alone(acv: AsyncConveyor) -> None:
+    assert await thresholds_while_running(acv, tune_gc=False) == (700, 10, 10)

@@ -239,8 +239,8 @@ class Conveyor(_Client):
         """Run the registered handlers until stopped: by SIGTERM or SIGINT (in the
         main thread) or by :meth:`stop` from another thread. Options: ``queues``,
         ``concurrency``, ``shutdown_timeout`` (30 s), ``listen``, ``lease`` (30 s),
-        ``heartbeat_interval``, ``rescue_interval``, ``handle_signals`` (see the
-        guide's Workers section)."""
+        ``heartbeat_interval``, ``rescue_interval``, ``handle_signals``, ``tune_gc``
+        (see the guide's Workers section)."""
         twin = AsyncConveyor(
             self.settings.dsn, schema=self.settings.schema,
             max_payload_bytes=self.settings.max_payload_bytes, pool_size=self.settings.pool_size,
@@ -348,7 +348,7 @@ class AsyncConveyor(_Client):
         main thread) or by :meth:`stop`. Starts the client first if needed. Options:
         ``queues``, ``concurrency``, ``shutdown_timeout`` (30 s), ``listen``,
         ``lease`` (30 s), ``heartbeat_interval``, ``rescue_interval``,
-        ``handle_signals`` (see the guide's Workers section)."""
+        ``handle_signals``, ``tune_gc`` (see the guide's Workers section)."""
         started_here = self._pool is None
         if started_here:
             await self.start()

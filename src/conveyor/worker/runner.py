@@ -29,13 +29,15 @@ signal skips the wait.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import gc
 import logging
 import random
 import signal
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import timedelta
@@ -89,6 +91,9 @@ class WorkerOptions(TypedDict, total=False):
       cancellations are synced.
     - ``rescue_interval`` (15 s): how often lapsed leases are looked for.
     - ``handle_signals`` (True): stop on SIGTERM and SIGINT when in the main thread.
+    - ``tune_gc`` (True): while the worker runs, the garbage collector skips the
+      objects alive when it started and collects new ones ten times less often
+      (see ``_fewer_collections``); False leaves the collector alone.
     """
 
     shutdown_timeout: float
@@ -97,6 +102,7 @@ class WorkerOptions(TypedDict, total=False):
     heartbeat_interval: float
     rescue_interval: float
     handle_signals: bool
+    tune_gc: bool
 
 
 class RunOptions(WorkerOptions, total=False):
@@ -112,8 +118,35 @@ class RunOptions(WorkerOptions, total=False):
 
 WORKER_DEFAULTS: WorkerOptions = {
     "shutdown_timeout": 30.0, "listen": True, "lease": 30.0, "heartbeat_interval": 0.5,
-    "rescue_interval": 15.0, "handle_signals": True,
+    "rescue_interval": 15.0, "handle_signals": True, "tune_gc": True,
 }
+
+_PYTHON_GC_THRESHOLDS = (700, 10, 10)
+_WORKER_GC_THRESHOLDS = (7000, 10, 10)
+
+
+@contextlib.contextmanager
+def _fewer_collections(enabled: bool) -> Iterator[None]:
+    """Lighter garbage collection while a worker runs.
+
+    A claim of hundreds of jobs allocates thousands of objects at once, all alive
+    until their handlers return; with Python's default thresholds the collector
+    runs every 700 allocations and walks them again and again (about a tenth of a
+    busy worker's time, measured). So: freeze what exists at start-up (modules,
+    configuration) out of the collector's view, and collect the youngest
+    generation every 7,000 allocations. Left alone when the application has set
+    thresholds of its own; undone when the worker stops.
+    """
+    if not enabled or gc.get_threshold() != _PYTHON_GC_THRESHOLDS:
+        yield
+        return
+    gc.freeze()
+    gc.set_threshold(*_WORKER_GC_THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*_PYTHON_GC_THRESHOLDS)
+        gc.unfreeze()
 
 
 class Worker:
@@ -150,6 +183,7 @@ class Worker:
         self._rescue_interval = _validate.positive_duration(
             settings["rescue_interval"], "rescue_interval").total_seconds()
         self._handle_signals = _validate.boolean(settings["handle_signals"], "handle_signals")
+        self._tune_gc = _validate.boolean(settings["tune_gc"], "tune_gc")
         self._running: dict[str, JobControl] = {}
         self._pools: dict[str, HandlerPool] = {}
         self._to_release: list[JobControl] = []
@@ -182,6 +216,10 @@ class Worker:
     # --- the main loop ---------------------------------------------------------------
 
     async def run(self) -> None:
+        with _fewer_collections(self._tune_gc):
+            await self._serve()
+
+    async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
         self._stopping = asyncio.Event()
