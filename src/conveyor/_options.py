@@ -41,6 +41,12 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "retention": lambda v: _validate.positive_duration(v, "retention"),
     "delete_after": lambda v: _validate.duration(v, "delete_after"),
     "dead_letter": lambda v: _validate.queue_name(v, "dead_letter"),
+    "rate_limit": lambda v: _validate.integer(v, "rate_limit", minimum=1),
+    "rate_period": lambda v: _validate.positive_duration(v, "rate_period"),
+    "group_concurrency": lambda v: _validate.integer(v, "group_concurrency", minimum=1),
+    "group_rate_limit": lambda v: _validate.integer(v, "group_rate_limit", minimum=1),
+    "group_rate_period": lambda v: _validate.positive_duration(v, "group_rate_period"),
+    "fair": lambda v: _validate.boolean(v, "fair"),
     "singleton_key": lambda v: _validate.text(v, "singleton_key"),
     "singleton_seconds": _seconds,
     "id": _validate.job_id,
@@ -64,10 +70,21 @@ class QueueSettings(TypedDict, total=False):
     retention: Duration
     delete_after: Duration
     dead_letter: str | None
+    rate_limit: int | None
+    rate_period: Duration | None
+    group_concurrency: int | None
+    group_rate_limit: int | None
+    group_rate_period: Duration | None
+    fair: bool
 
 
 QUEUE_SETTINGS: Final = tuple(QueueSettings.__annotations__)
-_CLEARABLE: Final = frozenset({"retry_delay_max", "dead_letter"})
+_CLEARABLE: Final = frozenset({
+    "retry_delay_max", "dead_letter", "rate_limit", "rate_period", "group_concurrency",
+    "group_rate_limit", "group_rate_period",
+})
+# A rate limit is a count and a period, given (or cleared) together.
+RATE_PAIRS: Final = (("rate_limit", "rate_period"), ("group_rate_limit", "group_rate_period"))
 
 
 def check(name: str, value: Any) -> Any:
@@ -172,4 +189,9 @@ def queue_settings(name: str, given: Mapping[str, Any]) -> dict[str, Any]:
             params[f"set_{setting}"] = value is not _UNSET
     if params["dead_letter"] == name:
         raise InvalidOption(f"queue {name!r} cannot be its own dead-letter queue")
+    for count, period in RATE_PAIRS:
+        if (count in given) != (period in given) or (
+            (given.get(count) is None) != (given.get(period) is None)
+        ):
+            raise InvalidOption(f"give {count} and {period} together (both None to remove)")
     return params

@@ -30,8 +30,8 @@ def job_from_row(row: Sequence[Any]) -> Job:
     values[2] = _STATES[values[2]]
     values[14] = Progress(values[14])
     values[24] = _POLICIES[values[24]]
-    if values[26] is None:
-        values[26] = []
+    if values[27] is None:
+        values[27] = []
     values.append(None)  # _control: attached by a worker
     job = _new_job(Job)
     for set_field, value in zip(_JOB_FIELDS, values, strict=True):

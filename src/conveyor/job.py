@@ -115,6 +115,9 @@ class Job:
     singleton_on: datetime | None
     policy: QueuePolicy
     lease_expires_at: datetime | None
+    group_key: str | None
+    """What the job belongs to (a tenant, a channel): per-key limits, pauses and
+    fair claiming count by it."""
     errors: list[dict[str, Any]] = field(default_factory=list)
     """Every failed attempt's error, oldest first (``error`` is the last one)."""
     _control: Any = field(default=None, repr=False, compare=False)
@@ -156,6 +159,19 @@ class Queue:
     dead_letter: str | None
     created_at: datetime
     updated_at: datetime
+    paused_until: datetime | None
+    """No job is claimed before this time (``None``: not paused). A pause without an
+    end is stored as the last day of year 9999."""
+    rate_limit: int | None
+    """At most this many jobs started per ``rate_period``, across all workers."""
+    rate_period: timedelta | None
+    group_concurrency: int | None
+    """At most this many active jobs per group key (unless the key overrides it)."""
+    group_rate_limit: int | None
+    """At most this many jobs started per ``group_rate_period`` per group key."""
+    group_rate_period: timedelta | None
+    fair: bool
+    """Claims take jobs from every group key in turn rather than oldest first."""
 
 
 @dataclass(frozen=True, slots=True)

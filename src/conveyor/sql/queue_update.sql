@@ -12,6 +12,16 @@ SET policy = COALESCE(%(policy)s, policy),
     retention = COALESCE(%(retention)s, retention),
     delete_after = COALESCE(%(delete_after)s, delete_after),
     dead_letter = CASE WHEN %(set_dead_letter)s THEN %(dead_letter)s::text ELSE dead_letter END,
+    rate_limit = CASE WHEN %(set_rate_limit)s THEN %(rate_limit)s::integer ELSE rate_limit END,
+    rate_period = CASE WHEN %(set_rate_period)s THEN %(rate_period)s::interval
+                  ELSE rate_period END,
+    group_concurrency = CASE WHEN %(set_group_concurrency)s THEN %(group_concurrency)s::integer
+                        ELSE group_concurrency END,
+    group_rate_limit = CASE WHEN %(set_group_rate_limit)s THEN %(group_rate_limit)s::integer
+                       ELSE group_rate_limit END,
+    group_rate_period = CASE WHEN %(set_group_rate_period)s THEN %(group_rate_period)s::interval
+                        ELSE group_rate_period END,
+    fair = COALESCE(%(fair)s, fair),
     updated_at = now()
 WHERE name = %(name)s
 RETURNING *;
