@@ -231,11 +231,16 @@ def remaining(conn: psycopg.Connection[Any], schema: str, queue: str) -> int:
     return int(row[0])
 
 
-def fill(cv: Conveyor, conn: psycopg.Connection[Any], schema: str, queue: str, jobs: int) -> None:
-    """Empty the job table, insert ``jobs`` no-op jobs, and settle the table."""
+def fill(
+    cv: Conveyor, conn: psycopg.Connection[Any], schema: str, queue: str, jobs: int,
+    items: list[dict[str, Any]] | None = None,
+) -> None:
+    """Empty the job table, insert ``jobs`` no-op jobs (or ``items``, as ``insert``
+    takes them), and settle the table."""
     s = sql.Identifier(schema)
     conn.execute(sql.SQL("TRUNCATE {}.job").format(s))
-    inserted = cv.insert(queue, [{"data": {"i": i}} for i in range(jobs)])
+    inserted = cv.insert(queue, items if items is not None else
+                         [{"data": {"i": i}} for i in range(jobs)])
     if inserted != jobs:
         raise RuntimeError(f"inserted {inserted} of {jobs} jobs")
     conn.execute(sql.SQL("VACUUM ANALYZE {}.job").format(s))
@@ -253,10 +258,13 @@ def check_completed(cv: Conveyor, queue: str, jobs: int) -> None:
 
 def burn_down(
     url: str, cv: Conveyor, conn: psycopg.Connection[Any], schema: str, jobs: int,
-    processes: int, concurrency: int, timeout: float,
+    processes: int, concurrency: int, timeout: float, *, queue: str = BURN_QUEUE,
+    items: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    fill(cv, conn, schema, BURN_QUEUE, jobs)
-    spec = WorkerSpec(url, schema, BURN_QUEUE, concurrency, None)
+    """Time ``processes`` workers burning down ``jobs`` jobs of ``queue`` (no-op jobs,
+    or ``items``)."""
+    fill(cv, conn, schema, queue, jobs, items)
+    spec = WorkerSpec(url, schema, queue, concurrency, None)
     with worker_processes(spec, processes) as workers:
         started = time.perf_counter()
         workers.go()
@@ -267,12 +275,12 @@ def burn_down(
                 raise RuntimeError(f"burn-down: {workers.handled} of {jobs} handled "
                                    f"after {timeout:.0f} s")
             time.sleep(0.005)
-        while remaining(conn, schema, BURN_QUEUE):  # the last outcomes being written
+        while remaining(conn, schema, queue):  # the last outcomes being written
             if time.perf_counter() > deadline:
                 raise RuntimeError(f"burn-down: not all completed after {timeout:.0f} s")
             time.sleep(0.005)
         seconds = time.perf_counter() - started
-    check_completed(cv, BURN_QUEUE, jobs)
+    check_completed(cv, queue, jobs)
     return {"name": f"Conveyor, {processes} process{'es' if processes > 1 else ''}",
             "processes": processes, "concurrency": concurrency, "jobs": jobs,
             "seconds": seconds, "per_second": jobs / seconds}

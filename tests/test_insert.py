@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from conveyor import Conveyor, JobState
-from conveyor.errors import InvalidPayload, UnknownOption
+from conveyor.errors import InvalidOption, InvalidPayload, UnknownOption
 
 
 def test_insert_of_a_hundred_thousand_jobs_stores_them_all(cv: Conveyor) -> None:
@@ -38,6 +38,21 @@ def test_insert_applies_each_items_own_options(cv: Conveyor) -> None:
     assert first.data == "urgent" and first.retry_limit == 5
     later = cv.find_jobs("bulk", data_contains="later").jobs[0]
     assert later.start_after > later.created_at
+
+
+def test_insert_stores_each_items_group_key(cv: Conveyor) -> None:
+    cv.insert("messages", [{"data": n, "group_key": f"tenant-{n % 2}"} for n in range(4)] +
+              [{"data": "plain"}])
+
+    keys = sorted(str(job.group_key) for job in cv.find_jobs("messages").jobs)
+    assert keys == ["None", "tenant-0", "tenant-0", "tenant-1", "tenant-1"]
+
+
+def test_an_item_with_a_bad_group_key_inserts_nothing(cv: Conveyor) -> None:
+    with pytest.raises(InvalidOption, match="group_key"):
+        cv.insert("messages", [{"data": 1, "group_key": "ok"}, {"data": 2, "group_key": ""}])
+
+    assert cv.get_queue("messages") is None
 
 
 def test_insert_creates_the_queue_on_first_use(cv: Conveyor) -> None:

@@ -131,6 +131,18 @@ def test_a_throttle_slot_frees_up_when_its_job_is_cancelled(cv: Conveyor) -> Non
     assert cv.send("emails", {}, singleton_key="k", singleton_seconds=3600) is not None
 
 
+def test_send_stores_the_group_key(cv: Conveyor) -> None:
+    job = cv.get_job(cv.send("messages", {"text": "hi"}, group_key="tenant-1"))
+
+    assert job is not None and job.group_key == "tenant-1"
+
+
+def test_a_job_sent_without_a_group_key_has_none(cv: Conveyor) -> None:
+    job = cv.get_job(cv.send("messages", {}))
+
+    assert job is not None and job.group_key is None
+
+
 def test_data_round_trips_every_json_type(cv: Conveyor) -> None:
     data = {"s": "é✓", "i": 2**40, "f": 1.5, "b": True, "n": None, "l": [1, "two", [3]],
             "nested": {"deep": {"x": []}}}

@@ -68,7 +68,9 @@ def test_the_default_payload_limit_is_one_mebibyte(cv: Conveyor) -> None:
         {"singleton_seconds": 0}, {"start_after": float("nan")}, {"start_after": "60"},
         {"retry_limit": -1}, {"retry_limit": 1.5}, {"priority": True}, {"priority": 2**31},
         {"retry_backoff": "yes"}, {"singleton_key": ""}, {"dead_letter": "bad name"},
-        {"start_after": datetime(2030, 1, 1)},
+        {"start_after": datetime(2030, 1, 1)}, {"group_key": ""}, {"group_key": 42},
+        {"group_key": "x" * 256}, {"group_key": "nul\x00"}, {"singleton_next_slot": "yes"},
+        {"debounce_seconds": 0}, {"debounce_seconds": -1, "singleton_key": "k"},
     ],
 )
 def test_an_option_with_a_bad_value_is_refused(cv: Conveyor, options: dict[str, Any]) -> None:

@@ -154,7 +154,15 @@ def _update_queue(params: dict[str, Any], create: bool) -> Plan[Queue]:
         names.append(params["dead_letter"])
     if names:
         yield Execute("queue_ensure", {"names": names}, "none")
-    row = yield Execute("queue_update", params, "one")
+    try:
+        row = yield Execute("queue_update", params, "one")
+    except Failure as failure:
+        if isinstance(failure.cause, pg_errors.CheckViolation):
+            raise QueueConflict(
+                f"queue {params['name']!r}: flow control (rate limits, group limits, fair) "
+                "cannot be combined with the singleton or stately policies"
+            ) from None
+        raise
     if row is None:
         raise QueueNotFound(f"queue {params['name']!r} does not exist; create_queue() makes it")
     return queue_from_row(row)

@@ -18,11 +18,28 @@ from conveyor.job import Job
 _CLAIM_RACE_RETRIES = 3
 
 
-def claim(queue: str, limit: int, lease: timedelta | None = None) -> Plan[list[Job]]:
+def claim(
+    queue: str, limit: int, lease: timedelta | None = None, *, schema: str,
+    flow: bool | None = None,
+) -> Plan[list[Job]]:
     """Claims up to ``limit`` jobs; ``lease`` shortens their leases below
-    ``expire_in`` for workers that renew them by heartbeat."""
+    ``expire_in`` for workers that renew them by heartbeat.
+
+    ``flow`` says whether the queue is under flow control (limits or fairness,
+    ``claim_flow.sql``); ``None`` looks it up first. A flow claim takes the queue's
+    lock, so its operation must be atomic.
+    """
     params = {"queue": queue, "limit": limit, "lease": lease}
-    for attempt in range(_CLAIM_RACE_RETRIES):
+    # Looked up here means run in one transaction (fetch), where a failed statement
+    # ends the transaction: a lost race then claims nothing rather than retrying.
+    retries = _CLAIM_RACE_RETRIES if flow is not None else 1
+    if flow is None:
+        flow = yield from flow_controlled(queue)
+    if flow:
+        yield Execute("claim_flow_lock", {"schema": schema, "queue": queue}, "none")
+        rows = yield Execute("claim_flow", params, tuples=True)
+        return [job_from_row(row) for row in rows]
+    for attempt in range(retries):
         try:
             rows = yield Execute("claim", params, tuples=True)
         except Failure as failure:
@@ -30,11 +47,23 @@ def claim(queue: str, limit: int, lease: timedelta | None = None) -> Plan[list[J
             # unique index let one win. The loser tries again.
             if not isinstance(failure.cause, pg_errors.UniqueViolation):
                 raise
-            if attempt == _CLAIM_RACE_RETRIES - 1:
+            if attempt == retries - 1:
                 return []
             continue
         return [job_from_row(row) for row in rows]
     return []
+
+
+def held_back(queue: str) -> Plan[bool]:
+    """Whether ``queue`` has due jobs waiting after a claim (``queue_held_back.sql``)."""
+    row = yield Execute("queue_held_back", {"queue": queue}, "one")
+    return bool(row and row["held_back"])
+
+
+def flow_controlled(queue: str) -> Plan[bool]:
+    """Whether claims of ``queue`` go through flow control (``queue_flow.sql``)."""
+    row = yield Execute("queue_flow", {"queue": queue}, "one")
+    return bool(row and row["flow"])
 
 
 def fetch(ctx: Context, /, queue: str, batch_size: int = 1) -> Operation[list[Job]]:
@@ -47,7 +76,7 @@ def fetch(ctx: Context, /, queue: str, batch_size: int = 1) -> Operation[list[Jo
     """
     name = _validate.queue_name(queue)
     limit = _validate.integer(batch_size, "batch_size", minimum=1)
-    return Operation(claim(name, limit))
+    return Operation(claim(name, limit, schema=ctx.queries.schema), atomic=True)
 
 
 def _fence(jobs: object) -> tuple[list[uuid.UUID], list[int | None]]:

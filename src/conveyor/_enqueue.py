@@ -10,14 +10,14 @@ docstrings here are the methods' documentation.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import Any, Never
+from typing import Any, Final, Never
 
 from conveyor import _options, _validate
 from conveyor._options import Duration
 from conveyor._plan import Context, Copy, Execute, Operation, Plan, Step
-from conveyor.errors import QueueNotFound
+from conveyor.errors import InvalidOption, QueueNotFound
 
 _ANALYZE_AFTER = 10_000
 
@@ -34,28 +34,77 @@ def _ensure_queue_then(queue: str, step: Step) -> Plan[Mapping[str, Any]]:
     return result  # type: ignore[no-any-return]
 
 
+def _statement(row: _options.JobRow) -> str:
+    """The enqueue statement a job takes: debounced jobs, and jobs that may move to
+    the next throttle slot, have their own; the rest share the plain one."""
+    if row.debounce_seconds is not None:
+        return "enqueue_debounce"
+    if row.singleton_next_slot:
+        return "enqueue_next_slot"
+    return "enqueue"
+
+
+# The debounce statement goes first: when the queue's policy refuses debounced
+# jobs, nothing has been written yet.
+_INSERT_ORDER: Final = ("enqueue_debounce", "enqueue", "enqueue_next_slot")
+
+
+def _debounce_refused(queue: str, policy: str) -> InvalidOption:
+    return InvalidOption(
+        f"queue {queue!r} has the {policy!r} policy, whose unique index could turn a "
+        "debounced job away; debounce_seconds works in standard and singleton queues "
+        "(nothing was sent)"
+    )
+
+
 def _send_one(queue: str, row: _options.JobRow, channel: str, notify: bool) -> Plan[str | None]:
     params = _options.enqueue_params(queue, row)
     params["channel"] = channel
     params["notify"] = notify
-    step = Execute("enqueue", params, "one")
-    result = yield from _ensure_queue_then(queue, step)
+    result = yield from _ensure_queue_then(queue, Execute(_statement(row), params, "one"))
+    if result.get("debounce_refused_by"):
+        raise _debounce_refused(queue, result["debounce_refused_by"])
     return None if result["first_id"] is None else str(result["first_id"])
 
 
-def _insert_many(queue: str, rows: Iterable[_options.JobRow], channel: str) -> Plan[int]:
+def _checked_rows(
+    items: Iterable[Mapping[str, Any]], max_payload_bytes: int, statements: set[str]
+) -> Iterator[_options.JobRow]:
+    """Each item checked as COPY takes it, noting the statements the rows need
+    besides the plain one."""
+    for item in items:
+        row = _options.item_row(item, max_payload_bytes)
+        if row.debounce_seconds is not None or row.singleton_next_slot:
+            statements.add(_statement(row))
+        yield row
+
+
+def _insert_many(
+    queue: str, items: Iterable[Mapping[str, Any]], max_payload_bytes: int, channel: str
+) -> Plan[int]:
+    statements = {"enqueue"}
     yield Execute("enqueue_stage", None, "none")
-    yield Copy("enqueue_copy", rows, _options.STAGED_TYPES)
-    step = Execute("enqueue_staged", {"queue": queue, "channel": channel, "notify": True}, "one")
-    result = yield from _ensure_queue_then(queue, step)
+    yield Copy("enqueue_copy", _checked_rows(items, max_payload_bytes, statements),
+               _options.STAGED_TYPES)
+    params = {"queue": queue, "channel": channel, "notify": True}
+    inserted, refused_by = 0, None
+    for statement in (name for name in _INSERT_ORDER if name in statements):
+        step = Execute(f"{statement}_staged", params, "one")
+        result = yield from _ensure_queue_then(queue, step)
+        refused_by = result.get("debounce_refused_by")
+        if refused_by:
+            break
+        inserted += result["inserted"]
     # Dropped now rather than at commit: the caller's transaction may insert again.
     yield Execute("enqueue_unstage", None, "none")
-    if result["inserted"] >= _ANALYZE_AFTER:
+    if refused_by:
+        raise _debounce_refused(queue, refused_by)
+    if inserted >= _ANALYZE_AFTER:
         # Claims read the jobs in index order only when the planner knows how many
         # there are; a table that just grew by a bulk load still has the statistics
         # of an empty one until autovacuum analyzes it, up to a minute later.
         yield Execute("jobs_analyze", None, "none")
-    return result["inserted"]  # type: ignore[no-any-return]
+    return inserted
 
 
 def send(
@@ -76,12 +125,16 @@ def send(
     dead_letter: str | None = None,
     singleton_key: str | None = None,
     singleton_seconds: Duration | None = None,
+    singleton_next_slot: bool = False,
+    debounce_seconds: Duration | None = None,
+    group_key: str | None = None,
     id: str | uuid.UUID | None = None,
     conn: Any = None,
     **unknown: Never,
 ) -> Operation[str | None]:
     """Send one job to ``queue`` and return its id, or ``None`` when the queue's policy
-    (or a throttle, or an existing job with the same ``id``) rejected it.
+    (or a throttle, or an existing job with the same ``id``) rejected it. A debounced
+    send that replaced a waiting job returns that job's id.
 
     The queue is created with default settings the first time it is used. Options
     left out take the queue's defaults.
@@ -97,6 +150,14 @@ def send(
     - ``dead_letter``: queue that receives a copy when the job fails for good.
     - ``singleton_key``: the key the queue's policy counts by; with
       ``singleton_seconds``, at most one job per key per time slot (a throttle).
+    - ``singleton_next_slot``: when the throttle's slot is taken, the job goes to
+      the next slot (and starts no sooner than that slot) instead of being rejected.
+    - ``debounce_seconds``: the job starts after this long; a later debounced send
+      with the same ``singleton_key`` while it still waits replaces its data and
+      options, pushes its start back, and returns its id (the last send wins).
+      Needs a ``singleton_key`` and a ``standard`` or ``singleton`` queue.
+    - ``group_key``: what the job belongs to (a tenant, a channel); per-key limits
+      and fair scheduling count by it.
     - ``id``: your own UUID; sending the same id twice keeps one job.
     - ``conn``: your psycopg connection; the job then commits or rolls back with
       your transaction.
@@ -116,7 +177,9 @@ def send(
             "retry_delay": retry_delay, "retry_backoff": retry_backoff,
             "retry_delay_max": retry_delay_max, "expire_in": expire_in,
             "retention": retention, "delete_after": delete_after, "dead_letter": dead_letter,
-            "singleton_key": singleton_key, "singleton_seconds": singleton_seconds, "id": id,
+            "singleton_key": singleton_key, "singleton_seconds": singleton_seconds,
+            "singleton_next_slot": singleton_next_slot, "debounce_seconds": debounce_seconds,
+            "group_key": group_key, "id": id,
         },
     )
     notify = conn is not None or ctx.notify_gate.should_notify(name)
@@ -135,10 +198,10 @@ def insert(
         cv.insert("embed", [{"data": {"chunk": i}, "priority": i % 3} for i in range(100_000)])
 
     Items are checked as they stream to the database; one bad item raises a typed
-    error and nothing is inserted. With ``conn`` the jobs commit or roll back with
-    your transaction.
+    error and nothing is inserted. A debounced item that replaced a waiting job
+    counts as inserted; of several debounced items with one key, the last wins.
+    With ``conn`` the jobs commit or roll back with your transaction.
     """
     name = _validate.queue_name(queue)
-    limit = ctx.max_payload_bytes
-    rows = (_options.item_row(item, limit) for item in items)
-    return Operation(_insert_many(name, rows, ctx.queries.schema), conn, atomic=True)
+    plan = _insert_many(name, items, ctx.max_payload_bytes, ctx.queries.schema)
+    return Operation(plan, conn, atomic=True)

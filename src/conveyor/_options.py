@@ -49,6 +49,9 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "fair": lambda v: _validate.boolean(v, "fair"),
     "singleton_key": lambda v: _validate.text(v, "singleton_key"),
     "singleton_seconds": _seconds,
+    "singleton_next_slot": lambda v: _validate.boolean(v, "singleton_next_slot"),
+    "debounce_seconds": lambda v: _validate.positive_duration(v, "debounce_seconds"),
+    "group_key": lambda v: _validate.text(v, "group_key"),
     "id": _validate.job_id,
 }
 
@@ -111,6 +114,9 @@ class JobRow(NamedTuple):
     dead_letter: str | None
     singleton_key: str | None
     singleton_seconds: float | None
+    singleton_next_slot: bool | None
+    debounce_seconds: timedelta | None
+    group_key: str | None
 
 
 JOB_OPTIONS: Final = (
@@ -135,8 +141,36 @@ def job_row(data: Any, max_payload_bytes: int, options: Mapping[str, Any]) -> Jo
             values["start_at"], values["start_in"] = _validate.start_after(value)
         else:
             values[name] = _CHECKS[name](value)
+    if values["singleton_next_slot"] or values["debounce_seconds"] is not None:
+        _check_together(values)
     values["data"] = _validate.encode_json(data, max_payload_bytes, "data")
     return JobRow(**values)
+
+
+def _check_together(values: Mapping[str, Any]) -> None:
+    """The throttle and debounce options that need, or exclude, one another."""
+    if values["singleton_next_slot"] and values["singleton_seconds"] is None:
+        raise InvalidOption(
+            "singleton_next_slot moves a throttled job to the next slot; give "
+            "singleton_seconds with it"
+        )
+    if values["debounce_seconds"] is None:
+        return
+    if values["singleton_key"] is None:
+        raise InvalidOption(
+            "debounce_seconds replaces the waiting job that has the same singleton_key; "
+            "give a singleton_key with it"
+        )
+    if values["singleton_seconds"] is not None:
+        raise InvalidOption(
+            "debounce_seconds (the last send of a key wins) and singleton_seconds (the "
+            "first send of a slot wins) cannot be combined; choose one"
+        )
+    if values["id"] is not None:
+        raise InvalidOption(
+            "a debounced job keeps the id of the send that created it; leave id out "
+            "when giving debounce_seconds"
+        )
 
 
 def item_row(item: object, max_payload_bytes: int) -> JobRow:
@@ -164,7 +198,8 @@ def enqueue_params(queue: str, row: JobRow) -> dict[str, Any]:
 
 STAGED_TYPES: Final = (
     "uuid", "text", "int4", "timestamptz", "interval", "int4", "interval", "bool",
-    "interval", "interval", "interval", "interval", "text", "text", "float8",
+    "interval", "interval", "interval", "interval", "text", "text", "float8", "bool",
+    "interval", "text",
 )
 """The binary COPY types of ``enqueue_stage.sql``'s columns, in ``JobRow`` order:
 a ``JobRow`` is written as it is."""

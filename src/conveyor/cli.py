@@ -1,4 +1,5 @@
-"""The command line: ``conveyor migrate``, ``conveyor demo``, ``conveyor dev``."""
+"""The command line: ``conveyor migrate``, ``demo``, ``dev``, ``worker``, ``pause``,
+``resume``."""
 
 from __future__ import annotations
 
@@ -142,6 +143,53 @@ def worker(
         shutdown_timeout=shutdown_timeout,
         listen=not poll_only,
     )
+
+
+GroupOption = Annotated[
+    str | None, typer.Option("--group", help="Only this group key of the queue.")
+]
+
+
+@app.command()
+def pause(
+    queue: Annotated[str, typer.Argument(help="The queue to pause.")],
+    seconds: Annotated[
+        float | None,
+        typer.Option("--for", min=0.001, help="Seconds to pause for (default: until resumed)."),
+    ] = None,
+    group: GroupOption = None,
+    dsn: DsnOption = None,
+    schema: SchemaOption = None,
+) -> None:
+    """Stop claiming a queue's jobs (or one group key's): running jobs finish, sends
+    still queue up.
+
+    Example: conveyor pause send-message --for 300
+    """
+    with Conveyor(dsn, schema=schema, migrate=False) as cv:
+        if group is None:
+            until = cv.pause_queue(queue, seconds).paused_until
+        else:
+            until = cv.pause_group(queue, group, seconds).paused_until
+    what = queue if group is None else f"{queue} (group {group})"
+    ending = "until resumed" if seconds is None else f"until {until:%Y-%m-%d %H:%M:%S} UTC"
+    console.print(f"paused [bold]{what}[/] {ending}")
+
+
+@app.command()
+def resume(
+    queue: Annotated[str, typer.Argument(help="The queue to resume.")],
+    group: GroupOption = None,
+    dsn: DsnOption = None,
+    schema: SchemaOption = None,
+) -> None:
+    """End the pause of a queue (or of one group key); idle workers wake at once."""
+    with Conveyor(dsn, schema=schema, migrate=False) as cv:
+        if group is None:
+            cv.resume_queue(queue)
+        else:
+            cv.resume_group(queue, group)
+    console.print(f"resumed [bold]{queue if group is None else f'{queue} (group {group})'}[/]")
 
 
 def main() -> None:

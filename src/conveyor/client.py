@@ -17,7 +17,7 @@ from typing import Any, Concatenate, ParamSpec, Self, TypeVar, Unpack
 import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
-from conveyor import _admin, _claims, _enqueue, _session
+from conveyor import _admin, _claims, _enqueue, _flow, _session
 from conveyor import migrate as migrations
 from conveyor._plan import Context, Operation, run_async, run_sync
 from conveyor.config import Settings, redact
@@ -298,6 +298,12 @@ class Conveyor(_Client):
     delete_queue = _sync(_admin.delete_queue)
     get_queue = _sync(_admin.get_queue)
     list_queues = _sync(_admin.list_queues)
+    pause_queue = _sync(_flow.pause_queue)
+    resume_queue = _sync(_flow.resume_queue)
+    pause_group = _sync(_flow.pause_group)
+    resume_group = _sync(_flow.resume_group)
+    set_group = _sync(_flow.set_group)
+    get_group = _sync(_flow.get_group)
 
 
 class AsyncConveyor(_Client):
@@ -408,3 +414,9 @@ class AsyncConveyor(_Client):
     delete_queue = _async(_admin.delete_queue)
     get_queue = _async(_admin.get_queue)
     list_queues = _async(_admin.list_queues)
+    pause_queue = _async(_flow.pause_queue)
+    resume_queue = _async(_flow.resume_queue)
+    pause_group = _async(_flow.pause_group)
+    resume_group = _async(_flow.resume_group)
+    set_group = _async(_flow.set_group)
+    get_group = _async(_flow.get_group)

@@ -105,6 +105,31 @@ class RetryAfter(ConveyorError):
         self.seconds = seconds
 
 
+class PauseGroup(ConveyorError):
+    """Raise from a handler to pause the job's group key for ``seconds``: no job of
+    that key is claimed until then, across all workers. The job goes back to its
+    queue without counting an attempt and runs after the pause (Telegram's
+    FLOOD_WAIT for one chat: every message to it waits).
+
+    Example::
+
+        except FloodWait as exc:
+            raise PauseGroup(exc.seconds) from exc
+    """
+
+    def __init__(self, seconds: float, message: str | None = None) -> None:
+        super().__init__(message or f"pause the group for {seconds:g} s")
+        self.seconds = seconds
+
+
+class PauseQueue(PauseGroup):
+    """Raise from a handler to pause the job's whole queue for ``seconds``; the job
+    goes back to the queue without counting an attempt (an API's global limit)."""
+
+    def __init__(self, seconds: float, message: str | None = None) -> None:
+        super().__init__(seconds, message or f"pause the queue for {seconds:g} s")
+
+
 class NonRetryableError(ConveyorError):
     """Raise from a handler (or subclass it) to fail the job at once, whatever
     attempts remain: the input is wrong and trying again cannot help."""

@@ -175,6 +175,20 @@ class Queue:
 
 
 @dataclass(frozen=True, slots=True)
+class Group:
+    """The settings of one group key of a queue that override the queue's
+    (``None``: the queue's applies), and its pause."""
+
+    queue: str
+    group_key: str
+    concurrency: int | None
+    rate_limit: int | None
+    rate_period: timedelta | None
+    paused_until: datetime | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class JobPage:
     """One page of :meth:`Conveyor.find_jobs`, newest first.
 

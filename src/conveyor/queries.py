@@ -40,10 +40,13 @@ def _source(name: str) -> str:
 # {notify_moved} wakes the workers of the queues of the rows in a CTE named moved.
 _SHARED_PARTS = {"job_columns": "job_columns", "notify_moved": "notify_moved"}
 
-# name: (body file, {placeholder: file of the part})
+# name: (body file, {placeholder: file of the part}). Each enqueue statement reads
+# one job's parameters (send) or the staging table (insert, the ``_staged`` names).
+_ENQUEUE_PARTS = {part: part for part in ("enqueue_rows", "enqueue_options", "enqueue_result")}
 _ASSEMBLED: dict[str, tuple[str, dict[str, str]]] = {
-    "enqueue": ("enqueue", {"input": "enqueue_input_one"}),
-    "enqueue_staged": ("enqueue", {"input": "enqueue_input_staged"}),
+    f"{body}{suffix}": (body, {"input": source, **_ENQUEUE_PARTS})
+    for body in ("enqueue", "enqueue_next_slot", "enqueue_debounce")
+    for suffix, source in (("", "enqueue_input_one"), ("_staged", "enqueue_input_staged"))
 }
 
 
@@ -53,10 +56,19 @@ def _render(text: str, schema: str, **parts: str) -> str:
     return sql.SQL(text).format(schema=quoted, **composed).as_string()
 
 
+def _compact(text: str) -> str:
+    """A statement without its comment lines and indentation, which are for readers
+    of the files. psycopg converts the placeholders of a statement longer than 4096
+    bytes again on every execution rather than once (0.15 ms of a 0.55 ms send
+    here); compacted, the enqueue statements stay under that."""
+    lines = (line.strip() for line in text.splitlines())
+    return "\n".join(line for line in lines if line and not line.startswith("--"))
+
+
 def _statement(name: str, schema: str) -> str:
     body, parts = _ASSEMBLED.get(name, (name, {}))
-    parts = {**_SHARED_PARTS, **parts}
-    return _render(_source(body), schema, **{k: _source(v) for k, v in parts.items()})
+    texts = {key: _source(part).rstrip() for key, part in {**_SHARED_PARTS, **parts}.items()}
+    return _compact(_render(_source(body), schema, **texts))
 
 
 class Queries:

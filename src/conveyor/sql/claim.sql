@@ -1,5 +1,5 @@
 -- Claims up to %(limit)s due jobs of one queue: highest priority first, then the
--- longest waiting. The lease runs for the job's expire_in, or for %(lease)s when a
+-- longest waiting. Queues with limits or fairness use claim_flow.sql instead. The lease runs for the job's expire_in, or for %(lease)s when a
 -- worker that renews leases by heartbeat asks for a shorter one. The CTE is also an optimisation fence, so the UPDATE touches no
 -- more rows than the LIMIT allows.
 --
@@ -8,13 +8,20 @@
 -- retrying jobs before new ones. A 'stately' key with a job waiting in 'retry'
 -- starts no new job, so a failing job always finds its 'retry' slot free.
 WITH candidate AS (
-    SELECT id, policy, state, COALESCE(singleton_key, '') AS key, priority, start_after
-    FROM {schema}.job
-    WHERE queue = %(queue)s
-      AND state < 'active'
-      AND start_after <= now()
-      AND keep_until > now()
-    ORDER BY priority DESC, start_after, id
+    SELECT j.id, j.policy, j.state, COALESCE(j.singleton_key, '') AS key, j.priority,
+           j.start_after
+    FROM {schema}.job AS j
+    WHERE j.queue = %(queue)s
+      AND j.state < 'active'
+      AND j.start_after <= now()
+      AND j.keep_until > now()
+      -- Pauses (flow control): none of a paused queue, none of a paused key.
+      AND NOT EXISTS (SELECT 1 FROM {schema}.queue AS q
+                      WHERE q.name = %(queue)s AND q.paused_until > now())
+      AND (j.group_key IS NULL OR NOT EXISTS (
+          SELECT 1 FROM {schema}.job_group AS g
+          WHERE g.queue = %(queue)s AND g.group_key = j.group_key AND g.paused_until > now()))
+    ORDER BY j.priority DESC, j.start_after, j.id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 ),

@@ -12,6 +12,10 @@ at once, each for the slots free when it was sent (reserved until it answers).
   or the poll interval (with jitter). A claim that found work is followed by
   another 5 ms later (half of ``notify.DEBOUNCE``), for the sends whose
   notifications were debounced.
+- Queues under flow control (limits or fairness) are claimed through
+  ``claim_flow.sql``; when a short claim left due jobs waiting (a rate window or
+  a key's slots are full), the next claim comes ``HELD_BACK_RECHECK`` later.
+  Whether a queue is under flow control is read at most once a second.
 - A failed claim (database down) backs off, doubling up to 5 s.
 """
 
@@ -21,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -44,6 +49,10 @@ PATIENCE = 0.01
 """Seconds a busy queue waits for more free slots before claiming."""
 IN_FLIGHT = 2
 """Claims of one queue under way at once."""
+FLOW_REFRESH = 1.0
+"""Seconds a claimer trusts what it last read of its queue's flow control."""
+HELD_BACK_RECHECK = 0.2
+"""Seconds between claims while a flow-controlled queue's limits hold jobs back."""
 
 
 class Slots:
@@ -111,9 +120,13 @@ class Claimer:
 
     def __init__(
         self, reg: Registration, *, run: Run, lease: timedelta, hooks: Hooks,
-        stopping: asyncio.Event, start: Start,
+        stopping: asyncio.Event, start: Start, schema: str,
     ) -> None:
         self.reg = reg
+        self._schema = schema
+        self._flow = False
+        self._flow_read = -FLOW_REFRESH
+        self._held_back = False
         self.slots = Slots(reg.concurrency)
         self.wake = asyncio.Event()
         self._run = run
@@ -154,8 +167,13 @@ class Claimer:
                 if self._claims:  # decide once the claims under way have answered
                     await asyncio.wait(self._claims)
                     continue
-                pause = (DEBOUNCE / 2 if self._found else
-                         self.reg.poll_interval * random.uniform(0.8, 1.2))
+                if self._found:
+                    pause = DEBOUNCE / 2
+                elif self._held_back:  # a rate window or a key's slot may open soon
+                    pause = min(HELD_BACK_RECHECK, self.reg.poll_interval)
+                else:
+                    pause = self.reg.poll_interval
+                pause *= random.uniform(0.8, 1.2)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), pause)
                 if self._stopping.is_set():
@@ -172,11 +190,26 @@ class Claimer:
             self._claims.add(task)
             task.add_done_callback(self._claims.discard)
 
+    async def _flow_controlled(self) -> bool:
+        """Whether the queue is under flow control (limits or fairness), read at
+        most once per ``FLOW_REFRESH``: a change of limits reaches running workers
+        within about a second. Pauses need no refresh: every claim checks them."""
+        now = time.monotonic()
+        if now - self._flow_read >= FLOW_REFRESH:
+            self._flow = await self._run(Operation(_claims.flow_controlled(self.reg.queue)))
+            self._flow_read = now
+        return self._flow
+
     async def _claim(self, count: int) -> None:
         reg = self.reg
         limit = count * reg.batch_size
         try:
-            jobs = await self._run(Operation(_claims.claim(reg.queue, limit, self._lease)))
+            flow = await self._flow_controlled()
+            jobs = await self._run(Operation(
+                _claims.claim(reg.queue, limit, self._lease, schema=self._schema, flow=flow),
+                atomic=flow))
+            self._held_back = flow and len(jobs) < limit and await self._run(
+                Operation(_claims.held_back(reg.queue)))
         except ConveyorError as exc:
             self.slots.unreserve(count)
             log.warning("claiming from %s failed (%s); retrying in %.1f s",

@@ -43,15 +43,18 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any, TypedDict, TypeVar
 
-from conveyor import _claims, _validate
+from conveyor import _claims, _flow, _validate
 from conveyor._claims import Outcome
 from conveyor._plan import Operation
 from conveyor.errors import (
     ConveyorError,
+    InvalidOption,
     InvalidPayload,
     JobTimeout,
     LeaseExpired,
     NonRetryableError,
+    PauseGroup,
+    PauseQueue,
     RetryAfter,
 )
 from conveyor.job import Job, Progress
@@ -232,8 +235,8 @@ class Worker:
         }
         claimers = {
             reg.queue: Claimer(reg, run=self._run, lease=self._lease, hooks=self._hooks,
-                               stopping=self._stopping,
-                               start=self._start)
+                               stopping=self._stopping, start=self._start,
+                               schema=self._queries.schema)
             for reg in self._registrations
         }
         self._install_signals()
@@ -402,6 +405,8 @@ class Worker:
                 call.in_handler = False
                 if call.stop_reason is StopReason.SHUTDOWN:  # interrupted: hand it back
                     await self._stopped(StopReason.SHUTDOWN, call, completer, started)
+                elif isinstance(exc, PauseGroup):
+                    await self._paused(reg, exc, call, completer, started)
                 else:
                     await self._failed(exc, call, completer, started)
             else:
@@ -454,6 +459,31 @@ class Worker:
             event = "job_retried" if retrying else "job_failed"
             if self._hooks.wants(event):
                 await self._hooks.emit(HookEvent(event, job=job, error=exc, duration=duration))
+
+    async def _paused(
+        self, reg: Registration, pause: PauseGroup, call: HandlerCall, completer: Completer,
+        started: float,
+    ) -> None:
+        """The handler asked to pause its queue or its jobs' group keys: pause them
+        and hand the jobs back uncounted. A job without a group key cannot pause
+        one: that attempt fails instead."""
+        keys = None if isinstance(pause, PauseQueue) else [job.group_key for job in call.jobs]
+        if keys is not None and None in keys:
+            error = InvalidOption("PauseGroup needs a job sent with a group_key; use "
+                                  "PauseQueue or RetryAfter for jobs without one")
+            await self._failed(error, call, completer, started)
+            return
+        plan = _flow.pause_and_release(
+            reg.queue, [k for k in keys if k is not None] if keys is not None else None,
+            pause.seconds, [c.id for c in call.controls], [c.attempt for c in call.controls],
+            self._queries.schema)
+        try:
+            await self._run(Operation(plan, atomic=True))
+        except ConveyorError as exc:  # the jobs stay active; rescue retries them later
+            log.error("could not pause %s (%s); its jobs will be rescued when their leases "
+                      "lapse", reg.queue, exc)
+            return
+        log.info("%s: %s; %d job(s) handed back", reg.queue, pause, len(call.controls))
 
     async def _stopped(
         self, reason: StopReason, call: HandlerCall, completer: Completer, started: float
