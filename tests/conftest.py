@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from processes import Workers
 
 from conveyor import AsyncConveyor, Conveyor
 from conveyor.embedded import EmbeddedPostgres
@@ -74,3 +75,14 @@ def private_server() -> Iterator[EmbeddedPostgres]:
             yield server
         finally:
             server.stop()
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[Workers]:
+    """Worker subprocesses for this test; whatever is left is killed at teardown and
+    their logs printed."""
+    spawned = Workers(tmp_path)
+    try:
+        yield spawned
+    finally:
+        spawned.close()

@@ -12,7 +12,6 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -364,15 +363,6 @@ async def test_small_keys_finish_while_a_big_key_still_has_thousands_waiting(
 # --- under real concurrency: worker processes ---------------------------------------------
 
 pytest_slow = pytest.mark.slow
-
-
-@pytest.fixture
-def workers(tmp_path: Path) -> Iterator[Workers]:
-    spawned = Workers(tmp_path)
-    try:
-        yield spawned
-    finally:
-        spawned.close()
 
 
 @pytest.fixture

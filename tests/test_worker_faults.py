@@ -17,7 +17,6 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -98,15 +97,6 @@ def terminate_backends(dsn: str, tag: str) -> int:
         [tag],
     )
     return int(terminated)
-
-
-@pytest.fixture
-def workers(tmp_path: Path) -> Iterator[Workers]:
-    spawned = Workers(tmp_path)
-    try:
-        yield spawned
-    finally:
-        spawned.close()
 
 
 @pytest.fixture
