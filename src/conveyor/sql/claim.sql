@@ -45,11 +45,5 @@ chosen AS (
                WHERE w.queue = %(queue)s AND w.state = 'retry' AND w.policy = 'stately'
                  AND COALESCE(w.singleton_key, '') = r.key)))
 )
-UPDATE {schema}.job AS j
-SET state = 'active',
-    attempt = j.attempt + 1,
-    started_at = now(),
-    lease_expires_at = now() + LEAST(j.expire_in, COALESCE(%(lease)s::interval, j.expire_in))
-FROM chosen
-WHERE j.id = chosen.id
+{claim_update}
 RETURNING {job_columns};

@@ -104,13 +104,7 @@ chosen AS (
     LIMIT (SELECT GREATEST(0, COALESCE(min(n), 0)) FROM queue_budget)
 ),
 claimed AS (
-    UPDATE {schema}.job AS j
-    SET state = 'active',
-        attempt = j.attempt + 1,
-        started_at = now(),
-        lease_expires_at = now() + LEAST(j.expire_in, COALESCE(%(lease)s::interval, j.expire_in))
-    FROM chosen
-    WHERE j.id = chosen.id
+    {claim_update}
     RETURNING {job_columns}
 ),
 counted AS (
