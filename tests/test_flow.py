@@ -71,6 +71,15 @@ def test_jobs_without_a_key_are_not_held_by_key_limits(cv: Conveyor) -> None:
     assert keys_of(cv.fetch(QUEUE, 10)) == {"a": 1, None: 3}
 
 
+def test_jobs_without_a_key_are_claimed_from_a_queue_of_keyed_jobs(cv: Conveyor) -> None:
+    cv.create_queue(QUEUE, group_concurrency=1)
+    send_keyed(cv, {"a": 3, "b": 3})
+    assert keys_of(cv.fetch(QUEUE, 10)) == {"a": 1, "b": 1}
+    cv.send(QUEUE, {"n": 1})
+
+    assert keys_of(cv.fetch(QUEUE, 10)) == {None: 1}
+
+
 def test_a_claim_takes_every_key_first_job_before_any_second(cv: Conveyor) -> None:
     cv.create_queue(QUEUE, fair=True)
     send_keyed(cv, {"big": 50, "small-1": 2, "small-2": 2, "small-3": 2})
@@ -78,6 +87,33 @@ def test_a_claim_takes_every_key_first_job_before_any_second(cv: Conveyor) -> No
     claimed = cv.fetch(QUEUE, 4)
 
     assert keys_of(claimed) == {"big": 1, "small-1": 1, "small-2": 1, "small-3": 1}
+
+
+def test_claims_take_turns_across_more_keys_than_one_claim_visits(cv: Conveyor) -> None:
+    # A claim of one job visits at most 10 keys; 30 keys still each get a turn
+    # before any key gets a second one, and the turns wrap around.
+    cv.create_queue(QUEUE, fair=True)
+    keys = [f"key-{k:02d}" for k in range(30)]
+    send_keyed(cv, {key: 2 for key in keys})
+
+    first_lap = [job.group_key for _ in keys for job in cv.fetch(QUEUE, 1)]
+    second_lap = [job.group_key for _ in keys for job in cv.fetch(QUEUE, 1)]
+
+    assert first_lap == keys
+    assert second_lap == keys
+    assert cv.fetch(QUEUE, 1) == []
+
+
+def test_a_new_key_gets_its_turn_without_waiting_for_a_whole_lap(cv: Conveyor) -> None:
+    cv.create_queue(QUEUE, fair=True)
+    send_keyed(cv, {"b": 3, "d": 3})
+    assert keys_of(cv.fetch(QUEUE, 1)) == {"b": 1}
+
+    send_keyed(cv, {"c": 1, "a": 1})
+
+    # After "b" come the keys after it ("c", "d"), then the lap wraps to "a".
+    assert [job.group_key for _ in range(4) for job in cv.fetch(QUEUE, 1)] == [
+        "c", "d", "a", "b"]
 
 
 def test_priority_still_holds_within_a_key(cv: Conveyor) -> None:
@@ -360,6 +396,36 @@ async def test_small_keys_finish_while_a_big_key_still_has_thousands_waiting(
     assert counts[JobState.CREATED] >= 2000
 
 
+async def test_a_worker_runs_a_job_without_a_key_sent_to_a_queue_of_keyed_jobs(
+    acv: AsyncConveyor,
+) -> None:
+    # The worker looks for jobs without a key once it has read that some wait
+    # (at most a second later), not on every claim.
+    await acv.create_queue(QUEUE, group_concurrency=1)
+    await acv.insert(QUEUE, [{"data": {"n": n}, "group_key": "slow"} for n in range(3)])
+    ran: list[str | None] = []
+    done = asyncio.Event()
+
+    @acv.task(QUEUE, concurrency=4, poll_interval=0.2)
+    async def handle(job: Job) -> None:
+        ran.append(job.group_key)
+        if job.group_key is None:
+            done.set()
+        else:
+            await asyncio.sleep(0.5)
+
+    async def send_unkeyed_later() -> None:
+        await asyncio.sleep(0.3)
+        await acv.send(QUEUE, {"n": "unkeyed"})
+
+    sender = asyncio.create_task(send_unkeyed_later())
+    await run_until(acv, done, timeout=10)
+    await sender
+
+    assert ran.count(None) == 1
+    assert ran[0] == "slow"
+
+
 # --- under real concurrency: worker processes ---------------------------------------------
 
 pytest_slow = pytest.mark.slow
@@ -400,8 +466,11 @@ def finished(dsn: str, schema: str) -> int:
 def test_three_processes_never_exceed_a_per_key_limit_of_two(
     flow: Conveyor, database_url: str, schema: str, workers: Workers
 ) -> None:
+    # 20 keys x 2 allows 40 at once, more than one process's 10: every process works,
+    # and each key's jobs are spread over them.
     flow.create_queue(QUEUE, group_concurrency=2)
-    items = [{"data": {"sleep": 0.2}, "group_key": f"key-{k}"} for k in range(5) for _ in range(12)]
+    items = [{"data": {"sleep": 0.2}, "group_key": f"key-{k}"}
+             for k in range(20) for _ in range(8)]
     flow.insert(QUEUE, items)
     started = [workers.script(database_url, schema, app="flow_app.py", concurrency=10)
                for _ in range(3)]
@@ -412,13 +481,15 @@ def test_three_processes_never_exceed_a_per_key_limit_of_two(
 
     by_key: dict[str | None, list[tuple[datetime, datetime]]] = defaultdict(list)
     pids = set()
-    for key, start, end, pid in runs(database_url, schema):
+    records = runs(database_url, schema)
+    for key, start, end, pid in records:
         assert end is not None
         by_key[key].append((start, end))
         pids.add(pid)
     assert len(pids) > 1  # the work really was shared
     assert {key: most_at_once(spans) for key, spans in by_key.items()} == {
-        f"key-{k}": 2 for k in range(5)}
+        f"key-{k}": 2 for k in range(20)}
+    assert max(len({pid for k, _, _, pid in records if k == key}) for key in by_key) > 1
 
 
 @pytest_slow

@@ -11,7 +11,7 @@ from psycopg import errors as pg_errors
 
 from conveyor import _validate
 from conveyor._options import Duration
-from conveyor._plan import Context, Execute, Failure, Operation, Plan
+from conveyor._plan import Context, Execute, Failure, Operation, Plan, Together
 from conveyor._rows import JobRef, job_from_row
 from conveyor.job import Job
 
@@ -20,24 +20,28 @@ _CLAIM_RACE_RETRIES = 3
 
 def claim(
     queue: str, limit: int, lease: timedelta | None = None, *, schema: str,
-    flow: bool | None = None,
+    flow: FlowState | None = None,
 ) -> Plan[list[Job]]:
     """Claims up to ``limit`` jobs; ``lease`` shortens their leases below
     ``expire_in`` for workers that renew them by heartbeat.
 
     ``flow`` says whether the queue is under flow control (limits or fairness,
-    ``claim_flow.sql``); ``None`` looks it up first. A flow claim takes the queue's
-    lock, so its operation must be atomic.
+    ``claim_flow.sql``) and whether it may hold jobs without a group key; ``None``
+    looks it up first. A flow claim takes the queue's lock and claims in one
+    transaction of its own, sent at once, so the lock is held only while the
+    server works.
     """
-    params = {"queue": queue, "limit": limit, "lease": lease}
+    params: dict[str, Any] = {"queue": queue, "limit": limit, "lease": lease}
     # Looked up here means run in one transaction (fetch), where a failed statement
     # ends the transaction: a lost race then claims nothing rather than retrying.
     retries = _CLAIM_RACE_RETRIES if flow is not None else 1
     if flow is None:
-        flow = yield from flow_controlled(queue)
-    if flow:
-        yield Execute("claim_flow_lock", {"schema": schema, "queue": queue}, "none")
-        rows = yield Execute("claim_flow", params, tuples=True)
+        flow = yield from flow_state(queue)
+    if flow.controlled:
+        params["unkeyed"] = flow.unkeyed
+        _, rows = yield Together((
+            Execute("claim_flow_lock", {"schema": schema, "queue": queue}, "none"),
+            Execute("claim_flow", params, tuples=True)))
         return [job_from_row(row) for row in rows]
     for attempt in range(retries):
         try:
@@ -60,10 +64,25 @@ def held_back(queue: str) -> Plan[bool]:
     return bool(row and row["held_back"])
 
 
-def flow_controlled(queue: str) -> Plan[bool]:
-    """Whether claims of ``queue`` go through flow control (``queue_flow.sql``)."""
+class FlowState(NamedTuple):
+    """How claims of a queue go (``queue_flow.sql``)."""
+
+    controlled: bool
+    """Through flow control (``claim_flow.sql``): the queue has limits or is fair."""
+    unkeyed: bool
+    """Due jobs without a group key may be waiting, so flow claims look for them."""
+
+
+UNLIMITED = FlowState(controlled=False, unkeyed=False)
+
+
+def flow_state(queue: str) -> Plan[FlowState]:
+    """Whether claims of ``queue`` go through flow control, and whether due jobs
+    without a group key wait in it (``queue_flow.sql``)."""
     row = yield Execute("queue_flow", {"queue": queue}, "one")
-    return bool(row and row["flow"])
+    if not row:
+        return UNLIMITED
+    return FlowState(bool(row["flow"]), bool(row["unkeyed"]))
 
 
 def fetch(ctx: Context, /, queue: str, batch_size: int = 1) -> Operation[list[Job]]:

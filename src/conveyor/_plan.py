@@ -55,7 +55,19 @@ class Copy:
     types: Sequence[str]
 
 
-Step = Execute | Copy
+@dataclass(frozen=True, slots=True)
+class Together:
+    """Run ``steps`` back to back in one transaction of their own, sent to the
+    server at once (a pipeline): the server commits without waiting for the client
+    in between, so locks taken by the first steps are held only as long as the
+    server works. The plan receives the steps' results, as a list, after the
+    commit. On a caller's connection they go where any atomic operation's
+    statements go (see ``_transaction``)."""
+
+    steps: tuple[Execute, ...]
+
+
+Step = Execute | Copy | Together
 Plan = Generator[Step, Any, T]
 
 
@@ -98,7 +110,7 @@ def translate(exc: psycopg.Error) -> ConveyorError:
     return DatabaseError(f"PostgreSQL refused the statement: {exc}")
 
 
-def _sql(queries: Queries, step: Step) -> str:
+def _sql(queries: Queries, step: Execute | Copy) -> str:
     return step.query if isinstance(step, Execute) and step.raw else queries[step.query]
 
 
@@ -162,6 +174,29 @@ def _advance(plan: Plan[T], result: Any = None, error: psycopg.Error | None = No
         return _Done(done.value)
 
 
+def _together_sync(conn: psycopg.Connection[Any], queries: Queries, step: Together) -> list[Any]:
+    with conn.pipeline(), _transaction(conn, True):
+        cursors = []
+        for part in step.steps:
+            cur = conn.cursor(row_factory=tuple_row if part.tuples else dict_row)
+            cur.execute(_sql(queries, part), part.params)
+            cursors.append(cur)
+    return [_result(cur, part) for cur, part in zip(cursors, step.steps, strict=True)]
+
+
+async def _together_async(
+    conn: psycopg.AsyncConnection[Any], queries: Queries, step: Together,
+) -> list[Any]:
+    async with conn.pipeline(), _transaction(conn, True):
+        cursors = []
+        for part in step.steps:
+            cur = conn.cursor(row_factory=tuple_row if part.tuples else dict_row)
+            await cur.execute(_sql(queries, part), part.params)
+            cursors.append(cur)
+    return [await _result_async(cur, part)
+            for cur, part in zip(cursors, step.steps, strict=True)]
+
+
 def run_sync(conn: psycopg.Connection[Any], queries: Queries, op: Operation[T]) -> T:
     try:
         with _transaction(conn, op.atomic), _cursor(conn) as cur:
@@ -174,6 +209,8 @@ def run_sync(conn: psycopg.Connection[Any], queries: Queries, op: Operation[T]) 
                             for row in step.rows:
                                 copy.write_row(row)
                         result = None
+                    elif isinstance(step, Together):
+                        result = _together_sync(conn, queries, step)
                     else:
                         cur.row_factory = tuple_row if step.tuples else dict_row
                         cur.execute(_sql(queries, step), step.params)
@@ -199,6 +236,8 @@ async def run_async(conn: psycopg.AsyncConnection[Any], queries: Queries, op: Op
                             for row in step.rows:
                                 await copy.write_row(row)
                         result = None
+                    elif isinstance(step, Together):
+                        result = await _together_async(conn, queries, step)
                     else:
                         cur.row_factory = tuple_row if step.tuples else dict_row
                         await cur.execute(_sql(queries, step), step.params)

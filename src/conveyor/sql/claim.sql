@@ -1,7 +1,9 @@
 -- Claims up to %(limit)s due jobs of one queue: highest priority first, then the
--- longest waiting. Queues with limits or fairness use claim_flow.sql instead. The lease runs for the job's expire_in, or for %(lease)s when a
--- worker that renews leases by heartbeat asks for a shorter one. The CTE is also an optimisation fence, so the UPDATE touches no
--- more rows than the LIMIT allows.
+-- longest waiting, and returns them in that order. Queues with limits or fairness
+-- use claim_flow.sql instead. The lease runs for the job's expire_in, or for
+-- %(lease)s when a worker that renews leases by heartbeat asks for a shorter one.
+-- The CTE is also an optimisation fence, so the UPDATE touches no more rows than
+-- the LIMIT allows.
 --
 -- For the 'singleton' and 'stately' policies at most one job per key may be active:
 -- such a job is taken only when no job of its key is active, one per key per claim,
@@ -44,6 +46,9 @@ chosen AS (
                SELECT 1 FROM {schema}.job AS w
                WHERE w.queue = %(queue)s AND w.state = 'retry' AND w.policy = 'stately'
                  AND COALESCE(w.singleton_key, '') = r.key)))
+),
+claimed AS (
+    {claim_update}
+    RETURNING {job_columns}
 )
-{claim_update}
-RETURNING {job_columns};
+SELECT * FROM claimed ORDER BY priority DESC, start_after, id::uuid;

@@ -14,8 +14,11 @@ at once, each for the slots free when it was sent (reserved until it answers).
   notifications were debounced.
 - Queues under flow control (limits or fairness) are claimed through
   ``claim_flow.sql``; when a short claim left due jobs waiting (a rate window or
-  a key's slots are full), the next claim comes ``HELD_BACK_RECHECK`` later.
-  Whether a queue is under flow control is read at most once a second.
+  a key's slots are full), the next claim comes as soon as this worker has
+  recorded outcomes (which may free keys' slots; recorded while the claim was
+  under way counts too), else ``HELD_BACK_RECHECK`` later.
+  Whether a queue is under flow control, and whether it holds due jobs without
+  a group key (which flow claims then look for), is read at most once a second.
 - A failed claim (database down) backs off, doubling up to 5 s.
 """
 
@@ -124,7 +127,7 @@ class Claimer:
     ) -> None:
         self.reg = reg
         self._schema = schema
-        self._flow = False
+        self._flow = _claims.UNLIMITED
         self._flow_read = -FLOW_REFRESH
         self._held_back = False
         self.slots = Slots(reg.concurrency)
@@ -141,6 +144,11 @@ class Claimer:
         self._backlog = True  # look for work at once when starting
         self._found = False
         self._delay = 0.1
+
+    @property
+    def flow_controlled(self) -> bool:
+        """Whether the queue was under flow control when last read."""
+        return self._flow.controlled
 
     def stop(self) -> None:
         self.slots.open()
@@ -190,13 +198,15 @@ class Claimer:
             self._claims.add(task)
             task.add_done_callback(self._claims.discard)
 
-    async def _flow_controlled(self) -> bool:
-        """Whether the queue is under flow control (limits or fairness), read at
-        most once per ``FLOW_REFRESH``: a change of limits reaches running workers
-        within about a second. Pauses need no refresh: every claim checks them."""
+    async def _flow_state(self) -> _claims.FlowState:
+        """Whether the queue is under flow control (limits or fairness) and holds
+        due jobs without a group key, read at most once per ``FLOW_REFRESH``: a
+        change of limits reaches running workers within about a second, and so does
+        the first unkeyed job of a queue whose jobs all had keys. Pauses need no
+        refresh: every claim checks them."""
         now = time.monotonic()
         if now - self._flow_read >= FLOW_REFRESH:
-            self._flow = await self._run(Operation(_claims.flow_controlled(self.reg.queue)))
+            self._flow = await self._run(Operation(_claims.flow_state(self.reg.queue)))
             self._flow_read = now
         return self._flow
 
@@ -204,11 +214,10 @@ class Claimer:
         reg = self.reg
         limit = count * reg.batch_size
         try:
-            flow = await self._flow_controlled()
+            flow = await self._flow_state()
             jobs = await self._run(Operation(
-                _claims.claim(reg.queue, limit, self._lease, schema=self._schema, flow=flow),
-                atomic=flow))
-            self._held_back = flow and len(jobs) < limit and await self._run(
+                _claims.claim(reg.queue, limit, self._lease, schema=self._schema, flow=flow)))
+            self._held_back = flow.controlled and len(jobs) < limit and await self._run(
                 Operation(_claims.held_back(reg.queue)))
         except ConveyorError as exc:
             self.slots.unreserve(count)

@@ -44,8 +44,12 @@ class Completer:
         flush_interval: float = 0.005,
         batch_limit: int = 1000,
         backlog_limit: int = 10_000,
+        written: Callable[[], None] | None = None,
     ) -> None:
+        """``written`` is called after each batch is recorded: finished jobs free
+        their keys' slots under per-key limits."""
         self._run = run
+        self._on_written = written
         self._channel = channel
         self._flush_interval = flush_interval
         self._batch_limit = batch_limit
@@ -80,6 +84,8 @@ class Completer:
             if batch:
                 await self._write(batch)
                 self._written.set()
+                if self._on_written is not None:
+                    self._on_written()
 
     async def _write(self, batch: list[Outcome]) -> None:
         delay = 0.05

@@ -227,7 +227,8 @@ class Worker:
         self._thread = threading.get_ident()
         self._stopping = asyncio.Event()
         self._forced = asyncio.Event()
-        completer = Completer(self._run, self._queries.schema)
+        completer = Completer(self._run, self._queries.schema,
+                              written=lambda: self._wake_held_back(claimers))
         self._pools = {
             reg.queue: HandlerPool(reg.queue, reg.concurrency, functools.partial(
                 self._execute, reg, completer=completer))
@@ -327,6 +328,16 @@ class Worker:
                       "leases lapse", len(controls), exc)
 
     # --- claiming --------------------------------------------------------------------
+
+    @staticmethod
+    def _wake_held_back(claimers: dict[str, Claimer]) -> None:
+        """Outcomes were recorded: queues under flow control may have a key's slot
+        free now, so a claimer whose last claim was held back by limits looks at
+        once rather than at its next recheck. The wake is kept for a claim under
+        way, whose answer may predate these outcomes."""
+        for claimer in claimers.values():
+            if claimer.flow_controlled:
+                claimer.wake.set()
 
     def _wake(self, claimers: dict[str, Claimer], queue: str | None) -> None:
         if queue is None:
