@@ -233,12 +233,13 @@ def remaining(conn: psycopg.Connection[Any], schema: str, queue: str) -> int:
 
 def fill(
     cv: Conveyor, conn: psycopg.Connection[Any], schema: str, queue: str, jobs: int,
-    items: list[dict[str, Any]] | None = None,
+    items: list[dict[str, Any]] | None = None, *, empty: bool = True,
 ) -> None:
-    """Empty the job table, insert ``jobs`` no-op jobs (or ``items``, as ``insert``
-    takes them), and settle the table."""
+    """Empty the job table (unless not ``empty``), insert ``jobs`` no-op jobs (or
+    ``items``, as ``insert`` takes them), and settle the table."""
     s = sql.Identifier(schema)
-    conn.execute(sql.SQL("TRUNCATE {}.job").format(s))
+    if empty:
+        conn.execute(sql.SQL("TRUNCATE {}.job").format(s))
     inserted = cv.insert(queue, items if items is not None else
                          [{"data": {"i": i}} for i in range(jobs)])
     if inserted != jobs:
@@ -259,11 +260,11 @@ def check_completed(cv: Conveyor, queue: str, jobs: int) -> None:
 def burn_down(
     url: str, cv: Conveyor, conn: psycopg.Connection[Any], schema: str, jobs: int,
     processes: int, concurrency: int, timeout: float, *, queue: str = BURN_QUEUE,
-    items: list[dict[str, Any]] | None = None,
+    items: list[dict[str, Any]] | None = None, empty: bool = True,
 ) -> dict[str, Any]:
     """Time ``processes`` workers burning down ``jobs`` jobs of ``queue`` (no-op jobs,
-    or ``items``)."""
-    fill(cv, conn, schema, queue, jobs, items)
+    or ``items``), in an emptied table unless not ``empty``."""
+    fill(cv, conn, schema, queue, jobs, items, empty=empty)
     spec = WorkerSpec(url, schema, queue, concurrency, None)
     with worker_processes(spec, processes) as workers:
         started = time.perf_counter()

@@ -19,7 +19,8 @@ Two ways to run it:
 - ``python tests/worker_app.py``: ``cv.run`` with short leases so that a dead
   worker's jobs are rescued within seconds: ``APP_LEASE`` (default 2 s),
   ``APP_RESCUE`` (rescue interval, default 1 s), ``APP_SHUTDOWN`` (shutdown
-  timeout, default 30 s); heartbeats every 0.5 s.
+  timeout, default 30 s), ``APP_LEADER_LEASE`` (the maintenance leader's lease,
+  default 15 s); heartbeats every 0.5 s.
 """
 
 from __future__ import annotations
@@ -100,4 +101,5 @@ if __name__ == "__main__":
         rescue_interval=float(os.environ.get("APP_RESCUE", "1")),
         heartbeat_interval=0.5,
         shutdown_timeout=float(os.environ.get("APP_SHUTDOWN", "30")),
+        leader_lease=float(os.environ.get("APP_LEADER_LEASE", "15")),
     )

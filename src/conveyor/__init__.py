@@ -2,7 +2,18 @@
 
 from conveyor.client import AsyncConveyor, Conveyor
 from conveyor.errors import NonRetryableError, PauseGroup, PauseQueue, RetryAfter
-from conveyor.job import Group, Job, JobPage, JobState, Progress, Queue, QueuePolicy
+from conveyor.job import (
+    Group,
+    Job,
+    JobPage,
+    JobState,
+    LeaderLease,
+    Progress,
+    Queue,
+    QueuePolicy,
+    QueueStats,
+    Schedule,
+)
 from conveyor.migrate import MigrationResult
 from conveyor.worker import HookEvent
 
@@ -14,6 +25,7 @@ __all__ = [
     "Job",
     "JobPage",
     "JobState",
+    "LeaderLease",
     "MigrationResult",
     "NonRetryableError",
     "PauseGroup",
@@ -21,5 +33,7 @@ __all__ = [
     "Progress",
     "Queue",
     "QueuePolicy",
+    "QueueStats",
     "RetryAfter",
+    "Schedule",
 ]

@@ -57,7 +57,9 @@ def _debounce_refused(queue: str, policy: str) -> InvalidOption:
     )
 
 
-def _send_one(queue: str, row: _options.JobRow, channel: str, notify: bool) -> Plan[str | None]:
+def send_one(queue: str, row: _options.JobRow, channel: str, notify: bool) -> Plan[str | None]:
+    """The plan of one checked job's send (``send``, and each tick of a schedule):
+    the job's id, or ``None`` when the queue's policy turned it away."""
     params = _options.enqueue_params(queue, row)
     params["channel"] = channel
     params["notify"] = notify
@@ -183,7 +185,7 @@ def send(
         },
     )
     notify = conn is not None or ctx.notify_gate.should_notify(name)
-    return Operation(_send_one(name, row, ctx.queries.schema, notify), conn)
+    return Operation(send_one(name, row, ctx.queries.schema, notify), conn)
 
 
 def insert(

@@ -1,23 +1,26 @@
 """The command line: ``conveyor migrate``, ``demo``, ``dev``, ``worker``, ``pause``,
-``resume``."""
+``resume``, ``schedules``, ``schedule``, ``unschedule``."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from conveyor import _demo, _workers
 from conveyor.client import Conveyor
 from conveyor.config import redact
 from conveyor.embedded import EmbeddedPostgres, default_data_dir
-from conveyor.errors import ConveyorError
+from conveyor.errors import ConveyorError, InvalidPayload
+from conveyor.scheduler import Missed
 
 app = typer.Typer(
     name="conveyor",
@@ -190,6 +193,78 @@ def resume(
         else:
             cv.resume_group(queue, group)
     console.print(f"resumed [bold]{queue if group is None else f'{queue} (group {group})'}[/]")
+
+
+@app.command()
+def schedules(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    dsn: DsnOption = None,
+    schema: SchemaOption = None,
+) -> None:
+    """List the cron schedules and their next ticks."""
+    with Conveyor(dsn, schema=schema, migrate=False) as cv:
+        found = cv.get_schedules()
+    if as_json:
+        rows = [{
+            "name": s.name, "queue": s.queue, "cron": s.cron, "tz": s.tz, "data": s.data,
+            "options": s.options, "missed": s.missed, "next_tick": s.next_tick.isoformat(),
+        } for s in found]
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("name", "queue", "cron", "tz", "missed", "next tick (UTC)")
+    for s in found:
+        table.add_row(s.name, s.queue, s.cron, s.tz, s.missed,
+                      f"{s.next_tick:%Y-%m-%d %H:%M:%S}")
+    console.print(table)
+
+
+@app.command()
+def schedule(
+    name: Annotated[str, typer.Argument(help="The schedule's name (and default queue).")],
+    cron: Annotated[
+        str, typer.Argument(help="5 cron fields, or 6 with seconds first, e.g. '30 2 * * *'.")
+    ],
+    data: Annotated[str | None, typer.Option(help="The jobs' data, as JSON.")] = None,
+    tz: Annotated[str, typer.Option(help="IANA time zone of the cron fields.")] = "UTC",
+    queue: Annotated[
+        str | None, typer.Option(help="Queue of the jobs (default: the schedule's name).")
+    ] = None,
+    missed: Annotated[
+        str, typer.Option(help="After downtime: 'once' (one job for the missed ticks) or 'skip'.")
+    ] = "once",
+    dsn: DsnOption = None,
+    schema: SchemaOption = None,
+) -> None:
+    """Create or replace a cron schedule: one job per tick, however many workers run.
+
+    Example: conveyor schedule nightly-report '0 2 * * *' --tz Europe/Berlin --data '{"kind": 1}'
+    """
+    try:
+        payload = None if data is None else json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise InvalidPayload(f"--data is not valid JSON ({exc})") from None
+    with Conveyor(dsn, schema=schema, migrate=False) as cv:
+        saved = cv.schedule(name, cron, payload, tz=tz, queue=queue,
+                            missed=cast(Missed, missed))  # checked by schedule
+    console.print(
+        f"scheduled [bold]{saved.name}[/] ({saved.cron}, {saved.tz}) into queue "
+        f"{saved.queue}; next tick {saved.next_tick:%Y-%m-%d %H:%M:%S} UTC"
+    )
+
+
+@app.command()
+def unschedule(
+    name: Annotated[str, typer.Argument(help="The schedule to remove.")],
+    dsn: DsnOption = None,
+    schema: SchemaOption = None,
+) -> None:
+    """Remove a cron schedule; jobs it already sent stay in their queue."""
+    with Conveyor(dsn, schema=schema, migrate=False) as cv:
+        existed = cv.unschedule(name)
+    if not existed:
+        errors.print(f"no schedule named [bold]{name}[/]")
+        raise typer.Exit(1)
+    console.print(f"unscheduled [bold]{name}[/]")
 
 
 def main() -> None:

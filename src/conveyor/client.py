@@ -1,8 +1,9 @@
 """The clients: :class:`Conveyor` (sync) and :class:`AsyncConveyor` (asyncio).
 
 Both faces are generated from the one set of operations in ``_enqueue``,
-``_claims`` and ``_admin``: a method here only hands its arguments to the
-operation and runs the resulting plan on a connection, so the two cannot drift.
+``_claims``, ``_admin``, ``_flow`` and ``scheduler``: a method here only hands its
+arguments to the operation and runs the resulting plan on a connection, so the
+two cannot drift.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, Concatenate, ParamSpec, Self, TypeVar, Unpack
 import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
-from conveyor import _admin, _claims, _enqueue, _flow, _session
+from conveyor import _admin, _claims, _enqueue, _flow, _session, _status, scheduler
 from conveyor import migrate as migrations
 from conveyor._plan import Context, Operation, run_async, run_sync
 from conveyor.config import Settings, redact
@@ -304,6 +305,11 @@ class Conveyor(_Client):
     resume_group = _sync(_flow.resume_group)
     set_group = _sync(_flow.set_group)
     get_group = _sync(_flow.get_group)
+    schedule = _sync(scheduler.schedule)
+    unschedule = _sync(scheduler.unschedule)
+    get_schedules = _sync(scheduler.get_schedules)
+    get_stats = _sync(_status.get_stats)
+    get_leader = _sync(_status.get_leader)
 
 
 class AsyncConveyor(_Client):
@@ -420,3 +426,8 @@ class AsyncConveyor(_Client):
     resume_group = _async(_flow.resume_group)
     set_group = _async(_flow.set_group)
     get_group = _async(_flow.get_group)
+    schedule = _async(scheduler.schedule)
+    unschedule = _async(scheduler.unschedule)
+    get_schedules = _async(scheduler.get_schedules)
+    get_stats = _async(_status.get_stats)
+    get_leader = _async(_status.get_leader)

@@ -40,6 +40,10 @@ class InvalidOption(InvalidArgument):
     """A job or queue option has a value it cannot take (a negative delay, say)."""
 
 
+class InvalidSchedule(InvalidOption):
+    """A cron expression or time zone that cannot be used: nothing was written."""
+
+
 class UnknownOption(ConveyorError, TypeError):
     """An option name that Conveyor does not know (often a typo)."""
 

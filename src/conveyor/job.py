@@ -204,3 +204,53 @@ class JobPage:
 
     def __len__(self) -> int:
         return len(self.jobs)
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A cron schedule: the job it sends to ``queue`` at every tick of ``cron`` in
+    the time zone ``tz`` (see :meth:`Conveyor.schedule`)."""
+
+    name: str
+    queue: str
+    cron: str
+    tz: str
+    data: Any
+    options: dict[str, Any]
+    """The send options of its jobs (durations in seconds)."""
+    missed: str
+    """After downtime: ``"once"`` (one job for all the missed ticks) or ``"skip"``."""
+    next_tick: datetime
+    """The next tick that has not been enqueued yet."""
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """One queue at one statistics snapshot (see ``get_stats``): its live jobs by
+    state, the jobs that finished since the snapshot before by outcome, and
+    ``lag``, how long its oldest due job had waited (None when none was due)."""
+
+    queue: str
+    taken_at: datetime
+    created: int
+    retry: int
+    active: int
+    completed: int
+    cancelled: int
+    failed: int
+    lag: timedelta | None
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderLease:
+    """Who leads maintenance (see ``get_leader``): the holder (host, pid and a
+    random part), its term number, and whether its lease is still current."""
+
+    role: str
+    holder: str
+    term: int
+    elected_at: datetime
+    expires_at: datetime
+    current: bool

@@ -38,9 +38,10 @@ def _source(name: str) -> str:
 # Parts any statement may name: {job_columns} lists a job's columns in the order of
 # the Job dataclass's fields, so rows become Jobs without a mapping per row;
 # {notify_moved} wakes the workers of the queues of the rows in a CTE named moved;
-# {claim_update} starts the attempts of the jobs in a CTE named chosen (both claims).
+# {claim_update} starts the attempts of the jobs in a CTE named chosen (both claims);
+# {finished_retentions} walks the delete_after values of finished jobs (maintenance).
 _SHARED_PARTS = {"job_columns": "job_columns", "notify_moved": "notify_moved",
-                 "claim_update": "claim_update"}
+                 "claim_update": "claim_update", "finished_retentions": "finished_retentions"}
 
 # name: (body file, {placeholder: file of the part}). Each enqueue statement reads
 # one job's parameters (send) or the staging table (insert, the ``_staged`` names).

@@ -20,20 +20,24 @@ log = logging.getLogger("conveyor.worker")
 
 EVENTS: Final = (
     "job_started", "job_completed", "job_failed", "job_retried",
-    "worker_started", "worker_stopped", "worker_error",
+    "worker_started", "worker_stopped", "worker_error", "stats", "warning",
 )
 
 
 @dataclass(frozen=True, slots=True)
 class HookEvent:
     """What happened. ``job`` is set for job events; ``error`` for failures,
-    retries and worker errors; ``output`` for completions."""
+    retries and worker errors; ``output`` for completions; ``stats`` (a list of
+    ``QueueStats``) for each statistics snapshot the leader takes; ``message`` for
+    warnings (a large backlog, slow maintenance, clock skew)."""
 
     name: str
     job: Job | None = None
     output: Any = None
     error: BaseException | None = None
     duration: float | None = None
+    stats: Any = None
+    message: str | None = None
 
 
 Callback = Callable[[HookEvent], Any]

@@ -43,9 +43,9 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any, TypedDict, TypeVar
 
-from conveyor import _claims, _flow, _validate
+from conveyor import _claims, _flow, _validate, scheduler
 from conveyor._claims import Outcome
-from conveyor._plan import Operation
+from conveyor._plan import Operation, Plan
 from conveyor.errors import (
     ConveyorError,
     InvalidOption,
@@ -58,6 +58,7 @@ from conveyor.errors import (
     RetryAfter,
 )
 from conveyor.job import Job, Progress
+from conveyor.maintenance import Maintenance
 from conveyor.notify import Listener
 from conveyor.queries import Queries
 from conveyor.worker.claimer import Claimer, Slots
@@ -97,6 +98,18 @@ class WorkerOptions(TypedDict, total=False):
     - ``tune_gc`` (True): while the worker runs, the garbage collector skips the
       objects alive when it started and collects new ones ten times less often
       (see ``_fewer_collections``); False leaves the collector alone.
+    - ``maintenance`` (True): stand for election as the leader that runs cron
+      schedules, retention and statistics (``maintenance.py``); one process of all
+      those with it on leads at a time.
+    - ``leader_lease`` (15 s): how long the leader's lease lasts; a dead leader is
+      replaced after about this long.
+    - ``maintenance_interval`` (60 s): how often finished jobs past ``delete_after``
+      are deleted and waiting jobs past ``retention`` fail.
+    - ``stats_interval`` (60 s): how often a statistics snapshot of every queue is
+      taken (``get_stats``, the ``stats`` hook).
+    - ``stats_retention`` (7 days): how long snapshots are kept.
+    - ``backlog_warning`` (10,000): warn (log and ``warning`` hook) when a queue has
+      more jobs waiting; 0 never warns.
     """
 
     shutdown_timeout: float
@@ -106,6 +119,12 @@ class WorkerOptions(TypedDict, total=False):
     rescue_interval: float
     handle_signals: bool
     tune_gc: bool
+    maintenance: bool
+    leader_lease: float
+    maintenance_interval: float
+    stats_interval: float
+    stats_retention: float
+    backlog_warning: int
 
 
 class RunOptions(WorkerOptions, total=False):
@@ -122,10 +141,21 @@ class RunOptions(WorkerOptions, total=False):
 WORKER_DEFAULTS: WorkerOptions = {
     "shutdown_timeout": 30.0, "listen": True, "lease": 30.0, "heartbeat_interval": 0.5,
     "rescue_interval": 15.0, "handle_signals": True, "tune_gc": True,
+    "maintenance": True, "leader_lease": 15.0, "maintenance_interval": 60.0,
+    "stats_interval": 60.0, "stats_retention": 7 * 86_400.0, "backlog_warning": 10_000,
 }
 
 _PYTHON_GC_THRESHOLDS = (700, 10, 10)
 _WORKER_GC_THRESHOLDS = (7000, 10, 10)
+
+
+def _seconds(settings: Mapping[str, Any], name: str) -> float:
+    return _validate.positive_duration(settings[name], name).total_seconds()
+
+
+def _schedules(max_payload_bytes: int) -> Callable[[], Plan[int]]:
+    """What the leader runs to enqueue the jobs of due cron ticks."""
+    return functools.partial(scheduler.tick, max_payload_bytes)
 
 
 @contextlib.contextmanager
@@ -187,6 +217,16 @@ class Worker:
             settings["rescue_interval"], "rescue_interval").total_seconds()
         self._handle_signals = _validate.boolean(settings["handle_signals"], "handle_signals")
         self._tune_gc = _validate.boolean(settings["tune_gc"], "tune_gc")
+        self._maintenance = Maintenance(
+            run, hooks,
+            lease=_seconds(settings, "leader_lease"),
+            interval=_seconds(settings, "maintenance_interval"),
+            stats_interval=_seconds(settings, "stats_interval"),
+            stats_retention=_seconds(settings, "stats_retention"),
+            backlog_warning=_validate.integer(
+                settings["backlog_warning"], "backlog_warning", minimum=0),
+            schedules=_schedules(max_payload_bytes),
+        ) if _validate.boolean(settings["maintenance"], "maintenance") else None
         self._running: dict[str, JobControl] = {}
         self._pools: dict[str, HandlerPool] = {}
         self._to_release: list[JobControl] = []
@@ -248,6 +288,9 @@ class Worker:
                 pool.start()
             background.append(asyncio.create_task(self._heartbeats(), name="conveyor-heartbeat"))
             background.append(asyncio.create_task(self._rescues(), name="conveyor-rescue"))
+            if self._maintenance is not None:
+                background.append(asyncio.create_task(
+                    self._maintenance.run(), name="conveyor-maintenance"))
             if self._listen:
                 listener = Listener(self._dsn, self._queries,
                                     lambda queue: self._wake(claimers, queue))
@@ -277,6 +320,8 @@ class Worker:
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
+            if self._maintenance is not None:
+                await self._maintenance.stop()
             await asyncio.gather(*(pool.close() for pool in self._pools.values()))
             self._remove_signals()
             for executor in self._executors.values():

@@ -1,0 +1,196 @@
+"""Maintenance, run by the elected leader (``leader.py``) among worker processes.
+
+- **Schedules**: every second, the jobs of due cron ticks (``scheduler.tick``).
+- **Retention**: every ``maintenance_interval``, finished jobs past their
+  ``delete_after`` are deleted and waiting jobs past their ``retention`` fail
+  (``maintenance_delete.sql``, ``maintenance_expire.sql``), in batches.
+- **Statistics**: every ``stats_interval``, a snapshot of each queue into
+  ``queue_stats`` (``stats_snapshot.sql``), kept for ``stats_retention``; the
+  ``stats`` hook receives it, and the ``warning`` hook a backlog over
+  ``backlog_warning`` waiting jobs.
+- **Warnings** (logged, and the ``warning`` hook): a maintenance statement slower
+  than ``SLOW``; the application's clock more than ``SKEW`` seconds away from the
+  database's.
+
+Every action runs in its own transaction behind the leader's fence, so a process
+that lost the lease cannot act. Rescuing lapsed leases is not here: every worker
+does it (``lease_expired.sql`` skips locked rows), so a dead leader never delays
+the rescue of the jobs it held.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from conveyor import _validate
+from conveyor._plan import Execute, Operation, Plan
+from conveyor.errors import ConveyorError
+from conveyor.job import QueueStats
+from conveyor.leader import Leader, NotLeader, Term, fenced
+from conveyor.worker.hooks import HookEvent, Hooks
+
+log = logging.getLogger("conveyor.maintenance")
+
+Run = Callable[[Operation[Any]], Awaitable[Any]]
+
+BATCH = 1000
+"""Jobs deleted or expired per statement."""
+ROUNDS = 20
+"""Batches per retention pass at most; the next pass goes on."""
+SCHEDULE_INTERVAL = 1.0
+SLOW = 5.0
+"""Seconds after which a maintenance statement is reported as slow."""
+SKEW = 1.0
+"""Seconds of clock difference with the database that are reported."""
+WARN_AGAIN = 600.0
+"""Seconds before the same warning is given again."""
+
+
+def delete_finished(limit: int = BATCH) -> Plan[int]:
+    """Deletes up to ``limit`` finished jobs past their ``delete_after``."""
+    count: int = yield Execute("maintenance_delete", {"limit": limit}, "none")
+    return count
+
+
+def expire_waiting(limit: int = BATCH) -> Plan[int]:
+    """Fails up to ``limit`` waiting jobs past their retention."""
+    error = _validate.error_json(
+        {"type": "retention", "message": "waited longer than its queue's retention "
+         "without being claimed"}, 10_000)
+    count: int = yield Execute("maintenance_expire", {"limit": limit, "error": error}, "none")
+    return count
+
+
+def snapshot(interval: timedelta, keep: timedelta) -> Plan[list[QueueStats]]:
+    """Takes a statistics snapshot of every queue and forgets those older than
+    ``keep``."""
+    row = yield Execute("stats_since", {"interval": interval}, "one")
+    rows = yield Execute("stats_snapshot", {"since": row["since"]})
+    yield Execute("stats_prune", {"keep": keep}, "none")
+    return [QueueStats(**row) for row in rows]
+
+
+class Maintenance:
+    """A worker process's part in maintenance: stand for election, and while
+    leading, run what is due."""
+
+    def __init__(
+        self, run: Run, hooks: Hooks, *, lease: float, interval: float,
+        stats_interval: float, stats_retention: float, backlog_warning: int,
+        schedules: Callable[[], Plan[int]] | None = None,
+    ) -> None:
+        self._run = run
+        self._hooks = hooks
+        self.leader = Leader(run, lease=lease)
+        self._interval = interval
+        self._stats_interval = stats_interval
+        self._stats_retention = stats_retention
+        self._backlog_warning = backlog_warning
+        self._schedules = schedules
+        self._next: dict[str, float] = {}
+        self._warned: dict[str, float] = {}
+
+    async def run(self) -> None:
+        """Until cancelled: renew or seek the lease every third of it, and between
+        renewals run the tasks that are due while leading."""
+        renew_every = self.leader.lease / 3
+        next_renewal = 0.0
+        while True:
+            now = time.monotonic()
+            if now >= next_renewal:
+                next_renewal = now + renew_every * random.uniform(0.9, 1.0)
+                try:
+                    await self.leader.elect()
+                except ConveyorError as exc:
+                    log.warning("leader election failed (%s); retrying", exc)
+                    next_renewal = now + min(1.0, renew_every)
+                else:
+                    await self._check_clock()
+            term = self.leader.term
+            if term is not None:
+                await self._due(term)
+            wake = next_renewal if term is None else min(
+                next_renewal, min(self._next.values(), default=next_renewal))
+            await asyncio.sleep(max(0.05, wake - time.monotonic()))
+
+    async def stop(self) -> None:
+        try:
+            await self.leader.resign()
+        except ConveyorError as exc:
+            log.warning("could not give up the leader's lease (%s); it lapses by itself", exc)
+
+    async def _due(self, term: Term) -> None:
+        tasks: list[tuple[str, float, Callable[[Term], Awaitable[None]]]] = [
+            ("retention", self._interval, self._retention),
+            ("stats", self._stats_interval, self._stats),
+        ]
+        if self._schedules is not None:
+            tasks.insert(0, ("schedules", SCHEDULE_INTERVAL, self._tick))
+        for name, every, task in tasks:
+            now = time.monotonic()
+            if now < self._next.get(name, 0.0):
+                continue
+            self._next[name] = now + every
+            if self.leader.term != term:
+                return
+            started = time.monotonic()
+            try:
+                await task(term)
+            except NotLeader:
+                return
+            except ConveyorError as exc:
+                log.warning("maintenance: %s failed (%s); trying again later", name, exc)
+                await self._hooks.emit(HookEvent("worker_error", error=exc))
+                continue
+            took = time.monotonic() - started
+            if took > SLOW:
+                await self._warn(f"slow-{name}", f"maintenance: {name} took {took:.1f} s")
+
+    async def _fenced(self, term: Term, plan: Plan[Any]) -> Any:
+        return await self._run(Operation(fenced(term, plan), atomic=True))
+
+    async def _tick(self, term: Term) -> None:
+        assert self._schedules is not None
+        await self._fenced(term, self._schedules())
+
+    async def _retention(self, term: Term) -> None:
+        for plan in (delete_finished, expire_waiting):
+            for _ in range(ROUNDS):
+                if await self._fenced(term, plan()) < BATCH:
+                    break
+
+    async def _stats(self, term: Term) -> None:
+        stats: list[QueueStats] = await self._fenced(term, snapshot(
+            timedelta(seconds=self._stats_interval),
+            timedelta(seconds=self._stats_retention)))
+        await self._hooks.emit(HookEvent("stats", stats=stats))
+        if self._backlog_warning:
+            for row in stats:
+                waiting = row.created + row.retry
+                if waiting > self._backlog_warning:
+                    lag = f"{row.lag.total_seconds():.0f} s" if row.lag else "none due"
+                    await self._warn(f"backlog-{row.queue}",
+                                     f"queue {row.queue!r} has {waiting:,} jobs waiting "
+                                     f"(more than {self._backlog_warning:,}); the oldest "
+                                     f"due one has waited {lag}")
+
+    async def _check_clock(self) -> None:
+        skew = self.leader.clock_skew
+        if abs(skew) > SKEW:
+            await self._warn("clock", f"this machine's clock is {abs(skew):.1f} s "
+                             f"{'behind' if skew > 0 else 'ahead of'} the database's; "
+                             "times in jobs come from the database")
+
+    async def _warn(self, key: str, message: str) -> None:
+        now = time.monotonic()
+        if now < self._warned.get(key, 0.0):
+            return
+        self._warned[key] = now + WARN_AGAIN
+        log.warning(message)
+        await self._hooks.emit(HookEvent("warning", message=message))
