@@ -303,8 +303,40 @@ async def test_the_leading_worker_reports_statistics_and_a_large_backlog(
     [snap] = [e.stats for e in events if e.name == "stats"][:1]
     [row] = [r for r in snap if r.queue == QUEUE]
     assert isinstance(row, QueueStats) and row.created == 30
-    [message] = {e.message for e in events if e.name == "warning"}
-    assert message is not None and QUEUE in message and "30" in message
+    [message] = {e.message for e in events if e.name == "warning"
+                 and e.message and QUEUE in e.message}
+    assert "30" in message
+
+
+async def test_the_leader_warns_when_autovacuum_does_not_clean_the_job_table(
+    acv: AsyncConveyor, database_url: str, schema: str,
+) -> None:
+    query(database_url, sql.SQL("ALTER TABLE {}.job SET (autovacuum_enabled = false)").format(
+        sql.Identifier(schema)))
+    warnings: list[str] = []
+    seen = asyncio.Event()
+
+    @acv.on("warning")
+    def warning(event: HookEvent) -> None:
+        if event.message and "autovacuum" in event.message:
+            warnings.append(event.message)
+            seen.set()
+
+    @acv.task(QUEUE)
+    async def handle(job: Job) -> None:
+        pass
+
+    task = asyncio.create_task(acv.run(**FAST, stats_interval=0.2))
+    try:
+        await asyncio.wait_for(seen.wait(), 10)
+        await asyncio.sleep(1)  # several more snapshots
+    finally:
+        worker = acv._active_worker
+        if worker is not None:
+            worker.stop()
+        await asyncio.wait_for(task, 30)
+
+    assert len(warnings) == 1  # once, not at every snapshot
 
 
 async def test_a_worker_with_maintenance_off_never_leads(

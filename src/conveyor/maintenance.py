@@ -10,7 +10,7 @@
   ``backlog_warning`` waiting jobs.
 - **Warnings** (logged, and the ``warning`` hook): a maintenance statement slower
   than ``SLOW``; the application's clock more than ``SKEW`` seconds away from the
-  database's.
+  database's; autovacuum off for the job table (checked with the statistics).
 
 Every action runs in its own transaction behind the leader's fence, so a process
 that lost the lease cannot act. Rescuing lapsed leases is not here: every worker
@@ -65,6 +65,12 @@ def expire_waiting(limit: int = BATCH) -> Plan[int]:
          "without being claimed"}, 10_000)
     count: int = yield Execute("maintenance_expire", {"limit": limit, "error": error}, "none")
     return count
+
+
+def autovacuum_on() -> Plan[bool]:
+    """Whether autovacuum cleans the job table (``maintenance_autovacuum.sql``)."""
+    row = yield Execute("maintenance_autovacuum", None, "one")
+    return bool(row and row["on"])
 
 
 def snapshot(interval: timedelta, keep: timedelta) -> Plan[list[QueueStats]]:
@@ -170,6 +176,10 @@ class Maintenance:
             timedelta(seconds=self._stats_interval),
             timedelta(seconds=self._stats_retention)))
         await self._hooks.emit(HookEvent("stats", stats=stats))
+        if not await self._fenced(term, autovacuum_on()):
+            await self._warn("autovacuum", "autovacuum is off for the job table: the dead "
+                             "rows every claim and completion leave are never cleaned, and "
+                             "the table grows; turn it on, or VACUUM the table often")
         if self._backlog_warning:
             for row in stats:
                 waiting = row.created + row.retry
