@@ -1,9 +1,9 @@
 """The clients: :class:`Conveyor` (sync) and :class:`AsyncConveyor` (asyncio).
 
 Both faces are generated from the one set of operations in ``_enqueue``,
-``_claims``, ``_admin``, ``_flow`` and ``scheduler``: a method here only hands its
-arguments to the operation and runs the resulting plan on a connection, so the
-two cannot drift.
+``_claims``, ``_admin``, ``_flow``, ``scheduler`` and ``_status``: a method here
+only hands its arguments to the operation and runs the resulting plan on a
+connection, so the two cannot drift.
 """
 
 from __future__ import annotations

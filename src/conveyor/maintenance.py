@@ -76,8 +76,8 @@ def autovacuum_on() -> Plan[bool]:
 def snapshot(interval: timedelta, keep: timedelta) -> Plan[list[QueueStats]]:
     """Takes a statistics snapshot of every queue and forgets those older than
     ``keep``."""
-    row = yield Execute("stats_since", {"interval": interval}, "one")
-    rows = yield Execute("stats_snapshot", {"since": row["since"]})
+    since = yield Execute("stats_since", {"interval": interval}, "one")
+    rows = yield Execute("stats_snapshot", {"since": since["since"]})
     yield Execute("stats_prune", {"keep": keep}, "none")
     return [QueueStats(**row) for row in rows]
 
@@ -87,10 +87,10 @@ class Maintenance:
     leading, run what is due."""
 
     def __init__(
-        self, run: Run, hooks: Hooks, *, lease: float, interval: float,
-        stats_interval: float, stats_retention: float, backlog_warning: int,
-        schedules: Callable[[], Plan[int]] | None = None,
+        self, run: Run, hooks: Hooks, *, schedules: Callable[[], Plan[int]], lease: float,
+        interval: float, stats_interval: float, stats_retention: float, backlog_warning: int,
     ) -> None:
+        """``schedules`` makes the plan that sends the jobs of due ticks."""
         self._run = run
         self._hooks = hooks
         self.leader = Leader(run, lease=lease)
@@ -133,11 +133,10 @@ class Maintenance:
 
     async def _due(self, term: Term) -> None:
         tasks: list[tuple[str, float, Callable[[Term], Awaitable[None]]]] = [
+            ("schedules", SCHEDULE_INTERVAL, self._tick),
             ("retention", self._interval, self._retention),
             ("stats", self._stats_interval, self._stats),
         ]
-        if self._schedules is not None:
-            tasks.insert(0, ("schedules", SCHEDULE_INTERVAL, self._tick))
         for name, every, task in tasks:
             now = time.monotonic()
             if now < self._next.get(name, 0.0):
@@ -162,7 +161,6 @@ class Maintenance:
         return await self._run(Operation(fenced(term, plan), atomic=True))
 
     async def _tick(self, term: Term) -> None:
-        assert self._schedules is not None
         await self._fenced(term, self._schedules())
 
     async def _retention(self, term: Term) -> None:

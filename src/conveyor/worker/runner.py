@@ -45,7 +45,7 @@ from typing import Any, TypedDict, TypeVar
 
 from conveyor import _claims, _flow, _validate, scheduler
 from conveyor._claims import Outcome
-from conveyor._plan import Operation, Plan
+from conveyor._plan import Operation
 from conveyor.errors import (
     ConveyorError,
     InvalidOption,
@@ -150,12 +150,8 @@ _WORKER_GC_THRESHOLDS = (7000, 10, 10)
 
 
 def _seconds(settings: Mapping[str, Any], name: str) -> float:
+    """A positive duration option, in seconds."""
     return _validate.positive_duration(settings[name], name).total_seconds()
-
-
-def _schedules(max_payload_bytes: int) -> Callable[[], Plan[int]]:
-    """What the leader runs to enqueue the jobs of due cron ticks."""
-    return functools.partial(scheduler.tick, max_payload_bytes)
 
 
 @contextlib.contextmanager
@@ -211,10 +207,8 @@ class Worker:
             settings["shutdown_timeout"], "shutdown_timeout")
         self._listen = _validate.boolean(settings["listen"], "listen")
         self._lease = _validate.positive_duration(settings["lease"], "lease")
-        self._heartbeat_interval = _validate.positive_duration(
-            settings["heartbeat_interval"], "heartbeat_interval").total_seconds()
-        self._rescue_interval = _validate.positive_duration(
-            settings["rescue_interval"], "rescue_interval").total_seconds()
+        self._heartbeat_interval = _seconds(settings, "heartbeat_interval")
+        self._rescue_interval = _seconds(settings, "rescue_interval")
         self._handle_signals = _validate.boolean(settings["handle_signals"], "handle_signals")
         self._tune_gc = _validate.boolean(settings["tune_gc"], "tune_gc")
         self._maintenance = Maintenance(
@@ -225,7 +219,7 @@ class Worker:
             stats_retention=_seconds(settings, "stats_retention"),
             backlog_warning=_validate.integer(
                 settings["backlog_warning"], "backlog_warning", minimum=0),
-            schedules=_schedules(max_payload_bytes),
+            schedules=functools.partial(scheduler.tick, max_payload_bytes),
         ) if _validate.boolean(settings["maintenance"], "maintenance") else None
         self._running: dict[str, JobControl] = {}
         self._pools: dict[str, HandlerPool] = {}
