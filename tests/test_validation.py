@@ -71,6 +71,7 @@ def test_the_default_payload_limit_is_one_mebibyte(cv: Conveyor) -> None:
         {"start_after": datetime(2030, 1, 1)}, {"group_key": ""}, {"group_key": 42},
         {"group_key": "x" * 256}, {"group_key": "nul\x00"}, {"singleton_next_slot": "yes"},
         {"debounce_seconds": 0}, {"debounce_seconds": -1, "singleton_key": "k"},
+        {"retry_delay": 10**400}, {"expire_in": 1e300}, {"retention": timedelta(days=36_526)},
     ],
 )
 def test_an_option_with_a_bad_value_is_refused(cv: Conveyor, options: dict[str, Any]) -> None:

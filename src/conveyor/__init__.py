@@ -4,6 +4,7 @@ from conveyor.client import AsyncConveyor, Conveyor
 from conveyor.errors import NonRetryableError, PauseGroup, PauseQueue, RetryAfter
 from conveyor.job import (
     Group,
+    Health,
     Job,
     JobPage,
     JobState,
@@ -12,7 +13,9 @@ from conveyor.job import (
     Queue,
     QueuePolicy,
     QueueStats,
+    QueueSummary,
     Schedule,
+    WorkerInfo,
 )
 from conveyor.migrate import MigrationResult
 from conveyor.worker import HookEvent
@@ -21,6 +24,7 @@ __all__ = [
     "AsyncConveyor",
     "Conveyor",
     "Group",
+    "Health",
     "HookEvent",
     "Job",
     "JobPage",
@@ -34,6 +38,8 @@ __all__ = [
     "Queue",
     "QueuePolicy",
     "QueueStats",
+    "QueueSummary",
     "RetryAfter",
     "Schedule",
+    "WorkerInfo",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import Any, Unpack
+from typing import Any, Final, Literal, Unpack
 
 from psycopg import errors as pg_errors
 
@@ -89,6 +89,39 @@ def _states(state: JobState | str | Iterable[JobState | str] | None) -> list[str
         raise InvalidArgument(f"invalid state in {state!r}; use {allowed}") from None
 
 
+def _search(text: str | None) -> tuple[str | None, uuid.UUID | None]:
+    """The ILIKE pattern of a search, and the search read as an id when it is one."""
+    if text is None:
+        return None, None
+    words = _validate.text(text, "search", max_length=1000)
+    escaped = words.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    try:
+        as_id: uuid.UUID | None = uuid.UUID(words)
+    except ValueError:
+        as_id = None
+    return f"%{escaped}%", as_id
+
+
+def _filter(
+    ctx: Context, queue: str | None,
+    state: JobState | str | Iterable[JobState | str] | None, singleton_key: str | None,
+    key: str | None, search: str | None, data_contains: object,
+) -> dict[str, Any]:
+    """The parameters of ``{job_filter}``, checked."""
+    pattern, search_id = _search(search)
+    return {
+        "queue": None if queue is None else _validate.queue_name(queue),
+        "states": _states(state),
+        "singleton_key": None if singleton_key is None else _validate.text(
+            singleton_key, "singleton_key"),
+        "key": None if key is None else _validate.text(key, "key"),
+        "data_contains": _validate.encode_json(data_contains, ctx.max_payload_bytes, "data"),
+        "search": pattern,
+        "search_id": search_id,
+        "before_id": None,
+    }
+
+
 def find_jobs(
     ctx: Context,
     /,
@@ -96,6 +129,8 @@ def find_jobs(
     *,
     state: JobState | str | Iterable[JobState | str] | None = None,
     singleton_key: str | None = None,
+    key: str | None = None,
+    search: str | None = None,
     data_contains: Mapping[str, Any] | list[Any] | None = None,
     limit: int = 100,
     cursor: str | None = None,
@@ -104,9 +139,12 @@ def find_jobs(
     """Jobs matching every filter given, newest first (by id: generated ids follow
     creation time), one page at a time.
 
-    ``state`` takes one state or several; ``data_contains`` matches jobs whose data
-    contains that JSON (PostgreSQL's ``@>``). Pass the page's ``next_cursor`` as
-    ``cursor`` for the next page::
+    ``state`` takes one state or several; ``key`` matches the singleton key or the
+    group key; ``search`` finds the job with that id, or jobs whose data, output or
+    error contains the text (case-insensitive; this reads every job the other
+    filters leave, so narrow it with ``queue`` or ``state`` on large tables);
+    ``data_contains`` matches jobs whose data contains that JSON (PostgreSQL's
+    ``@>``). Pass the page's ``next_cursor`` as ``cursor`` for the next page::
 
         page = cv.find_jobs("document-parse", state="failed", limit=50)
         while page.next_cursor:
@@ -115,20 +153,65 @@ def find_jobs(
     page_size = _validate.integer(limit, "limit", minimum=1)
     if page_size > _MAX_PAGE:
         raise InvalidArgument(f"limit must be at most {_MAX_PAGE}, got {limit}")
-    params = {
-        "queue": None if queue is None else _validate.queue_name(queue),
-        "states": _states(state),
-        "singleton_key": singleton_key,
-        "data_contains": _validate.encode_json(data_contains, ctx.max_payload_bytes, "data"),
-        "before_id": None if cursor is None else _parse_cursor(cursor),
-        "limit": page_size + 1,
-    }
+    params = _filter(ctx, queue, state, singleton_key, key, search, data_contains)
+    params["before_id"] = None if cursor is None else _parse_cursor(cursor)
+    params["limit"] = page_size + 1
 
     def plan() -> Plan[JobPage]:
         jobs = [job_from_row(row) for row in (yield Execute("jobs_find", params, tuples=True))]
         more = len(jobs) > page_size
         jobs = jobs[:page_size]
         return JobPage(jobs, jobs[-1].id if more else None)
+
+    return Operation(plan(), conn)
+
+
+BulkAction = Literal["retry", "cancel", "resume", "delete"]
+_BULK_QUERIES: Final[dict[str, str]] = {
+    "retry": "jobs_retry", "cancel": "jobs_cancel", "resume": "jobs_resume",
+    "delete": "jobs_delete",
+}
+
+
+def bulk(
+    ctx: Context,
+    /,
+    action: BulkAction,
+    queue: str | None = None,
+    *,
+    state: JobState | str | Iterable[JobState | str] | None = None,
+    key: str | None = None,
+    search: str | None = None,
+    data_contains: Mapping[str, Any] | list[Any] | None = None,
+    conn: Any = None,
+) -> Operation[int]:
+    """Apply ``action`` (``"retry"``, ``"cancel"``, ``"resume"`` or ``"delete"``) to
+    every job matching the filters of :meth:`find_jobs`; returns how many jobs it
+    changed. Jobs the action does not apply to (a retry of a completed job) are
+    left alone. At least ``queue`` or ``state`` is required, so that no slip acts
+    on every job. The jobs are taken a thousand at a time, each page in its own
+    transaction::
+
+        cv.bulk("retry", "send-message", state="failed")
+    """
+    if action not in _BULK_QUERIES:
+        raise InvalidArgument(
+            f"unknown bulk action {action!r}; use one of {', '.join(_BULK_QUERIES)}")
+    if queue is None and state is None:
+        raise InvalidArgument("a bulk action needs a queue or a state to narrow it")
+    params = _filter(ctx, queue, state, None, key, search, data_contains)
+    params["limit"] = _MAX_PAGE
+    query = _BULK_QUERIES[action]
+
+    def plan() -> Plan[int]:
+        changed = 0
+        while True:
+            ids = [row["id"] for row in (yield Execute("jobs_match", params))]
+            if ids:
+                changed += yield from _transition(ctx, query, ids, None, action).plan
+            if len(ids) < _MAX_PAGE:
+                return changed
+            params["before_id"] = ids[-1]
 
     return Operation(plan(), conn)
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, Final, Never
 
-from conveyor import _options, _validate
+from conveyor import _options, _validate, tracing
 from conveyor._options import Duration
 from conveyor._plan import Context, Copy, Execute, Operation, Plan, Step
 from conveyor.errors import InvalidOption, QueueNotFound
@@ -70,24 +70,28 @@ def send_one(queue: str, row: _options.JobRow, channel: str, notify: bool) -> Pl
 
 
 def _checked_rows(
-    items: Iterable[Mapping[str, Any]], max_payload_bytes: int, statements: set[str]
+    items: Iterable[Mapping[str, Any]], max_payload_bytes: int, statements: set[str],
+    trace_context: str | None,
 ) -> Iterator[_options.JobRow]:
-    """Each item checked as COPY takes it, noting the statements the rows need
-    besides the plain one."""
+    """Each item checked as COPY takes it, with the trace context of the insert,
+    noting the statements the rows need besides the plain one."""
     for item in items:
         row = _options.item_row(item, max_payload_bytes)
+        if trace_context is not None:
+            row = row._replace(trace_context=trace_context)
         if row.debounce_seconds is not None or row.singleton_next_slot:
             statements.add(_statement(row))
         yield row
 
 
 def _insert_many(
-    queue: str, items: Iterable[Mapping[str, Any]], max_payload_bytes: int, channel: str
+    queue: str, items: Iterable[Mapping[str, Any]], max_payload_bytes: int, channel: str,
+    trace_context: str | None,
 ) -> Plan[int]:
     statements = {"enqueue"}
     yield Execute("enqueue_stage", None, "none")
-    yield Copy("enqueue_copy", _checked_rows(items, max_payload_bytes, statements),
-               _options.STAGED_TYPES)
+    rows = _checked_rows(items, max_payload_bytes, statements, trace_context)
+    yield Copy("enqueue_copy", rows, _options.STAGED_TYPES)
     params = {"queue": queue, "channel": channel, "notify": True}
     inserted, refused_by = 0, None
     for statement in (name for name in _INSERT_ORDER if name in statements):
@@ -185,7 +189,12 @@ def send(
         },
     )
     notify = conn is not None or ctx.notify_gate.should_notify(name)
-    return Operation(send_one(name, row, ctx.queries.schema, notify), conn)
+
+    def plan(trace_context: str | None) -> Plan[str | None]:
+        traced = row if trace_context is None else row._replace(trace_context=trace_context)
+        return send_one(name, traced, ctx.queries.schema, notify)
+
+    return Operation(tracing.sending(name, plan), conn)
 
 
 def insert(
@@ -205,5 +214,9 @@ def insert(
     With ``conn`` the jobs commit or roll back with your transaction.
     """
     name = _validate.queue_name(queue)
-    plan = _insert_many(name, items, ctx.max_payload_bytes, ctx.queries.schema)
-    return Operation(plan, conn, atomic=True)
+
+    def plan(trace_context: str | None) -> Plan[int]:
+        return _insert_many(name, items, ctx.max_payload_bytes, ctx.queries.schema,
+                            trace_context)
+
+    return Operation(tracing.sending_many(name, plan), conn, atomic=True)

@@ -97,7 +97,8 @@ def check(name: str, value: Any) -> Any:
 
 class JobRow(NamedTuple):
     """One job ready for ``enqueue.sql``: checked, with ``None`` for queue defaults.
-    The fields are in the order of the staging table's columns."""
+    The fields are in the order of the staging table's columns. ``trace_context``
+    is not an option: :mod:`conveyor.tracing` fills it in (JSON text) when on."""
 
     id: uuid.UUID | None
     data: str | None
@@ -117,10 +118,12 @@ class JobRow(NamedTuple):
     singleton_next_slot: bool | None
     debounce_seconds: timedelta | None
     group_key: str | None
+    trace_context: str | None
 
 
 JOB_OPTIONS: Final = (
-    *(name for name in JobRow._fields if name not in ("data", "start_at", "start_in")),
+    *(name for name in JobRow._fields
+      if name not in ("data", "start_at", "start_in", "trace_context")),
     "start_after",
 )
 _ITEM_KEYS: Final = frozenset(("data", *JOB_OPTIONS))
@@ -199,7 +202,7 @@ def enqueue_params(queue: str, row: JobRow) -> dict[str, Any]:
 STAGED_TYPES: Final = (
     "uuid", "text", "int4", "timestamptz", "interval", "int4", "interval", "bool",
     "interval", "interval", "interval", "interval", "text", "text", "float8", "bool",
-    "interval", "text",
+    "interval", "text", "text",
 )
 """The binary COPY types of ``enqueue_stage.sql``'s columns, in ``JobRow`` order:
 a ``JobRow`` is written as it is."""

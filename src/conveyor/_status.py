@@ -1,16 +1,24 @@
-"""What maintenance leaves to read: the statistics history and who leads
-(``get_stats``, ``get_leader``). The leader writes both (``maintenance.py``,
-``leader.py``)."""
+"""What there is to read about the system as a whole: the statistics history and
+who leads (``get_stats``, ``get_leader``; the leader writes both, see
+``maintenance.py`` and ``leader.py``), each queue as it is now
+(``queue_summaries``), the workers alive (``get_workers``; see
+``worker/presence.py``) and a verdict on all of it (``health``)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from conveyor import _validate
+from conveyor import migrate as migrations
 from conveyor._options import Duration
 from conveyor._plan import Context, Execute, Operation, Plan
-from conveyor.job import LeaderLease, QueueStats
+from conveyor.job import Health, LeaderLease, QueueStats, QueueSummary, WorkerInfo
 from conveyor.leader import MAINTENANCE
+from conveyor.queries import latest_version
+
+_RECENTLY = timedelta(hours=1)
+"""How far back a worker that stopped renewing its presence is reported."""
 
 
 def get_stats(
@@ -34,8 +42,87 @@ def get_leader(ctx: Context, /, *, conn: Any = None) -> Operation[LeaderLease | 
     """Who leads maintenance, with its term and whether its lease is current; None
     when no worker has led yet."""
 
-    def plan() -> Plan[LeaderLease | None]:
-        row = yield Execute("leader_get", {"role": MAINTENANCE}, "one")
-        return None if row is None else LeaderLease(**row)
+    return Operation(_leader(), conn)
+
+
+def _leader() -> Plan[LeaderLease | None]:
+    row = yield Execute("leader_get", {"role": MAINTENANCE}, "one")
+    return None if row is None else LeaderLease(**row)
+
+
+def _summaries() -> Plan[list[QueueSummary]]:
+    return [QueueSummary(**row) for row in (yield Execute("queue_summaries"))]
+
+
+def _workers() -> Plan[list[WorkerInfo]]:
+    return [WorkerInfo(**row) for row in (yield Execute("worker_list"))]
+
+
+def queue_summaries(ctx: Context, /, *, conn: Any = None) -> Operation[list[QueueSummary]]:
+    """Every queue as it is now, by name: jobs waiting, running and failed, the
+    jobs finished in the last hour (from the statistics history), the lag of the
+    oldest due job and until when it is paused. Counts read the live jobs' own
+    indexes, never the finished history, so this stays quick on large tables."""
+    return Operation(_summaries(), conn)
+
+
+def get_workers(ctx: Context, /, *, conn: Any = None) -> Operation[list[WorkerInfo]]:
+    """The worker processes that announced themselves, alive first: those that
+    stopped without a clean shutdown stay listed, not alive, for a day."""
+    return Operation(_workers(), conn)
+
+
+def health(
+    ctx: Context, /, *, backlog_warning: int = 10_000, conn: Any = None
+) -> Operation[Health]:
+    """A verdict on the whole system, for health checks and dashboards::
+
+        report = cv.health()
+        if not report.healthy:
+            print(report.problems)
+
+    Problems (``healthy`` false): the schema is not this code's version; due jobs
+    wait and no worker is alive. Warnings: a queue with more than
+    ``backlog_warning`` jobs waiting (0 never warns), workers alive with no current
+    maintenance leader, a worker that stopped without a clean shutdown in the last
+    hour. A database that cannot be reached raises, as every call does."""
+    threshold = _validate.integer(backlog_warning, "backlog_warning", minimum=0)
+    expected = latest_version()
+
+    def plan() -> Plan[Health]:
+        version = yield from migrations.schema_version(ctx).plan
+        if version != expected:
+            problem = (f"the schema is at version {version}, this code expects {expected}: "
+                       "run `conveyor migrate`")
+            return Health(False, [problem], [], version, expected, 0, None)
+        summaries = yield from _summaries()
+        workers = yield from _workers()
+        leader = yield from _leader()
+        return _verdict(threshold, version, summaries, workers, leader)
 
     return Operation(plan(), conn)
+
+
+def _verdict(
+    backlog_warning: int, version: int, summaries: list[QueueSummary],
+    workers: list[WorkerInfo], leader: LeaderLease | None,
+) -> Health:
+    problems: list[str] = []
+    warnings: list[str] = []
+    alive = [w for w in workers if w.alive]
+    due = [s.name for s in summaries if s.lag is not None and s.paused_until is None]
+    if due and not alive:
+        problems.append(f"jobs are due in {', '.join(due)} and no worker is alive")
+    if alive and (leader is None or not leader.current):
+        warnings.append("no maintenance leader: schedules, retention and statistics are not "
+                        "running (is every worker started with maintenance=False?)")
+    for s in summaries:
+        if backlog_warning and s.waiting > backlog_warning:
+            warnings.append(f"queue {s.name!r} has {s.waiting:,} jobs waiting")
+    now = datetime.now(UTC)
+    for w in workers:
+        if not w.alive and now - w.seen_at < _RECENTLY:
+            warnings.append(f"worker {w.id} stopped renewing its presence at "
+                            f"{w.seen_at:%Y-%m-%d %H:%M:%S %Z} without a clean shutdown")
+    return Health(not problems, problems, warnings, version, latest_version(),
+                  len(alive), leader)

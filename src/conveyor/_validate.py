@@ -109,17 +109,24 @@ def _number(value: object, argument: str) -> float:
         raise InvalidOption(
             f"{argument} must be seconds (int or float) or a timedelta, not {value!r}"
         )
-    if not math.isfinite(value):
+    if (isinstance(value, int) and abs(value) > 2**63) or not math.isfinite(value):
         raise InvalidOption(f"{argument} must be a finite number of seconds, not {value!r}")
     return float(value)
 
 
+_MAX_DURATION = timedelta(days=36_525)
+"""A hundred years: longer durations are slips, and past PostgreSQL's or
+Python's range they could not even be stored."""
+
+
 def duration(value: object, argument: str) -> timedelta:
-    """Seconds (int or float) or a timedelta, never negative."""
-    result = value if isinstance(value, timedelta) else timedelta(seconds=_number(value, argument))
-    if result < timedelta(0):
+    """Seconds (int or float) or a timedelta, never negative, at most a hundred years."""
+    seconds = value.total_seconds() if isinstance(value, timedelta) else _number(value, argument)
+    if seconds < 0:
         raise InvalidOption(f"{argument} must not be negative, got {value!r}")
-    return result
+    if seconds > _MAX_DURATION.total_seconds():
+        raise InvalidOption(f"{argument} must be at most a hundred years, got {value!r}")
+    return value if isinstance(value, timedelta) else timedelta(seconds=seconds)
 
 
 def positive_duration(value: object, argument: str) -> timedelta:

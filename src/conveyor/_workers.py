@@ -87,10 +87,30 @@ def run_client(
             client.run(**options)
 
 
-def supervise(processes: int) -> int:
+def serve_metrics(client: Conveyor | AsyncConveyor, port: int, addr: str = "127.0.0.1") -> None:
+    """Count the jobs ``client`` runs and serve them to Prometheus on
+    ``addr``:``port``."""
+    try:  # prometheus-client is needed with --metrics-port only
+        from conveyor import metrics
+    except ImportError as exc:
+        raise ConfigurationError(str(exc)) from None
+    metrics.instrument(client)
+    metrics.serve_metrics(port, addr)
+
+
+def supervise(processes: int, metrics_port: int | None = None) -> int:
     """Run ``processes`` copies of this command, each with one process; restart any
-    that exits on its own; pass SIGTERM and SIGINT on and wait for all to stop."""
-    command = [sys.executable, "-m", "conveyor", *_without_processes(sys.argv[1:])]
+    that exits on its own; pass SIGTERM and SIGINT on and wait for all to stop.
+    With ``metrics_port``, process ``i`` serves its metrics on ``metrics_port + i``
+    (a restarted process takes the port of the one it replaces)."""
+    arguments = _without(_without(sys.argv[1:], "--processes"), "--metrics-port")
+    base = [sys.executable, "-m", "conveyor", *arguments]
+
+    def command(index: int) -> list[str]:
+        if metrics_port is None:
+            return base
+        return [*base, "--metrics-port", str(metrics_port + index)]
+
     children: list[subprocess.Popen[bytes]] = []
     stopping = False
 
@@ -103,7 +123,7 @@ def supervise(processes: int) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    children.extend(subprocess.Popen(command) for _ in range(processes))
+    children.extend(subprocess.Popen(command(index)) for index in range(processes))
     log.info("supervising %d worker processes: %s", processes, [c.pid for c in children])
     while True:
         time.sleep(0.2)
@@ -116,22 +136,23 @@ def supervise(processes: int) -> int:
                 time.sleep(_RESTART_DELAY)
                 if stopping:  # a signal came during the pause: start nothing new
                     break
-                children[index] = subprocess.Popen(command)
+                children[index] = subprocess.Popen(command(index))
     codes = [child.wait() for child in children]
     return 0 if all(code == 0 for code in codes) else 1
 
 
-def _without_processes(arguments: list[str]) -> list[str]:
+def _without(arguments: list[str], option: str) -> list[str]:
+    """``arguments`` without ``option`` and its value (``--option N`` or ``--option=N``)."""
     kept: list[str] = []
     skip = False
     for argument in arguments:
         if skip:
             skip = False
             continue
-        if argument == "--processes":
+        if argument == option:
             skip = True
             continue
-        if argument.startswith("--processes="):
+        if argument.startswith(f"{option}="):
             continue
         kept.append(argument)
     return kept

@@ -289,6 +289,7 @@ class Conveyor(_Client):
     fail = _sync(_claims.fail)
     get_job = _sync(_admin.get_job)
     find_jobs = _sync(_admin.find_jobs)
+    bulk = _sync(_admin.bulk)
     cancel = _sync(_admin.cancel)
     resume = _sync(_admin.resume)
     retry = _sync(_admin.retry)
@@ -310,6 +311,9 @@ class Conveyor(_Client):
     get_schedules = _sync(scheduler.get_schedules)
     get_stats = _sync(_status.get_stats)
     get_leader = _sync(_status.get_leader)
+    get_workers = _sync(_status.get_workers)
+    queue_summaries = _sync(_status.queue_summaries)
+    health = _sync(_status.health)
 
 
 class AsyncConveyor(_Client):
@@ -410,6 +414,7 @@ class AsyncConveyor(_Client):
     fail = _async(_claims.fail)
     get_job = _async(_admin.get_job)
     find_jobs = _async(_admin.find_jobs)
+    bulk = _async(_admin.bulk)
     cancel = _async(_admin.cancel)
     resume = _async(_admin.resume)
     retry = _async(_admin.retry)
@@ -431,3 +436,6 @@ class AsyncConveyor(_Client):
     get_schedules = _async(scheduler.get_schedules)
     get_stats = _async(_status.get_stats)
     get_leader = _async(_status.get_leader)
+    get_workers = _async(_status.get_workers)
+    queue_summaries = _async(_status.queue_summaries)
+    health = _async(_status.health)

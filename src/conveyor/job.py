@@ -120,6 +120,9 @@ class Job:
     fair claiming count by it."""
     errors: list[dict[str, Any]] = field(default_factory=list)
     """Every failed attempt's error, oldest first (``error`` is the last one)."""
+    trace_context: dict[str, str] | None = None
+    """The W3C trace context (``traceparent``, ``tracestate``) of the span that sent
+    the job, when :mod:`conveyor.tracing` was on; ``None`` otherwise."""
     _control: Any = field(default=None, repr=False, compare=False)
 
     # --- inside a handler: the worker attaches a control to the job it passes ---
@@ -254,3 +257,56 @@ class LeaderLease:
     elected_at: datetime
     expires_at: datetime
     current: bool
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSummary:
+    """A queue as it is now (see ``queue_summaries``): its waiting (``created``,
+    ``retry``), running and failed jobs, the jobs that finished in the last hour by
+    the statistics history, the lag of its oldest due job, and until when it is
+    paused."""
+
+    name: str
+    created: int
+    retry: int
+    active: int
+    failed: int
+    completed_last_hour: int
+    failed_last_hour: int
+    lag: timedelta | None
+    paused_until: datetime | None
+
+    @property
+    def waiting(self) -> int:
+        return self.created + self.retry
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """A worker process that announced itself (see ``get_workers``): alive while it
+    keeps renewing its presence. ``id`` is the same name it stands for leader with."""
+
+    id: str
+    host: str
+    pid: int
+    queues: list[str]
+    concurrency: int
+    started_at: datetime
+    seen_at: datetime
+    alive: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """The state of the whole system (see ``health``). ``healthy`` is false when
+    ``problems`` names any: the schema is behind this code, or due jobs wait with
+    no worker alive. ``warnings`` name what deserves a look without being a fault:
+    a queue with a large backlog, no current maintenance leader."""
+
+    healthy: bool
+    problems: list[str]
+    warnings: list[str]
+    schema_version: int
+    expected_version: int
+    workers_alive: int
+    leader: LeaderLease | None

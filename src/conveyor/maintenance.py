@@ -3,7 +3,8 @@
 - **Schedules**: every second, the jobs of due cron ticks (``scheduler.tick``).
 - **Retention**: every ``maintenance_interval``, finished jobs past their
   ``delete_after`` are deleted and waiting jobs past their ``retention`` fail
-  (``maintenance_delete.sql``, ``maintenance_expire.sql``), in batches.
+  (``maintenance_delete.sql``, ``maintenance_expire.sql``), in batches; workers
+  whose presence expired a day ago are forgotten (``maintenance_workers.sql``).
 - **Statistics**: every ``stats_interval``, a snapshot of each queue into
   ``queue_stats`` (``stats_snapshot.sql``), kept for ``stats_retention``; the
   ``stats`` hook receives it, and the ``warning`` hook a backlog over
@@ -64,6 +65,12 @@ def expire_waiting(limit: int = BATCH) -> Plan[int]:
         {"type": "retention", "message": "waited longer than its queue's retention "
          "without being claimed"}, 10_000)
     count: int = yield Execute("maintenance_expire", {"limit": limit, "error": error}, "none")
+    return count
+
+
+def forget_workers() -> Plan[int]:
+    """Forgets workers whose presence expired long ago (``maintenance_workers.sql``)."""
+    count: int = yield Execute("maintenance_workers", None, "none")
     return count
 
 
@@ -168,6 +175,7 @@ class Maintenance:
             for _ in range(ROUNDS):
                 if await self._fenced(term, plan()) < BATCH:
                     break
+        await self._fenced(term, forget_workers())
 
     async def _stats(self, term: Term) -> None:
         stats: list[QueueStats] = await self._fenced(term, snapshot(

@@ -39,9 +39,12 @@ def _source(name: str) -> str:
 # the Job dataclass's fields, so rows become Jobs without a mapping per row;
 # {notify_moved} wakes the workers of the queues of the rows in a CTE named moved;
 # {claim_update} starts the attempts of the jobs in a CTE named chosen (both claims);
-# {finished_retentions} walks the delete_after values of finished jobs (maintenance).
-_SHARED_PARTS = {"job_columns": "job_columns", "notify_moved": "notify_moved",
-                 "claim_update": "claim_update", "finished_retentions": "finished_retentions"}
+# {finished_retentions} walks the delete_after values of finished jobs (maintenance);
+# {live_counts} counts each queue's waiting and active jobs (statistics, summaries);
+# {job_filter} is the WHERE clause of the job list's filters (find, bulk actions).
+_SHARED_PARTS = {name: name for name in (
+    "job_columns", "notify_moved", "claim_update", "finished_retentions", "live_counts",
+    "job_filter")}
 
 # name: (body file, {placeholder: file of the part}). Each enqueue statement reads
 # one job's parameters (send) or the staging table (insert, the ``_staged`` names).

@@ -33,7 +33,7 @@ written AS (
         retry_backoff = EXCLUDED.retry_backoff, retry_delay_max = EXCLUDED.retry_delay_max,
         expire_in = EXCLUDED.expire_in, delete_after = EXCLUDED.delete_after,
         dead_letter = EXCLUDED.dead_letter, group_key = EXCLUDED.group_key,
-        debounce_window = EXCLUDED.debounce_window
+        debounce_window = EXCLUDED.debounce_window, trace_context = EXCLUDED.trace_context
     RETURNING id
 )
 {enqueue_result},

@@ -10,4 +10,5 @@
         %(singleton_seconds)s::double precision AS singleton_seconds,
         %(singleton_next_slot)s::boolean AS singleton_next_slot,
         %(debounce_seconds)s::interval AS debounce_seconds,
-        %(group_key)s::text AS group_key) AS staged
+        %(group_key)s::text AS group_key,
+        %(trace_context)s::text AS trace_context) AS staged

@@ -11,7 +11,8 @@ SELECT COALESCE(i.id, {schema}.uuid7()) AS id, q.name AS queue, i.input_row,
        COALESCE(i.expire_in, q.expire_in) AS expire_in,
        COALESCE(i.delete_after, q.delete_after) AS delete_after,
        COALESCE(i.dead_letter, q.dead_letter) AS dead_letter,
-       i.singleton_key, i.group_key, i.debounce_seconds AS debounce_window
+       i.singleton_key, i.group_key, i.debounce_seconds AS debounce_window,
+       i.trace_context::jsonb AS trace_context
 FROM input AS i
 CROSS JOIN target AS q
 CROSS JOIN LATERAL (

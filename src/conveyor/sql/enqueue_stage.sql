@@ -17,5 +17,6 @@ CREATE TEMPORARY TABLE conveyor_staged (
     singleton_seconds   double precision,
     singleton_next_slot boolean,
     debounce_seconds    interval,
-    group_key           text
+    group_key           text,
+    trace_context       text
 ) ON COMMIT DROP;

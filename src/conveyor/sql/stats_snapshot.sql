@@ -4,27 +4,7 @@
 -- written. %(since)s is a value, not a subquery, so that the planner reads only
 -- the recent end of job_finished rather than the whole history.
 WITH RECURSIVE {finished_retentions},
--- Waiting and active jobs through their own partial indexes.
-live AS (
-    SELECT w.queue, sum(w.created) AS created, sum(w.retry) AS retry,
-           sum(w.active) AS active, min(w.oldest_due) AS oldest_due
-    FROM (
-        SELECT j.queue,
-               count(*) FILTER (WHERE j.state = 'created') AS created,
-               count(*) FILTER (WHERE j.state = 'retry') AS retry,
-               0 AS active,
-               min(j.start_after) FILTER (WHERE j.start_after <= now()) AS oldest_due
-        FROM {schema}.job AS j
-        WHERE j.state < 'active'
-        GROUP BY j.queue
-        UNION ALL
-        SELECT j.queue, 0, 0, count(*), NULL
-        FROM {schema}.job AS j
-        WHERE j.state = 'active'
-        GROUP BY j.queue
-    ) AS w
-    GROUP BY w.queue
-),
+{live_counts},
 finished AS (
     SELECT f.queue,
            count(*) FILTER (WHERE f.state = 'completed') AS completed,

@@ -43,7 +43,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any, TypedDict, TypeVar
 
-from conveyor import _claims, _flow, _validate, scheduler
+from conveyor import _claims, _flow, _validate, scheduler, tracing
 from conveyor._claims import Outcome
 from conveyor._plan import Operation
 from conveyor.errors import (
@@ -58,6 +58,7 @@ from conveyor.errors import (
     RetryAfter,
 )
 from conveyor.job import Job, Progress
+from conveyor.leader import holder_name
 from conveyor.maintenance import Maintenance
 from conveyor.notify import Listener
 from conveyor.queries import Queries
@@ -66,6 +67,7 @@ from conveyor.worker.completer import Completer
 from conveyor.worker.control import HandlerCall, JobControl, StopReason
 from conveyor.worker.hooks import HookEvent, Hooks
 from conveyor.worker.pool import HandlerPool
+from conveyor.worker.presence import Presence
 from conveyor.worker.registry import Registration
 
 log = logging.getLogger("conveyor.worker")
@@ -221,6 +223,10 @@ class Worker:
                 settings["backlog_warning"], "backlog_warning", minimum=0),
             schedules=functools.partial(scheduler.tick, max_payload_bytes),
         ) if _validate.boolean(settings["maintenance"], "maintenance") else None
+        self.presence = Presence(
+            run, holder_name() if self._maintenance is None else self._maintenance.leader.holder,
+            [reg.queue for reg in registrations],
+            sum(reg.concurrency for reg in registrations))
         self._running: dict[str, JobControl] = {}
         self._pools: dict[str, HandlerPool] = {}
         self._to_release: list[JobControl] = []
@@ -282,6 +288,7 @@ class Worker:
                 pool.start()
             background.append(asyncio.create_task(self._heartbeats(), name="conveyor-heartbeat"))
             background.append(asyncio.create_task(self._rescues(), name="conveyor-rescue"))
+            background.append(asyncio.create_task(self.presence.run(), name="conveyor-presence"))
             if self._maintenance is not None:
                 background.append(asyncio.create_task(
                     self._maintenance.run(), name="conveyor-maintenance"))
@@ -316,6 +323,7 @@ class Worker:
             await asyncio.gather(*background, return_exceptions=True)
             if self._maintenance is not None:
                 await self._maintenance.stop()
+            await self.presence.leave()
             await asyncio.gather(*(pool.close() for pool in self._pools.values()))
             self._remove_signals()
             for executor in self._executors.values():
@@ -437,11 +445,14 @@ class Worker:
             argument = self._argument(reg, call)
             call.in_handler = True
             try:
-                if reg.executor == "async":
-                    result = await reg.handler(argument)
-                else:
-                    in_thread = self._executor(reg.executor).submit(reg.handler, argument)
-                    result = await asyncio.wrap_future(in_thread)
+                with tracing.running(reg.queue, call):
+                    if reg.executor == "async":
+                        result = await reg.handler(argument)
+                    else:
+                        handler = (reg.handler if reg.executor == "process"
+                                   else tracing.carry_context(reg.handler))
+                        in_thread = self._executor(reg.executor).submit(handler, argument)
+                        result = await asyncio.wrap_future(in_thread)
             except asyncio.CancelledError:
                 call.in_handler = False
                 reason = call.stop_reason

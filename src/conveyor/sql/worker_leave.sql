@@ -1,0 +1,2 @@
+-- A worker that stops cleanly removes its row.
+DELETE FROM {schema}.worker WHERE id = %(id)s;
