@@ -1,5 +1,5 @@
-"""The command line: ``conveyor migrate``, ``demo``, ``dev``, ``worker``, ``pause``,
-``resume``, ``schedules``, ``schedule``, ``unschedule``."""
+"""The command line: ``conveyor migrate``, ``demo``, ``dev``, ``worker``,
+``dashboard``, ``pause``, ``resume``, ``schedules``, ``schedule``, ``unschedule``."""
 
 from __future__ import annotations
 
@@ -130,6 +130,14 @@ def worker(
     ] = False,
     json_logs: Annotated[bool, typer.Option(help="Log one JSON object per line.")] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(min=1, max=65535, help="Serve Prometheus metrics on PORT "
+                     "(with --processes N, process i on PORT+i)."),
+    ] = None,
+    metrics_addr: Annotated[
+        str, typer.Option(help="Address the metrics listen on (0.0.0.0 for a pod's scraper).")
+    ] = "127.0.0.1",
 ) -> None:
     """Run the handlers registered on a client until SIGTERM or Ctrl-C.
 
@@ -137,8 +145,10 @@ def worker(
     """
     _workers.configure_logging(json_logs, log_level)
     if processes > 1:
-        raise SystemExit(_workers.supervise(processes))
+        raise SystemExit(_workers.supervise(processes, metrics_port))
     client = _workers.load_client(target)
+    if metrics_port is not None:
+        _workers.serve_metrics(client, metrics_port, metrics_addr)
     _workers.run_client(
         client,
         queues=None if queues is None else [q.strip() for q in queues.split(",") if q.strip()],
@@ -146,6 +156,60 @@ def worker(
         shutdown_timeout=shutdown_timeout,
         listen=not poll_only,
     )
+
+
+@app.command()
+def dashboard(
+    dsn: DsnOption = None,
+    schema: SchemaOption = None,
+    data_dir: DataDirOption = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8080,
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="CONVEYOR_DASHBOARD_TOKEN", show_envvar=True,
+                     help="Require this token (bearer token, or sign-in form)."),
+    ] = None,
+    basic_auth: Annotated[
+        str | None,
+        typer.Option(envvar="CONVEYOR_DASHBOARD_BASIC_AUTH", show_envvar=True,
+                     help="Require HTTP basic auth, given as USER:PASSWORD."),
+    ] = None,
+    read_only: Annotated[bool, typer.Option(help="Show everything, change nothing.")] = False,
+    root_path: Annotated[
+        str, typer.Option(help="The path prefix a proxy serves it under and strips (/conveyor).")
+    ] = "",
+) -> None:
+    """Serve the dashboard, the REST API (/api, spec at /api/docs) and /metrics.
+
+    It listens on 127.0.0.1 unless told otherwise; on any other address it needs
+    --token or --basic-auth. With no database configured it opens the embedded one.
+
+    Example: conveyor dashboard --port 8080 --read-only
+    """
+    try:
+        import uvicorn
+
+        from conveyor.web import WebSettings, create_app
+        from conveyor.web.security import is_loopback
+    except ImportError as exc:
+        errors.print(f"[red]error:[/] the dashboard needs the web extra "
+                     f"(pip install 'conveyor[web]'): {exc}")
+        raise typer.Exit(2) from None
+    if basic_auth is not None and ":" not in basic_auth:
+        errors.print("[red]error:[/] --basic-auth takes USER:PASSWORD")
+        raise typer.Exit(2)
+    settings = WebSettings(token=token, basic_auth=basic_auth, read_only=read_only)
+    if not is_loopback(host) and not settings.credentials.required:
+        errors.print(f"[red]error:[/] refusing to serve on {host} without sign-in: anyone who "
+                     "can reach it could retry, cancel or delete jobs; pass --token or "
+                     "--basic-auth (or --host 127.0.0.1)")
+        raise typer.Exit(2)
+    with _database(dsn, data_dir) as url:
+        app_ = create_app(dsn=url, schema=schema, settings=settings)
+        console.print(f"Dashboard at [bold]http://{host}:{port}{root_path}/[/]"
+                      f"{' (read-only)' if read_only else ''}")
+        uvicorn.run(app_, host=host, port=port, root_path=root_path, log_level="warning")
 
 
 GroupOption = Annotated[

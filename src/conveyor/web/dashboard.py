@@ -1,0 +1,477 @@
+"""The dashboard: HTML pages rendered on the server and kept live by htmx.
+
+Each part of a page that changes by itself (health, queues, workers, the job
+list, a job, schedules) is also served alone under ``/partials/...``, and the
+page polls it every 2 s. A poll carries the digest of the HTML it shows; when
+nothing changed the answer is ``204 No Content``, which htmx leaves unswapped,
+so an opened traceback or a selection of text survives the refresh.
+
+Pages only read. Every change (retry, cancel, pause...) goes through the JSON
+API (``api.py``) from ``static/app.js``, after a confirmation, so the API's
+checks are the only ones. Templates are autoescaped: job data, output and
+errors reach the page as text, never as markup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from markupsafe import Markup
+
+from conveyor.client import AsyncConveyor
+from conveyor.errors import ConveyorError, InvalidArgument
+from conveyor.job import Job, JobState, QueueSummary
+from conveyor.web import security
+from conveyor.web.app import web_state
+
+router = APIRouter(include_in_schema=False)
+
+PAGE_SIZE = 50
+"""Jobs on one page of the job list unless ``limit`` says otherwise."""
+
+
+# --- how values read on a page ----------------------------------------------------------
+
+
+_NOTHING = "\u2013"
+"""What a missing time or duration reads (an en dash)."""
+
+
+def _pretty_json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+def _compact_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _duration(value: timedelta | float | None) -> str:
+    """``timedelta(seconds=75)`` reads ``1 min 15 s``; under a minute, tenths show."""
+    if value is None:
+        return _NOTHING
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if seconds < 60:
+        return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
+    minutes, seconds = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds} s" if seconds else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{hours // 24} d {hours % 24} h"
+
+
+def _ago(moment: datetime | None) -> str:
+    """How far ``moment`` is from now: ``12 s ago`` or ``in 3 min``."""
+    if moment is None:
+        return _NOTHING
+    gap = moment - datetime.now(UTC)
+    if abs(gap) < timedelta(seconds=1):
+        return "now"
+    if gap > timedelta(0):
+        return f"in {_duration(gap)}"
+    return f"{_duration(-gap)} ago"
+
+
+def _when(moment: datetime | None) -> str:
+    return _NOTHING if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _path_part(value: str) -> str:
+    """A value as one segment of a URL path (queue names may hold ``/``)."""
+    return urllib.parse.quote(value, safe="")
+
+
+_templates = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_templates.filters.update(
+    pretty_json=_pretty_json, compact_json=_compact_json, duration=_duration, ago=_ago,
+    when=_when, path_part=_path_part,
+)
+
+
+def _root(request: Request) -> str:
+    """The prefix the app is mounted under (``""`` at the root): every link starts
+    with it."""
+    root: str = request.scope.get("root_path", "")
+    return root.rstrip("/")
+
+
+def _render(request: Request, template: str, context: Mapping[str, Any]) -> str:
+    settings = web_state(request).settings
+    root = _root(request)
+    return _templates.get_template(template).render(
+        context,
+        root=root,
+        here=request.url.path[len(root):],
+        title=settings.title,
+        read_only=settings.read_only,
+        csrf_token=getattr(request.state, "csrf_token", ""),
+    )
+
+
+def _page(
+    request: Request, template: str, status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    return HTMLResponse(_render(request, template, context), status_code=status_code)
+
+
+def problem_page(
+    request: Request, status_code: int, heading: str, message: str
+) -> HTMLResponse:
+    """The page that says what went wrong (also for errors the app answers)."""
+    return _page(request, "error.html", status_code, heading=heading, message=message)
+
+
+# --- parts that refresh themselves ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Live:
+    """One rendered part of a page that polls ``/partials/...`` for itself, with the
+    digest of its content. Jinja inserts it as markup (``__html__``): it was
+    rendered by the autoescaping templates."""
+
+    html: str
+    digest: str
+
+    def __html__(self) -> str:
+        return self.html
+
+
+def _live(
+    request: Request, template: str, poll: str, query: Mapping[str, str] | None = None,
+    **context: Any,
+) -> Live:
+    """Render ``template`` inside the wrapper that polls ``poll`` (a path under the
+    app's root) every 2 s, or at once on a ``refresh`` event (after an action)."""
+    content = _render(request, template, context)
+    digest = hashlib.blake2b(content.encode(), digest_size=8).hexdigest()
+    url = f"{_root(request)}{poll}?{urllib.parse.urlencode({**(query or {}), 'v': digest})}"
+    html = _templates.get_template("live.html").render(poll_url=url, content=Markup(content))
+    return Live(html, digest)
+
+
+def _partial(request: Request, live: Live) -> Response:
+    """A poll's answer: nothing when the poller already shows this content."""
+    if request.query_params.get("v") == live.digest:
+        return Response(status_code=204)
+    return HTMLResponse(live.html)
+
+
+async def _client(request: Request) -> AsyncConveyor:
+    return await web_state(request).client()
+
+
+async def _health_part(request: Request) -> Live:
+    cv = await _client(request)
+    health = await cv.health(backlog_warning=web_state(request).settings.backlog_warning)
+    return _live(request, "partial_health.html", "/partials/health", health=health)
+
+
+def _queues_part(request: Request, summaries: list[QueueSummary]) -> Live:
+    return _live(request, "partial_queues.html", "/partials/queues", queues=summaries)
+
+
+async def _workers_part(request: Request) -> Live:
+    cv = await _client(request)
+    workers, leader = await cv.get_workers(), await cv.get_leader()
+    leader_id = leader.holder if leader is not None and leader.current else None
+    return _live(request, "partial_workers.html", "/partials/workers",
+                 workers=workers, leader_id=leader_id)
+
+
+async def _schedules_part(request: Request) -> Live:
+    schedules = await (await _client(request)).get_schedules()
+    return _live(request, "partial_schedules.html", "/partials/schedules", schedules=schedules)
+
+
+# --- the job list -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class JobAction:
+    """What a person can do to a job, in the states it applies to. ``done`` is the
+    past participle the page reports afterwards (``3 jobs retried``)."""
+
+    name: str
+    label: str
+    states: frozenset[JobState]
+    done: str
+
+    @property
+    def danger(self) -> bool:
+        return self.name in ("cancel", "delete")
+
+
+_UNFINISHED = frozenset({JobState.CREATED, JobState.RETRY, JobState.ACTIVE})
+JOB_ACTIONS = (
+    JobAction("retry", "Retry", frozenset({JobState.FAILED}), "retried"),
+    JobAction("resume", "Resume", frozenset({JobState.CANCELLED}), "resumed"),
+    JobAction("cancel", "Cancel", _UNFINISHED, "cancelled"),
+    JobAction("delete", "Delete", frozenset(JobState), "deleted"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    """The job list's filters, as the query string gives them (empty means any)."""
+
+    queue: str | None = None
+    state: str | None = None
+    key: str | None = None
+    q: str | None = None
+
+    @classmethod
+    def from_query(cls, query: Mapping[str, str]) -> JobFilter:
+        def given(name: str) -> str | None:
+            return query.get(name, "").strip() or None
+
+        return cls(given("queue"), given("state"), given("key"), given("q"))
+
+    def as_dict(self) -> dict[str, str]:
+        """The filters that are set: the query string of the list, and the body of a
+        bulk action on the jobs it matches."""
+        fields = {"queue": self.queue, "state": self.state, "key": self.key, "q": self.q}
+        return {name: value for name, value in fields.items() if value is not None}
+
+    def describe(self) -> str:
+        """The filters in words, for a confirmation: ``in queue "emails", in state
+        failed``."""
+        words = []
+        if self.queue:
+            words.append(f'in queue "{self.queue}"')
+        if self.state:
+            words.append(f"in state {self.state}")
+        if self.key:
+            words.append(f'with key "{self.key}"')
+        if self.q:
+            words.append(f'matching "{self.q}"')
+        return ", ".join(words) if words else "at all"
+
+    def bulk_actions(self) -> list[JobAction]:
+        """The actions that can apply to some job this filter matches; none without a
+        queue or a state, which ``bulk`` requires so that one click cannot touch
+        every job there is."""
+        if self.state is None:
+            return list(JOB_ACTIONS) if self.queue else []
+        return [action for action in JOB_ACTIONS if self.state in action.states]
+
+
+def _page_size(query: Mapping[str, str]) -> int:
+    given = query.get("limit", "").strip()
+    if not given:
+        return PAGE_SIZE
+    if not given.isdigit():
+        raise InvalidArgument(f"limit must be a positive whole number, not {given!r}")
+    return int(given)
+
+
+async def _jobs_part(request: Request) -> Live:
+    """One page of the jobs the query string's filters match. Raises the client's
+    error when a filter is invalid."""
+    query = request.query_params
+    job_filter, cursor, limit = JobFilter.from_query(query), query.get("cursor"), _page_size(query)
+    page = await (await _client(request)).find_jobs(
+        job_filter.queue, state=job_filter.state, key=job_filter.key, search=job_filter.q,
+        limit=limit, cursor=cursor or None)
+    shown = job_filter.as_dict()
+    if limit != PAGE_SIZE:
+        shown["limit"] = str(limit)
+    older = None
+    if page.next_cursor is not None:
+        older = urllib.parse.urlencode({**shown, "cursor": page.next_cursor})
+    newest = urllib.parse.urlencode(shown) if cursor else None
+    return _live(request, "partial_jobs.html", "/partials/jobs",
+                 {**shown, "cursor": cursor} if cursor else shown,
+                 page=page, filter=job_filter, older=older, newest=newest)
+
+
+# --- one job ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A moment of a job's life on its timeline; ``error`` is the failed attempt's."""
+
+    at: datetime | None
+    title: str
+    kind: str
+    error: Mapping[str, Any] | None = None
+
+
+def _moment(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+_ENDINGS = {JobState.COMPLETED: "Completed", JobState.CANCELLED: "Cancelled",
+            JobState.FAILED: "Failed"}
+
+
+def timeline(job: Job) -> list[Event]:
+    """The job's life in order: created, each failed attempt with its error, the
+    current attempt's start, the next due time, and how it ended."""
+    events = [Event(job.created_at, "Created", "created")]
+    for record in job.errors:
+        attempt = record.get("attempt", "?")
+        events.append(Event(_moment(record.get("failed_at")), f"Attempt {attempt} failed",
+                            "failed", record))
+    if job.started_at is not None:
+        events.append(Event(job.started_at, f"Attempt {job.attempt} started", "started"))
+    if job.state in (JobState.CREATED, JobState.RETRY) and job.start_after > job.created_at:
+        events.append(Event(job.start_after, "Due", "due"))
+    if job.state in _ENDINGS:
+        events.append(Event(job.completed_at, _ENDINGS[job.state], job.state.value))
+    known = sorted((e for e in events if e.at is not None), key=lambda e: e.at or job.created_at)
+    return known + [e for e in events if e.at is None]
+
+
+async def _job_part(request: Request, job_id: str) -> Live | None:
+    """The job's part of its page, or None when there is no such job."""
+    try:
+        job = await (await _client(request)).get_job(job_id)
+    except InvalidArgument:
+        return None
+    if job is None:
+        return None
+    actions = [action for action in JOB_ACTIONS if job.state in action.states]
+    return _live(request, "partial_job.html", f"/partials/jobs/{job.id}", job=job,
+                 events=timeline(job), actions=actions)
+
+
+def _no_job(request: Request, job_id: str) -> HTMLResponse:
+    return problem_page(request, 404, "Job not found",
+                    f"There is no job with id {job_id}: it may have been deleted after its "
+                    "retention, or the id is mistyped.")
+
+
+# --- pages ------------------------------------------------------------------------------
+
+
+@router.get("/", response_class=HTMLResponse)
+async def overview(request: Request) -> HTMLResponse:
+    """Health, throughput and depth charts, queues and workers."""
+    summaries = await (await _client(request)).queue_summaries()
+    return _page(request, "overview.html", health=await _health_part(request),
+                 queues=_queues_part(request, summaries), workers=await _workers_part(request),
+                 queue_names=[summary.name for summary in summaries])
+
+
+@router.get("/jobs", response_class=HTMLResponse)
+async def jobs(request: Request) -> HTMLResponse:
+    """The job list: filters, one page of matching jobs, bulk actions."""
+    job_filter = JobFilter.from_query(request.query_params)
+    queue_names = [queue.name for queue in await (await _client(request)).list_queues()]
+    part: Live | None = None
+    problem: str | None = None
+    status = 200
+    try:
+        part = await _jobs_part(request)
+    except ConveyorError as error:
+        problem = str(error)
+        status = 400 if isinstance(error, ValueError | TypeError) else 503
+    return _page(request, "jobs.html", status, filter=job_filter, queue_names=queue_names,
+                 states=list(JobState), jobs=part, problem=problem)
+
+
+@router.get("/jobs/{job_id}", response_class=HTMLResponse)
+async def job(request: Request, job_id: str) -> HTMLResponse:
+    """One job: its data, output, progress, and every attempt on a timeline."""
+    part = await _job_part(request, job_id)
+    if part is None:
+        return _no_job(request, job_id)
+    return _page(request, "job.html", job_id=job_id, job=part)
+
+
+@router.get("/schedules", response_class=HTMLResponse)
+async def schedules(request: Request) -> HTMLResponse:
+    """The cron schedules and their next ticks."""
+    return _page(request, "schedules.html", schedules=await _schedules_part(request))
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_form(request: Request) -> HTMLResponse:
+    """The sign-in form (a note when the dashboard needs no token)."""
+    token_required = web_state(request).settings.credentials.token is not None
+    return _page(request, "login.html", token_required=token_required, problem=None)
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(request: Request) -> Response:
+    """Check the posted token; when it is right, set the session cookie and go to
+    the overview."""
+    credentials = web_state(request).settings.credentials
+    form = urllib.parse.parse_qs((await request.body()).decode("utf-8", "replace"))
+    given = (form.get("token") or [""])[0]
+    if credentials.token is None or not hmac.compare_digest(
+            given.encode(), credentials.token.encode()):
+        return _page(request, "login.html", 401, token_required=credentials.token is not None,
+                     problem="That is not the token this dashboard was started with.")
+    root = _root(request)
+    response = RedirectResponse(f"{root}/", status_code=303)
+    response.set_cookie(security.SESSION_COOKIE, credentials.session_value(), httponly=True,
+                        samesite="strict", secure=request.url.scheme == "https",
+                        path=root or "/")
+    return response
+
+
+# --- partials: what the pages poll ------------------------------------------------------
+
+
+@router.get("/partials/health")
+async def health_partial(request: Request) -> Response:
+    return _partial(request, await _health_part(request))
+
+
+@router.get("/partials/queues")
+async def queues_partial(request: Request) -> Response:
+    summaries = await (await _client(request)).queue_summaries()
+    return _partial(request, _queues_part(request, summaries))
+
+
+@router.get("/partials/workers")
+async def workers_partial(request: Request) -> Response:
+    return _partial(request, await _workers_part(request))
+
+
+@router.get("/partials/schedules")
+async def schedules_partial(request: Request) -> Response:
+    return _partial(request, await _schedules_part(request))
+
+
+@router.get("/partials/jobs")
+async def jobs_partial(request: Request) -> Response:
+    try:
+        part = await _jobs_part(request)
+    except ConveyorError as error:
+        return problem_page(request, 400, "Invalid filter", str(error))
+    return _partial(request, part)
+
+
+@router.get("/partials/jobs/{job_id}")
+async def job_partial(request: Request, job_id: str) -> Response:
+    part = await _job_part(request, job_id)
+    if part is None:
+        return _no_job(request, job_id)
+    return _partial(request, part)

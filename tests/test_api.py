@@ -1,0 +1,315 @@
+"""The REST API: every endpoint, its answers to bad input (4xx with a message,
+never a 500), and health."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from test_worker import running, wait_until
+
+from conveyor import AsyncConveyor, JobState
+from conveyor.web import create_app
+
+
+@pytest.fixture
+async def api(acv: AsyncConveyor) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=create_app(acv))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        yield client
+
+
+async def _failed_job(acv: AsyncConveyor, queue: str = "mail", data: Any = None) -> str:
+    job_id = await acv.send(queue, data or {}, retry_limit=0)
+    assert job_id is not None
+    (job,) = await acv.fetch(queue)
+    await acv.fail(job.id, {"message": "smtp down"})
+    return job_id
+
+
+async def test_a_job_sent_through_the_api_is_read_back_with_its_options(
+    api: httpx.AsyncClient,
+) -> None:
+    sent = await api.post("/api/jobs", json={
+        "queue": "mail", "data": {"to": "a@example.com"}, "priority": 5, "retry_delay": 2.5,
+        "start_after": 60, "group_key": "tenant-1"})
+    assert sent.status_code == 201
+    job_id = sent.json()["id"]
+
+    job = (await api.get(f"/api/jobs/{job_id}")).json()
+
+    assert job["data"] == {"to": "a@example.com"}
+    assert (job["state"], job["priority"], job["retry_delay"]) == ("created", 5, 2.5)
+    assert job["group_key"] == "tenant-1"
+    assert job["errors"] == [] and job["progress"] == {}
+
+
+async def test_a_job_the_queue_policy_turns_away_answers_409(
+    api: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    await acv.create_queue("nightly", policy="short")
+    first = await api.post("/api/jobs", json={"queue": "nightly", "singleton_key": "k"})
+    second = await api.post("/api/jobs", json={"queue": "nightly", "singleton_key": "k"})
+    assert first.status_code == 201
+    assert second.status_code == 409
+    assert "policy" in second.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({"queue": "bad name!"}, 400, "invalid queue name"),
+        ({"queue": "mail", "start_after": -5}, 400, "start_after"),
+        ({"queue": "mail", "retry_limit": -1}, 400, "retry_limit"),
+        ({"queue": "mail", "colour": "red"}, 422, "colour"),
+        ({"queue": "mail", "priority": "high"}, 422, "priority"),
+        ({"data": {}}, 422, "queue"),
+    ],
+)
+async def test_sending_bad_input_answers_4xx_with_a_message_and_sends_nothing(
+    api: httpx.AsyncClient, acv: AsyncConveyor, body: dict[str, Any], status: int, message: str
+) -> None:
+    answer = await api.post("/api/jobs", json=body)
+    assert answer.status_code == status
+    assert message in answer.text
+    assert (await acv.find_jobs()).jobs == []
+
+
+async def test_the_job_list_filters_by_queue_state_key_and_search_and_pages(
+    api: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    await acv.insert("mail", [{"data": {"n": n}, "group_key": "t1"} for n in range(5)])
+    await acv.send("mail", {"n": "other"}, group_key="t2")
+    failed = await _failed_job(acv, "reports", {"invoice": 7})
+    await acv.send("reports", {"n": 1})
+
+    first = (await api.get("/api/jobs", params={"queue": "mail", "key": "t1", "limit": 3})).json()
+    rest = (await api.get("/api/jobs", params={
+        "queue": "mail", "key": "t1", "limit": 3, "cursor": first["next_cursor"]})).json()
+    by_state = (await api.get("/api/jobs", params=[("state", "failed"), ("state", "active")]))
+    by_search = (await api.get("/api/jobs", params={"q": "invoice"})).json()
+
+    assert len(first["jobs"]) == 3 and len(rest["jobs"]) == 2
+    assert rest["next_cursor"] is None
+    assert {j["data"]["n"] for j in first["jobs"] + rest["jobs"]} == set(range(5))
+    assert [j["id"] for j in by_state.json()["jobs"]] == [failed]
+    assert [j["id"] for j in by_search["jobs"]] == [failed]
+
+
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [
+        ({"state": "finished"}, 422),
+        ({"queue": "bad name!"}, 400),
+        ({"limit": 0}, 422),
+        ({"limit": 5000}, 422),
+        ({"cursor": "not-a-cursor"}, 400),
+    ],
+)
+async def test_the_job_list_answers_bad_filters_with_4xx(
+    api: httpx.AsyncClient, params: dict[str, Any], status: int
+) -> None:
+    answer = await api.get("/api/jobs", params=params)
+    assert answer.status_code == status
+    assert answer.json()["detail"]
+
+
+@pytest.mark.parametrize("job_id", ["01a20907-79dc-7fd4-9c85-3838b03f52ef", "not-an-id"])
+async def test_a_missing_or_malformed_job_id_answers_404(
+    api: httpx.AsyncClient, job_id: str
+) -> None:
+    for answer in (
+        await api.get(f"/api/jobs/{job_id}"),
+        await api.post(f"/api/jobs/{job_id}/retry"),
+        await api.delete(f"/api/jobs/{job_id}"),
+    ):
+        assert answer.status_code == 404
+        assert job_id in answer.json()["detail"]
+
+
+async def test_a_failed_job_is_retried_and_a_retry_of_a_waiting_job_answers_409(
+    api: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    failed = await _failed_job(acv)
+    waiting = await acv.send("mail", {})
+
+    retried = await api.post(f"/api/jobs/{failed}/retry")
+    refused = await api.post(f"/api/jobs/{waiting}/retry")
+
+    assert retried.status_code == 200
+    assert retried.json() == {"id": failed, "state": "retry"}
+    assert refused.status_code == 409
+    assert "it is created" in refused.json()["detail"]
+
+
+async def test_a_job_is_cancelled_resumed_and_deleted(
+    api: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    job_id = await acv.send("mail", {})
+
+    cancelled = await api.post(f"/api/jobs/{job_id}/cancel")
+    resumed = await api.post(f"/api/jobs/{job_id}/resume")
+    deleted = await api.delete(f"/api/jobs/{job_id}")
+
+    assert cancelled.json()["state"] == "cancelled"
+    assert resumed.json()["state"] == "created"
+    assert deleted.status_code == 204
+    assert await acv.get_job(job_id) is None
+
+
+async def test_an_unknown_job_action_answers_422(
+    api: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    job_id = await acv.send("mail", {})
+    assert (await api.post(f"/api/jobs/{job_id}/explode")).status_code == 422
+
+
+async def test_a_bulk_action_applies_to_every_job_matching_the_filter(
+    api: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    failed = [await _failed_job(acv) for _ in range(3)]
+    await acv.send("mail", {})
+
+    answer = await api.post("/api/jobs/bulk/retry", json={"queue": "mail", "state": "failed"})
+
+    assert answer.json() == {"count": 3}
+    for job_id in failed:
+        job = await acv.get_job(job_id)
+        assert job is not None and job.state is JobState.RETRY
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status"),
+    [
+        ("/api/jobs/bulk/delete", {}, 400),
+        ("/api/jobs/bulk/delete", {"queue": "mail", "extra": 1}, 422),
+        ("/api/jobs/bulk/purge", {"queue": "mail"}, 422),
+        ("/api/jobs/bulk/delete", {"state": "gone"}, 422),
+    ],
+)
+async def test_a_bulk_action_refuses_bad_input_and_changes_nothing(
+    api: httpx.AsyncClient, acv: AsyncConveyor, path: str, body: dict[str, Any], status: int
+) -> None:
+    job_id = await acv.send("mail", {})
+    answer = await api.post(path, json=body)
+    assert answer.status_code == status
+    assert await acv.get_job(job_id) is not None
+
+
+async def test_queues_list_counts_lag_and_pause_and_can_be_paused_and_resumed(
+    api: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    await acv.insert("mail", [{"data": n} for n in range(2)])
+    await _failed_job(acv, "reports")
+
+    paused = await api.post("/api/queues/mail/pause", json={"seconds": 300})
+    queues = {q["name"]: q for q in (await api.get("/api/queues")).json()}
+    resumed = await api.post("/api/queues/mail/resume")
+
+    assert paused.json()["paused_until"] is not None
+    assert queues["mail"]["paused"] and queues["mail"]["waiting"] == 2
+    assert queues["mail"]["lag"] >= 0
+    assert queues["reports"]["failed"] == 1 and not queues["reports"]["paused"]
+    assert resumed.json()["paused_until"] is None
+
+
+async def test_a_queue_whose_name_holds_a_slash_is_paused_and_resumed(
+    api: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    await acv.create_queue("billing/invoices")
+    paused = await api.post("/api/queues/billing%2Finvoices/pause")
+    queue = await acv.get_queue("billing/invoices")
+    resumed = await api.post("/api/queues/billing/invoices/resume")
+    assert paused.json()["name"] == "billing/invoices"
+    assert queue is not None and queue.paused_until is not None
+    assert resumed.json()["paused_until"] is None
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status"),
+    [
+        ("/api/queues/nowhere/pause", None, 404),
+        ("/api/queues/nowhere/resume", None, 404),
+        ("/api/queues/mail/pause", {"seconds": -1}, 400),
+        ("/api/queues/mail/pause", {"seconds": "long"}, 422),
+    ],
+)
+async def test_pausing_answers_bad_input_with_4xx(
+    api: httpx.AsyncClient, acv: AsyncConveyor, path: str, body: Any, status: int
+) -> None:
+    await acv.create_queue("mail")
+    answer = await api.post(path, json=body)
+    assert answer.status_code == status
+    assert (await acv.get_queue("mail")).paused_until is None  # type: ignore[union-attr]
+
+
+async def test_schedules_workers_and_statistics_are_listed(
+    api: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    await acv.schedule("nightly", "0 3 * * *", {"full": True}, tz="Europe/Berlin")
+    await acv.create_queue("mail")
+    acv.work("mail", lambda job: None)
+    async with running(acv, stats_interval=0.2):
+        await wait_until(lambda: _has_stats(api))
+        workers = (await api.get("/api/workers")).json()
+    schedules = (await api.get("/api/schedules")).json()
+
+    assert [(s["name"], s["cron"], s["tz"]) for s in schedules] == [
+        ("nightly", "0 3 * * *", "Europe/Berlin")]
+    assert workers[0]["alive"] and workers[0]["queues"] == ["mail"]
+    stats = (await api.get("/api/stats", params={"queue": "mail", "since": 600})).json()
+    assert stats and stats[0]["queue"] == "mail"
+
+
+async def _has_stats(api: httpx.AsyncClient) -> bool:
+    return bool((await api.get("/api/stats")).json())
+
+
+async def test_statistics_refuse_a_bad_window(api: httpx.AsyncClient) -> None:
+    assert (await api.get("/api/stats", params={"since": -1})).status_code == 422
+    assert (await api.get("/api/stats", params={"queue": "bad name!"})).status_code == 400
+
+
+async def test_health_answers_200_when_healthy(api: httpx.AsyncClient, acv: AsyncConveyor) -> None:
+    await acv.create_queue("mail")
+    answer = await api.get("/api/health")
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["healthy"] and body["database"]
+    assert body["schema_version"] == body["expected_version"]
+
+
+async def test_health_answers_503_with_the_problem_when_jobs_wait_for_no_worker(
+    api: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    await acv.send("mail", {})
+    answer = await api.get("/api/health")
+    assert answer.status_code == 503
+    assert answer.json()["problems"] == ["jobs are due in mail and no worker is alive"]
+
+
+async def test_an_unreachable_database_answers_503_to_health_api_and_pages() -> None:
+    unreachable = AsyncConveyor("postgresql://postgres@127.0.0.1:1/none", connect_timeout=1)
+    transport = httpx.ASGITransport(app=create_app(unreachable))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        health = await client.get("/api/health")
+        jobs = await client.get("/api/jobs")
+        page = await client.get("/")
+    assert health.status_code == 503
+    assert health.json()["database"] is False
+    assert jobs.status_code == 503
+    assert "cannot be reached" in jobs.json()["detail"]
+    assert page.status_code == 503
+    assert page.headers["content-type"].startswith("text/html")
+    assert "cannot be reached" in page.text
+
+
+async def test_the_openapi_spec_lists_every_endpoint(api: httpx.AsyncClient) -> None:
+    spec = (await api.get("/api/openapi.json")).json()
+    assert set(spec["paths"]) >= {
+        "/api/jobs", "/api/jobs/{job_id}", "/api/jobs/{job_id}/{action}",
+        "/api/jobs/bulk/{action}", "/api/queues", "/api/queues/{name}/pause",
+        "/api/queues/{name}/resume", "/api/schedules", "/api/workers", "/api/stats",
+        "/api/health"}

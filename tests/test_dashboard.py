@@ -1,0 +1,448 @@
+"""The dashboard's pages and live parts over HTTP: what each page shows, that user
+data is always escaped, read-only mode, sign-in, and links under a mount prefix."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import re
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from fastapi import FastAPI
+from test_worker import running, wait_until
+
+from conveyor import AsyncConveyor
+from conveyor.web import WebSettings, create_app
+from conveyor.web.security import CSRF_COOKIE, SESSION_COOKIE
+
+SCRIPT = "<script>alert(1)</script>"
+
+
+@contextlib.asynccontextmanager
+async def browsing(
+    acv: AsyncConveyor, settings: WebSettings | None = None, mount: str = ""
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the dashboard, served at the root or under ``mount``."""
+    app = create_app(acv, settings=settings)
+    if mount:
+        outer = FastAPI()
+        outer.mount(mount, app)
+        app = outer
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        yield client
+
+
+@pytest.fixture
+async def dashboard(acv: AsyncConveyor) -> AsyncIterator[httpx.AsyncClient]:
+    async with browsing(acv) as client:
+        yield client
+
+
+async def failed_job(
+    acv: AsyncConveyor, queue: str = "reports", data: Any = None,
+    message: str = "upstream timed out",
+) -> str:
+    """A job whose only attempt raised ``RuntimeError(message)``."""
+    job_id = await acv.send(queue, data if data is not None else {"report": 7}, retry_limit=0)
+    assert job_id is not None
+    [job] = await acv.fetch(queue)
+    try:
+        raise RuntimeError(message)
+    except RuntimeError as error:
+        await acv.fail(job, error)
+    return job_id
+
+
+async def completed_job(acv: AsyncConveyor, queue: str, output: Any) -> str:
+    job_id = await acv.send(queue, {"n": 1})
+    assert job_id is not None
+    [job] = await acv.fetch(queue)
+    await acv.complete(job, output)
+    return job_id
+
+
+def poll_url(html: str, part: str) -> str:
+    """Where the live part polls, as the page says (``hx-get``)."""
+    found = re.search(rf'hx-get="([^"]*/partials/{part}\?[^"]*)"', html)
+    assert found is not None, f"no live part {part} in the page"
+    return found.group(1).replace("&amp;", "&")
+
+
+# --- overview ---------------------------------------------------------------------------
+
+
+async def test_overview_shows_health_queues_and_the_charts(
+    dashboard: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    await acv.send("emails", {"to": "a@example.com"})
+    await failed_job(acv, "reports")
+
+    page = await dashboard.get("/")
+
+    assert page.status_code == 200
+    assert "Unhealthy" in page.text and "no worker is alive" in page.text
+    assert 'href="/jobs?queue=emails"' in page.text
+    assert 'href="/jobs?queue=reports&amp;state=failed"' in page.text
+    assert 'data-stats-url="/api/stats"' in page.text
+    assert '<option value="reports">reports</option>' in page.text
+
+
+async def test_overview_lists_running_workers_and_marks_the_leader(
+    dashboard: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    acv.work("emails", lambda job: None)
+
+    async def leader_elected() -> bool:
+        leader = await acv.get_leader()
+        return leader is not None and leader.current
+
+    async with running(acv):
+        await wait_until(leader_elected)
+        [worker] = await acv.get_workers()
+        page = await dashboard.get("/")
+
+    assert worker.id in page.text
+    assert 'class="badge leader"' in page.text
+    assert "Workers alive</dt><dd>1</dd>" in page.text
+
+
+async def test_queue_table_offers_resume_for_a_paused_queue_and_pause_for_the_others(
+    dashboard: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    await acv.send("emails", {})
+    await acv.send("reports", {})
+    await acv.pause_queue("reports")
+
+    page = (await dashboard.get("/partials/queues")).text
+
+    assert 'data-action="/api/queues/reports/resume"' in page
+    assert 'data-action="/api/queues/emails/pause"' in page
+    assert 'data-action="/api/queues/reports/pause"' not in page
+
+
+async def test_a_live_part_answers_204_while_nothing_changed(
+    dashboard: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    job_id = await failed_job(acv)
+    page = (await dashboard.get(f"/jobs/{job_id}")).text
+
+    answer = await dashboard.get(poll_url(page, f"jobs/{job_id}"))
+
+    assert answer.status_code == 204 and answer.text == ""
+
+
+async def test_a_live_part_answers_its_new_content_once_something_changed(
+    dashboard: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    job_id = await failed_job(acv)
+    page = (await dashboard.get(f"/jobs/{job_id}")).text
+    await acv.retry(job_id)
+
+    answer = await dashboard.get(poll_url(page, f"jobs/{job_id}"))
+
+    assert answer.status_code == 200
+    assert answer.text.startswith('<div class="live"')
+    assert 'class="job-state state state-retry"' in answer.text
+
+
+# --- job list ---------------------------------------------------------------------------
+
+
+async def test_job_list_shows_only_the_jobs_matching_its_filters(
+    dashboard: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    waiting = await acv.send("emails", {"to": "ann@example.com"}, singleton_key="ann")
+    other = await acv.send("emails", {"to": "bob@example.com"})
+    failed = await failed_job(acv, "reports")
+    assert waiting is not None and other is not None
+
+    by_state = (await dashboard.get("/jobs", params={"state": "failed"})).text
+    by_key = (await dashboard.get("/jobs", params={"key": "ann"})).text
+    by_text = (await dashboard.get("/jobs", params={"q": "BOB@"})).text
+
+    assert f"/jobs/{failed}" in by_state and f"/jobs/{waiting}" not in by_state
+    assert f"/jobs/{waiting}" in by_key and f"/jobs/{other}" not in by_key
+    assert f"/jobs/{other}" in by_text and f"/jobs/{waiting}" not in by_text
+
+
+async def test_job_list_pages_older_jobs_with_a_cursor(
+    dashboard: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    ids = [await acv.send("emails", {"n": n}) for n in range(3)]
+
+    first = (await dashboard.get("/jobs", params={"limit": "2"})).text
+    older = re.search(r'href="(/jobs\?[^"]*cursor=[^"]*)"', first)
+    assert older is not None
+    second = (await dashboard.get(older.group(1).replace("&amp;", "&"))).text
+
+    assert f"/jobs/{ids[2]}" in first and f"/jobs/{ids[0]}" not in first
+    assert f"/jobs/{ids[0]}" in second and f"/jobs/{ids[2]}" not in second
+    assert "Newest" in second
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ({"state": "stuck"}, "invalid state"),
+        ({"queue": "bad name!"}, "queue"),
+        ({"cursor": "not-a-cursor"}, "invalid cursor"),
+        ({"limit": "many"}, "limit"),
+    ],
+)
+async def test_an_invalid_filter_shows_its_message_instead_of_failing(
+    dashboard: httpx.AsyncClient, query: dict[str, str], message: str
+) -> None:
+    page = await dashboard.get("/jobs", params=query)
+
+    assert page.status_code == 400
+    assert 'class="alert problem"' in page.text and message in page.text
+
+
+async def test_bulk_actions_send_the_filter_and_fit_the_filtered_state(
+    dashboard: httpx.AsyncClient,
+) -> None:
+    page = (await dashboard.get("/jobs", params={"queue": "reports", "state": "failed"})).text
+
+    buttons = dict(re.findall(r'data-action="/api/jobs/bulk/(\w+)"[^>]*data-body=\'([^\']*)\'',
+                              page))
+
+    assert set(buttons) == {"retry", "delete"}
+    assert json.loads(buttons["retry"]) == {"queue": "reports", "state": "failed"}
+
+
+async def test_bulk_actions_are_offered_only_once_a_queue_or_state_narrows_them(
+    dashboard: httpx.AsyncClient,
+) -> None:
+    unfiltered = (await dashboard.get("/jobs", params={"q": "ann"})).text
+    by_queue = (await dashboard.get("/jobs", params={"queue": "emails"})).text
+
+    assert "/api/jobs/bulk/" not in unfiltered
+    assert "Choose a queue or a state" in unfiltered
+    assert all(f"/api/jobs/bulk/{action}" in by_queue
+               for action in ("retry", "resume", "cancel", "delete"))
+
+
+# --- one job ----------------------------------------------------------------------------
+
+
+async def test_job_page_shows_data_output_and_progress(
+    dashboard: httpx.AsyncClient, acv: AsyncConveyor, aconn: psycopg.AsyncConnection
+) -> None:
+    job_id = await completed_job(acv, "reports", {"pages": 12})
+    await aconn.execute(
+        f"UPDATE {acv.schema}.job SET progress = %s WHERE id = %s",
+        (json.dumps({"percent": 40, "message": "page 4 of 10"}), job_id))
+    await aconn.commit()
+
+    page = await dashboard.get(f"/jobs/{job_id}")
+
+    assert page.status_code == 200
+    assert "&#34;n&#34;: 1" in page.text
+    assert "&#34;pages&#34;: 12" in page.text
+    assert '<progress max="100" value="40">' in page.text and "page 4 of 10" in page.text
+    assert 'class="job-state state state-completed"' in page.text
+
+
+async def test_job_page_shows_each_attempts_error_and_traceback_on_the_timeline(
+    dashboard: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    job_id = await acv.send("reports", {}, retry_limit=1, retry_delay=0)
+    for message in ("first failure", "second failure"):
+        [job] = await acv.fetch("reports")
+        try:
+            raise RuntimeError(message)
+        except RuntimeError as error:
+            await acv.fail(job, error)
+
+    page = (await dashboard.get(f"/jobs/{job_id}")).text
+
+    assert "Attempt 1 failed" in page and "Attempt 2 failed" in page
+    assert page.index("first failure") < page.index("second failure")
+    assert page.count("Traceback (most recent call last)") == 2
+    assert 'raise RuntimeError(message)' in page
+
+
+async def test_job_page_offers_the_actions_its_state_allows(
+    dashboard: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    failed = await failed_job(acv)
+    waiting = await acv.send("emails", {})
+
+    failed_page = (await dashboard.get(f"/jobs/{failed}")).text
+    waiting_page = (await dashboard.get(f"/jobs/{waiting}")).text
+
+    assert f'data-action="/api/jobs/{failed}/retry"' in failed_page
+    assert f'data-action="/api/jobs/{failed}" data-method="DELETE"' in failed_page
+    assert "/cancel" not in failed_page
+    assert f'data-action="/api/jobs/{waiting}/cancel"' in waiting_page
+    assert "/retry" not in waiting_page
+
+
+@pytest.mark.parametrize("path", ["/jobs/{id}", "/partials/jobs/{id}"])
+@pytest.mark.parametrize("job_id", [str(uuid.uuid4()), "not-a-job-id", "%3Cb%3E"])
+async def test_a_job_that_does_not_exist_is_a_404_page(
+    dashboard: httpx.AsyncClient, path: str, job_id: str
+) -> None:
+    page = await dashboard.get(path.format(id=job_id))
+
+    assert page.status_code == 404
+    assert "Job not found" in page.text
+    assert "<b>" not in page.text
+
+
+async def test_job_data_output_and_errors_are_shown_escaped(
+    dashboard: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    failed = await failed_job(acv, data={"note": SCRIPT}, message=SCRIPT)
+    completed = await completed_job(acv, "emails", {"html": SCRIPT})
+
+    pages = [(await dashboard.get(path)).text for path in (
+        f"/jobs/{failed}", f"/jobs/{completed}", "/jobs", "/jobs?state=failed")]
+
+    for page in pages:
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+        assert "<script>alert" not in page
+
+
+# --- schedules --------------------------------------------------------------------------
+
+
+async def test_schedules_page_lists_each_schedule_with_its_next_tick(
+    dashboard: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    await acv.schedule("nightly-report", "0 3 * * *", {"kind": "full"}, queue="reports",
+                       tz="Europe/Paris")
+
+    page = await dashboard.get("/schedules")
+
+    assert page.status_code == 200
+    assert "nightly-report" in page.text and "0 3 * * *" in page.text
+    assert "Europe/Paris" in page.text and "&#34;kind&#34;: &#34;full&#34;" in page.text
+    assert "<time datetime=" in page.text
+
+
+async def test_schedules_page_says_when_there_are_none(dashboard: httpx.AsyncClient) -> None:
+    page = await dashboard.get("/schedules")
+
+    assert page.status_code == 200 and "No schedules" in page.text
+
+
+# --- read-only, sign-in, mounting -------------------------------------------------------
+
+
+async def test_a_read_only_dashboard_renders_no_action_buttons(acv: AsyncConveyor) -> None:
+    failed = await failed_job(acv)
+    async with browsing(acv, WebSettings(read_only=True)) as client:
+        pages = [(await client.get(path)).text for path in (
+            "/", "/partials/queues", "/jobs", f"/jobs/{failed}", "/jobs?state=failed")]
+
+    for page in pages:
+        assert "data-action" not in page
+        assert 'id="confirm-dialog"' not in page
+    assert "read-only" in pages[0]
+
+
+async def test_pages_send_a_browser_without_a_session_to_the_login_page(
+    acv: AsyncConveyor,
+) -> None:
+    async with browsing(acv, WebSettings(token="s3cret")) as client:
+        for path in ("/", "/jobs", "/schedules", "/partials/queues"):
+            answer = await client.get(path)
+            assert answer.status_code == 303
+            assert answer.headers["location"] == "/login"
+        login = await client.get("/login")
+
+    assert login.status_code == 200 and 'name="token"' in login.text
+
+
+async def test_login_with_the_token_sets_the_session_cookie_and_opens_the_overview(
+    acv: AsyncConveyor,
+) -> None:
+    settings = WebSettings(token="s3cret")
+    async with browsing(acv, settings) as client:
+        answer = await client.post("/login", data={"token": "s3cret"})
+        overview = await client.get("/")
+
+    assert answer.status_code == 303 and answer.headers["location"] == "/"
+    cookie = answer.headers["set-cookie"]
+    assert f"{SESSION_COOKIE}={settings.credentials.session_value()}" in cookie
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/" in cookie
+    assert overview.status_code == 200 and "Overview" in overview.text
+
+
+async def test_login_with_a_wrong_token_is_refused_with_401(acv: AsyncConveyor) -> None:
+    async with browsing(acv, WebSettings(token="s3cret")) as client:
+        answer = await client.post("/login", data={"token": "guess"})
+        overview = await client.get("/")
+
+    assert answer.status_code == 401
+    assert "not the token" in answer.text
+    assert SESSION_COOKIE not in answer.headers.get("set-cookie", "")
+    assert overview.status_code == 303
+
+
+async def test_login_under_a_mount_prefix_scopes_the_cookie_to_it(acv: AsyncConveyor) -> None:
+    async with browsing(acv, WebSettings(token="s3cret"), mount="/conveyor") as client:
+        answer = await client.post("/conveyor/login", data={"token": "s3cret"})
+
+    assert answer.headers["location"] == "/conveyor/"
+    assert "Path=/conveyor" in answer.headers["set-cookie"]
+
+
+async def test_links_assets_and_live_parts_carry_the_mount_prefix(acv: AsyncConveyor) -> None:
+    job_id = await failed_job(acv)
+    async with browsing(acv, mount="/conveyor") as client:
+        overview = (await client.get("/conveyor/")).text
+        job_page = (await client.get(f"/conveyor/jobs/{job_id}")).text
+        stylesheet = await client.get("/conveyor/static/app.css")
+
+    assert 'href="/conveyor/jobs"' in overview and 'href="/conveyor/schedules"' in overview
+    assert 'src="/conveyor/static/htmx.min.js"' in overview
+    assert 'data-stats-url="/conveyor/api/stats"' in overview
+    assert poll_url(overview, "queues").startswith("/conveyor/partials/queues?")
+    assert f'data-action="/conveyor/api/jobs/{job_id}/retry"' in job_page
+    assert stylesheet.status_code == 200
+
+
+async def test_the_page_repeats_the_csrf_cookie_in_its_meta_tag(
+    dashboard: httpx.AsyncClient,
+) -> None:
+    first = await dashboard.get("/")
+    token = first.cookies[CSRF_COOKIE]
+    again = await dashboard.get("/jobs")
+
+    assert f'<meta name="csrf-token" content="{token}">' in first.text
+    assert f'<meta name="csrf-token" content="{token}">' in again.text
+
+
+async def test_the_fastapi_example_sends_jobs_and_serves_the_dashboard_under_conveyor(
+    database_url: str, schema: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CONVEYOR_DATABASE_URL", database_url)
+    monkeypatch.setenv("CONVEYOR_SCHEMA", schema)
+    monkeypatch.setenv("CONVEYOR_DASHBOARD_TOKEN", "s3cret")
+    path = Path(__file__).resolve().parents[1] / "examples" / "fastapi_mount.py"
+    spec = importlib.util.spec_from_file_location("fastapi_mount_example", path)
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    app: FastAPI = example.app
+
+    transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=transport, base_url="http://127.0.0.1") as client:
+        sent = await client.post("/signups", json={"email": "ann@example.com"})
+        signed_in = await client.post("/conveyor/login", data={"token": "s3cret"})
+        jobs = await client.get("/conveyor/jobs", params={"queue": "welcome-email"})
+
+    assert sent.status_code == 202
+    assert signed_in.headers["location"] == "/conveyor/"
+    assert f'href="/conveyor/jobs/{sent.json()["job"]}"' in jobs.text

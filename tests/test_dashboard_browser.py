@@ -1,0 +1,192 @@
+"""The dashboard in a real browser (Debian's Chromium, driven by Playwright) against
+a real server and worker: filtering, an action with its confirmation, live refresh
+without reloading, and job data that never runs as script.
+
+With ``CONVEYOR_SCREENSHOTS=1`` the screenshots also go to ``docs/images/``."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from web_server import serve
+
+from conveyor import Conveyor, Job, JobState
+from conveyor.web import create_app
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = Path("/usr/bin/chromium")
+DOCS_IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
+VIEWPORT = {"width": 1280, "height": 800}
+XSS = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
+LIVE = 15_000  # ms a live change may take to show: a 2 s poll plus the work itself
+
+
+class Warehouse:
+    """Where the reports' figures come from: unreachable until ``recover()``."""
+
+    def __init__(self) -> None:
+        self._up = threading.Event()
+
+    def recover(self) -> None:
+        self._up.set()
+
+    async def render_report(self, job: Job) -> dict[str, Any]:
+        if not self._up.is_set():
+            raise ConnectionError("warehouse at db-2:5432 refused the connection")
+        return {"pages": 12, "url": f"s3://reports/{job.data['report']}.pdf"}
+
+
+def deliver_email(job: Job) -> dict[str, Any]:
+    return {"delivered": True, "to": job.data["to"]}
+
+
+@contextlib.contextmanager
+def working(database_url: str, schema: str, warehouse: Warehouse) -> Iterator[None]:
+    """A worker for ``emails`` and ``reports`` in a thread of this process."""
+    worker = Conveyor(database_url, schema=schema)
+    worker.work("emails", deliver_email)
+    worker.work("reports", warehouse.render_report)
+    thread = threading.Thread(target=worker.run, name="test-dashboard-worker", daemon=True,
+                              kwargs={"handle_signals": False, "heartbeat_interval": 0.2})
+    thread.start()
+    try:
+        yield
+    finally:
+        worker.stop()
+        thread.join(30)
+
+
+def seed_history(database_url: str, schema: str) -> None:
+    """An hour of statistics snapshots, one a minute, so the charts have a shape: a
+    batch of work that rose and has drained by now."""
+    now = datetime.now(UTC)
+    rows: list[tuple[Any, ...]] = []
+    for minutes_ago in range(60, 0, -1):
+        at = now - timedelta(minutes=minutes_ago)
+        busy = math.sin(math.pi * minutes_ago / 60) ** 2
+        ripple = math.sin(minutes_ago / 2)
+        rows.append(("emails", at, round(45 * busy + 4 * ripple + 4), 0, round(1 + 5 * busy),
+                     round(140 * busy + 12 * ripple + 14), 0, int(minutes_ago % 11 == 0),
+                     timedelta(seconds=2)))
+        rows.append(("reports", at, round(12 * busy), int(minutes_ago % 9 == 0),
+                     round(2 * busy), round(25 * busy + 3), 0, int(minutes_ago % 13 == 0),
+                     None))
+    with psycopg.connect(database_url, autocommit=True) as conn, conn.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {schema}.queue_stats (queue, taken_at, created, retry, active, "
+            "completed, cancelled, failed, lag) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            rows)
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not reached within {timeout} s")
+        time.sleep(0.05)
+
+
+def job_state(cv: Conveyor, job_id: str) -> JobState | None:
+    job = cv.get_job(job_id)
+    return None if job is None else job.state
+
+
+@pytest.fixture
+def chromium() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (install Debian's chromium package)")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM))
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def save_screenshot(page: Any, name: str, tmp_path: Path) -> None:
+    page.screenshot(path=str(tmp_path / name))
+    if os.environ.get("CONVEYOR_SCREENSHOTS") == "1":
+        DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(DOCS_IMAGES / name))
+
+
+def test_a_failed_job_found_by_filter_is_retried_and_completes_on_the_page(
+    chromium: Any, cv: Conveyor, database_url: str, schema: str, tmp_path: Path
+) -> None:
+    expect = sync_api.expect
+    seed_history(database_url, schema)
+    warehouse = Warehouse()
+    for address in ("ann@example.com", "bob@example.com", "eve@example.com"):
+        cv.send("emails", {"to": address, "template": "welcome"})
+    report = cv.send("reports", {"report": "monthly-revenue", "month": "2024-05"},
+                     retry_limit=1, retry_delay=0)
+    comment = cv.send("comments", {"text": XSS})
+    assert report is not None and comment is not None
+
+    with working(database_url, schema, warehouse), serve(
+            create_app(dsn=database_url, schema=schema)) as base:
+        wait_for(lambda: job_state(cv, report) is JobState.FAILED, "the report fails")
+        page = chromium.new_page(viewport=VIEWPORT)
+        dialogs: list[str] = []
+        errors: list[str] = []
+
+        def record_dialog(dialog: Any) -> None:
+            dialogs.append(dialog.message)
+            dialog.dismiss()
+
+        page.on("dialog", record_dialog)
+        page.on("pageerror", lambda error: errors.append(str(error)))
+
+        page.goto(f"{base}/")
+        expect(page.locator("#charts")).to_have_attribute("aria-busy", "false")
+        expect(page.locator(".workers .badge.leader")).to_be_visible(timeout=LIVE)
+        expect(page.locator("table.queues")).to_contain_text("reports")
+        save_screenshot(page, "dashboard-overview.png", tmp_path)
+
+        page.get_by_role("link", name="Jobs", exact=True).click()
+        page.select_option('select[name="state"]', "failed")
+        page.get_by_role("button", name="Filter").click()
+        expect(page).to_have_url(re.compile(r"state=failed"))
+        rows = page.locator("table.jobs tbody tr")
+        expect(rows).to_have_count(1)
+        rows.get_by_role("link").click()
+
+        expect(page.locator(".job-state")).to_have_text("failed")
+        expect(page.locator(".timeline")).to_contain_text(
+            "ConnectionError: warehouse at db-2:5432 refused the connection")
+        save_screenshot(page, "dashboard-job.png", tmp_path)
+
+        page.evaluate("window.__samePage = true")
+        warehouse.recover()
+        page.get_by_role("button", name="Retry").click()
+        expect(page.locator("#confirm-dialog")).to_be_visible()
+        page.locator('#confirm-dialog button[value="confirm"]').click()
+        expect(page.locator("#toast")).to_have_text("Job retried.")
+        expect(page.locator(".job-state")).to_have_text("completed", timeout=LIVE)
+        expect(page.locator(".job-body")).to_contain_text("s3://reports/monthly-revenue.pdf")
+        assert page.evaluate("window.__samePage") is True
+
+        page.goto(f"{base}/jobs/{comment}")
+        expect(page.locator(".job-body pre.json")).to_contain_text("<script>window.__xss")
+        page.goto(f"{base}/jobs?queue=comments")
+        expect(page.locator("table.jobs")).to_contain_text("onerror")
+        with page.expect_response(re.compile(r"/partials/jobs\?")):
+            pass  # one live refresh swaps the list in again
+        page.wait_for_timeout(200)
+        assert page.evaluate("typeof window.__xss") == "undefined"
+        assert dialogs == []
+        assert errors == []
