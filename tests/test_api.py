@@ -313,3 +313,13 @@ async def test_the_openapi_spec_lists_every_endpoint(api: httpx.AsyncClient) -> 
         "/api/jobs/bulk/{action}", "/api/queues", "/api/queues/{name}/pause",
         "/api/queues/{name}/resume", "/api/schedules", "/api/workers", "/api/stats",
         "/api/health"}
+
+
+async def test_the_api_explorer_loads_its_files_from_the_app_not_a_cdn(
+    api: httpx.AsyncClient,
+) -> None:
+    page = await api.get("/api/docs")
+    assert page.status_code == 200
+    assert "/static/swagger-ui-bundle.js" in page.text
+    assert "cdn" not in page.text.lower()
+    assert (await api.get("/static/swagger-ui-bundle.js")).status_code == 200

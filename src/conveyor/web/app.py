@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
@@ -109,7 +110,7 @@ def create_app(
         version=_version(),
         description="Jobs, queues, schedules and health of a Conveyor job queue.",
         lifespan=lifespan,
-        docs_url="/api/docs",
+        docs_url=None,  # served below, from the vendored files rather than a CDN
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )
@@ -120,6 +121,15 @@ def create_app(
     app.include_router(metrics.router)
     app.include_router(dashboard.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/api/docs", include_in_schema=False)
+    async def api_explorer(request: Request) -> Response:
+        root = request.scope.get("root_path", "").rstrip("/")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}/api/openapi.json", title=f"{settings.title} API",
+            swagger_js_url=f"{root}/static/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}/static/swagger-ui.css", swagger_favicon_url="")
+
     return app
 
 
