@@ -1,25 +1,34 @@
 """The command line: ``conveyor migrate``, ``demo``, ``dev``, ``worker``,
-``dashboard``, ``pause``, ``resume``, ``schedules``, ``schedule``, ``unschedule``."""
+``dashboard``, ``pause``, ``resume``, ``schedules``, ``schedule``, ``unschedule``
+here; ``send``, ``jobs``, ``job`` (``_cli_jobs``), ``retry``, ``cancel``,
+``delete`` (``_cli_actions``), ``queues``, ``stats``, ``purge`` (``_cli_queues``)
+and ``bench`` (``_cli_bench``) registered from their modules."""
 
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import time
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Annotated, cast
+from typing import Annotated, Any, cast
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from conveyor import _demo, _workers
+from conveyor import _cli_actions, _cli_bench, _cli_jobs, _cli_queues, _demo, _workers
+from conveyor._cli_shared import (
+    DataDirOption,
+    DsnOption,
+    JsonOption,
+    SchemaOption,
+    client,
+    console,
+    errors,
+    parse_json,
+    print_json,
+)
+from conveyor._cli_shared import database as _database
 from conveyor.client import Conveyor
-from conveyor.config import redact
-from conveyor.embedded import EmbeddedPostgres, default_data_dir
-from conveyor.errors import ConveyorError, InvalidPayload
+from conveyor.errors import ConveyorError
 from conveyor.scheduler import Missed
 
 app = typer.Typer(
@@ -27,28 +36,10 @@ app = typer.Typer(
     help="Conveyor: a job queue for Python that lives entirely in PostgreSQL.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    add_completion=True,
 )
-console = Console()
-errors = Console(stderr=True)
-
-DsnOption = Annotated[
-    str | None,
-    typer.Option(
-        "--dsn", help="PostgreSQL URL; defaults to $CONVEYOR_DATABASE_URL or $DATABASE_URL."
-    ),
-]
-SchemaOption = Annotated[
-    str | None,
-    typer.Option("--schema", help="Schema name; defaults to $CONVEYOR_SCHEMA or 'conveyor'."),
-]
-DataDirOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir",
-        help="Data directory of the embedded PostgreSQL; defaults to $CONVEYOR_DATA_DIR, "
-        "/var/tmp/conveyor/pgdata for root, ~/.local/share/conveyor/pgdata otherwise.",
-    ),
-]
+for commands in (_cli_jobs, _cli_actions, _cli_queues, _cli_bench):
+    commands.register(app)
 
 
 @app.command()
@@ -63,38 +54,29 @@ def migrate(dsn: DsnOption = None, schema: SchemaOption = None) -> None:
     )
 
 
-def _configured_dsn(dsn: str | None) -> str | None:
-    return dsn or os.environ.get("CONVEYOR_DATABASE_URL") or os.environ.get("DATABASE_URL")
-
-
-@contextlib.contextmanager
-def _database(dsn: str | None, data_dir: Path | None, *, embedded: bool = False) -> Iterator[str]:
-    """The configured database, or (always, with ``embedded``) an embedded one started
-    for the duration."""
-    configured = None if embedded else _configured_dsn(dsn)
-    if configured:
-        console.print(f"Using the database at {redact(configured)}")
-        yield configured
-        return
-    folder = data_dir or default_data_dir()
-    console.print(f"Starting an embedded PostgreSQL in [bold]{folder}[/]")
-    with EmbeddedPostgres(folder) as server:
-        yield server.url
-
-
 @app.command()
 def demo(
     dsn: DsnOption = None,
+    schema: SchemaOption = None,
     data_dir: DataDirOption = None,
-    jobs: Annotated[int, typer.Option(min=1, max=100_000, help="How many jobs to send.")] = 500,
+    jobs: Annotated[
+        int, typer.Option(min=2, max=100_000, help="Documents in the first bulk send.")
+    ] = 500,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="The dashboard's port.")] = 8080,
+    keep_running: Annotated[
+        bool, typer.Option(help="Go on after the tour, until Ctrl-C (to explore the dashboard).")
+    ] = False,
 ) -> None:
-    """Show Conveyor at work: bulk send, claim, complete, retry with backoff, dead letters.
+    """Show Conveyor at work: a bulk send and a stream of jobs, a retry with backoff, a
+    dead letter, a cron tick and a rate-limited queue, live, with the dashboard.
 
     With no database configured it runs on an embedded PostgreSQL whose data stays
-    for the next run.
+    for the next run. It ends by itself once the tour is complete; Ctrl-C stops it
+    cleanly at any time.
     """
-    with _database(dsn, data_dir) as url, Conveyor(url) as cv:
-        _demo.run(cv, console, jobs)
+    with _database(dsn, data_dir) as url:
+        _demo.run(url, console, jobs=jobs, keep_running=keep_running, port=port,
+                  schema=schema)
 
 
 @app.command()
@@ -233,7 +215,7 @@ def pause(
 
     Example: conveyor pause send-message --for 300
     """
-    with Conveyor(dsn, schema=schema, migrate=False) as cv:
+    with client(dsn, schema) as cv:
         if group is None:
             until = cv.pause_queue(queue, seconds).paused_until
         else:
@@ -251,7 +233,7 @@ def resume(
     schema: SchemaOption = None,
 ) -> None:
     """End the pause of a queue (or of one group key); idle workers wake at once."""
-    with Conveyor(dsn, schema=schema, migrate=False) as cv:
+    with client(dsn, schema) as cv:
         if group is None:
             cv.resume_queue(queue)
         else:
@@ -261,19 +243,15 @@ def resume(
 
 @app.command()
 def schedules(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    as_json: JsonOption = False,
     dsn: DsnOption = None,
     schema: SchemaOption = None,
 ) -> None:
     """List the cron schedules and their next ticks."""
-    with Conveyor(dsn, schema=schema, migrate=False) as cv:
+    with client(dsn, schema) as cv:
         found = cv.get_schedules()
     if as_json:
-        rows = [{
-            "name": s.name, "queue": s.queue, "cron": s.cron, "tz": s.tz, "data": s.data,
-            "options": s.options, "missed": s.missed, "next_tick": s.next_tick.isoformat(),
-        } for s in found]
-        typer.echo(json.dumps(rows, indent=2))
+        print_json(found)
         return
     table = Table("name", "queue", "cron", "tz", "missed", "next tick (UTC)")
     for s in found:
@@ -288,7 +266,9 @@ def schedule(
     cron: Annotated[
         str, typer.Argument(help="5 cron fields, or 6 with seconds first, e.g. '30 2 * * *'.")
     ],
-    data: Annotated[str | None, typer.Option(help="The jobs' data, as JSON.")] = None,
+    data: Annotated[
+        Any, typer.Option(parser=parse_json, metavar="JSON", help="The jobs' data, as JSON.")
+    ] = None,
     tz: Annotated[str, typer.Option(help="IANA time zone of the cron fields.")] = "UTC",
     queue: Annotated[
         str | None, typer.Option(help="Queue of the jobs (default: the schedule's name).")
@@ -303,12 +283,8 @@ def schedule(
 
     Example: conveyor schedule nightly-report '0 2 * * *' --tz Europe/Berlin --data '{"kind": 1}'
     """
-    try:
-        payload = None if data is None else json.loads(data)
-    except json.JSONDecodeError as exc:
-        raise InvalidPayload(f"--data is not valid JSON ({exc})") from None
-    with Conveyor(dsn, schema=schema, migrate=False) as cv:
-        saved = cv.schedule(name, cron, payload, tz=tz, queue=queue,
+    with client(dsn, schema) as cv:
+        saved = cv.schedule(name, cron, data, tz=tz, queue=queue,
                             missed=cast(Missed, missed))  # checked by schedule
     console.print(
         f"scheduled [bold]{saved.name}[/] ({saved.cron}, {saved.tz}) into queue "
@@ -323,7 +299,7 @@ def unschedule(
     schema: SchemaOption = None,
 ) -> None:
     """Remove a cron schedule; jobs it already sent stay in their queue."""
-    with Conveyor(dsn, schema=schema, migrate=False) as cv:
+    with client(dsn, schema) as cv:
         existed = cv.unschedule(name)
     if not existed:
         errors.print(f"no schedule named [bold]{name}[/]")
@@ -332,9 +308,10 @@ def unschedule(
 
 
 def main() -> None:
-    """Entry point of the ``conveyor`` command: typed errors print as one line."""
+    """Entry point of the ``conveyor`` command: typed errors print as one line and
+    exit with code 1 (usage errors exit with code 2)."""
     try:
         app()
     except ConveyorError as exc:
-        errors.print(f"[red]error:[/] {exc}")
+        errors.print(f"[red]error:[/] {escape(str(exc))}")
         raise SystemExit(1) from None

@@ -1,0 +1,129 @@
+"""The commands about whole queues: ``queues``, ``stats`` and ``purge``."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Column, Table
+
+from conveyor._cli_shared import (
+    DsnOption,
+    JsonOption,
+    QueueOption,
+    SchemaOption,
+    StatesOption,
+    YesOption,
+    client,
+    confirm,
+    console,
+    errors,
+    print_json,
+)
+from conveyor.job import JobState
+
+_PURGE_PAGE = 1000
+
+
+def _lag(lag: timedelta | None) -> str:
+    return "-" if lag is None else f"{lag.total_seconds():.1f} s"
+
+
+def queues(as_json: JsonOption = False, dsn: DsnOption = None,
+           schema: SchemaOption = None) -> None:
+    """List the queues as they are now, with their jobs' counts, lag and pause.
+
+    Per queue: jobs waiting, running and failed, the jobs finished in the last hour,
+    the lag of the oldest due job, and until when it is paused.
+
+    Example: conveyor queues --json
+    """
+    with client(dsn, schema) as cv:
+        found = cv.queue_summaries()
+    if as_json:
+        print_json(found)
+        return
+    table = Table(Column("queue", no_wrap=True), "waiting", "active", "failed",
+                  "completed (1 h)", "failed (1 h)", "lag", "paused until (UTC)")
+    for s in found:
+        table.add_row(s.name, str(s.waiting), str(s.active), str(s.failed),
+                      str(s.completed_last_hour), str(s.failed_last_hour), _lag(s.lag),
+                      "-" if s.paused_until is None else f"{s.paused_until:%Y-%m-%d %H:%M:%S}")
+    console.print(table)
+
+
+def stats(
+    queue: QueueOption = None,
+    since: Annotated[
+        float, typer.Option(min=1, help="Seconds back to read snapshots from.")
+    ] = 3600,
+    as_json: JsonOption = False,
+    dsn: DsnOption = None,
+    schema: SchemaOption = None,
+) -> None:
+    """Show the statistics snapshots the maintenance leader took recently, oldest first.
+
+    Example: conveyor stats --queue emails --since 600
+    """
+    with client(dsn, schema) as cv:
+        found = cv.get_stats(queue, since=since)
+    if as_json:
+        print_json(found)
+        return
+    table = Table("taken (UTC)", Column("queue", no_wrap=True), *JobState, "lag")
+    for s in found:
+        table.add_row(f"{s.taken_at:%Y-%m-%d %H:%M:%S}", s.queue,
+                      *(str(getattr(s, state.value)) for state in JobState), _lag(s.lag))
+    console.print(table)
+    if not found:
+        console.print("no snapshots yet: a running worker's maintenance leader takes them")
+
+
+def purge(
+    queue: Annotated[str, typer.Argument(help="The queue whose jobs to delete.")],
+    state: StatesOption = None,
+    yes: YesOption = False,
+    as_json: JsonOption = False,
+    dsn: DsnOption = None,
+    schema: SchemaOption = None,
+) -> None:
+    """Delete a queue's jobs (all, or those in the given states), keeping the queue.
+
+    Its settings, pauses and schedules stay; running jobs are deleted too (their
+    outcome is then dropped), so pass --state to spare them.
+
+    Example: conveyor purge emails --state completed --state failed --yes
+    """
+    states = list(state or JobState)
+    with client(dsn, schema) as cv:
+        if cv.get_queue(queue) is None:
+            errors.print(f"[red]error:[/] no queue named {queue}; `conveyor queues` lists them")
+            raise typer.Exit(1)
+        counts = cv.queue_counts(queue)
+        total = sum(counts[s] for s in states)
+        if total and not yes:
+            confirm(f"Delete the {total} jobs of queue {queue} in state "
+                    f"{'/'.join(states)}? The queue and its settings stay")
+        deleted = 0
+        with Progress(TextColumn("deleting"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=errors, disable=not total) as progress:
+            task = progress.add_task("deleting", total=total)
+            # Jobs sent while it runs may stay: it deletes as many pages as it counted.
+            for _ in range(math.ceil(total / _PURGE_PAGE)):
+                page = cv.find_jobs(queue, state=states, limit=_PURGE_PAGE)
+                if not page.jobs:
+                    break
+                deleted += cv.delete(page.jobs)
+                progress.advance(task, len(page.jobs))
+    if as_json:
+        print_json({"queue": queue, "deleted": deleted})
+    else:
+        console.print(f"deleted {deleted} jobs of [bold]{queue}[/]")
+
+
+def register(app: typer.Typer) -> None:
+    for command in (queues, stats, purge):
+        app.command()(command)

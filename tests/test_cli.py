@@ -1,0 +1,410 @@
+"""The command line's job and queue commands, run through Typer's test runner on the
+test schema; ``--json`` output is parsed and checked against the client."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import Result
+from typer.testing import CliRunner
+
+from conveyor import Conveyor, JobState
+from conveyor import _cli_jobs as cli_jobs
+from conveyor._plan import Operation
+from conveyor.cli import app, main
+from conveyor.errors import InvalidPayload
+from conveyor.maintenance import snapshot
+
+QUEUE = "cli.emails"
+Cli = Callable[..., Result]
+
+
+@pytest.fixture
+def cli(database_url: str, schema: str) -> Iterator[Cli]:
+    runner = CliRunner()
+
+    def invoke(*args: str, input: str | None = None) -> Result:
+        return runner.invoke(app, [*args, "--dsn", database_url, "--schema", schema],
+                             input=input)
+
+    yield invoke
+
+
+def as_json(result: Result) -> Any:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def json_after_answer(result: Result) -> Any:
+    """The JSON printed after a confirmation (the test runner echoes the answer to
+    standard output, where a terminal would not)."""
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout[result.stdout.index("{"):])
+
+
+def failed_job(cv: Conveyor, data: Any = None) -> str:
+    """A job of QUEUE that failed for good, with a traceback in its error."""
+    job_id = cv.send(QUEUE, data, retry_limit=0)
+    assert job_id is not None
+    [job] = cv.fetch(QUEUE)
+    try:
+        raise ValueError("mailbox [full]")
+    except ValueError as exc:
+        cv.fail(job, exc)
+    return job_id
+
+
+def state_of(cv: Conveyor, job_id: str) -> JobState | None:
+    job = cv.get_job(job_id)
+    return None if job is None else job.state
+
+
+# --- send ----------------------------------------------------------------------------
+
+
+def test_send_prints_the_new_jobs_id_and_applies_its_options(cv: Conveyor, cli: Cli) -> None:
+    result = cli("send", QUEUE, '{"to": "ada@example.com"}', "--priority", "7", "--delay", "60",
+                 "--retry-limit", "4", "--singleton-key", "ada", "--group-key", "tenant-1")
+
+    assert result.exit_code == 0, result.output
+    job = cv.get_job(result.stdout.strip())
+    assert job is not None
+    assert (job.data, job.priority, job.retry_limit, job.singleton_key, job.group_key) == (
+        {"to": "ada@example.com"}, 7, 4, "ada", "tenant-1")
+    assert job.start_after - job.created_at >= timedelta(seconds=59)
+
+
+def test_send_json_prints_the_queue_and_id(cv: Conveyor, cli: Cli) -> None:
+    sent = as_json(cli("send", QUEUE, "--json"))
+
+    assert sent["queue"] == QUEUE
+    job = cv.get_job(sent["id"])
+    assert job is not None and job.data is None
+
+
+def test_send_refuses_data_that_is_not_json_as_a_usage_error(cv: Conveyor, cli: Cli) -> None:
+    result = cli("send", QUEUE, "{to: ada}")
+
+    assert result.exit_code == 2
+    assert "not valid JSON" in result.output
+    assert cv.queue_counts(QUEUE)[JobState.CREATED] == 0
+
+
+def test_send_inserts_a_json_lines_file_in_chunks(
+    cv: Conveyor, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli_jobs, "_CHUNK", 2)
+    lines = [json.dumps({"data": {"n": n}, "priority": n}) for n in range(5)]
+    path = tmp_path / "jobs.jsonl"
+    path.write_text("\n".join([*lines[:2], "", *lines[2:]]) + "\n")
+
+    result = as_json(cli("send", QUEUE, "--file", str(path), "--json"))
+
+    assert result == {"queue": QUEUE, "inserted": 5}
+    jobs = cv.find_jobs(QUEUE).jobs
+    assert sorted((j.data["n"], j.priority) for j in jobs) == [(n, n) for n in range(5)]
+
+
+def test_send_from_a_file_with_a_line_that_is_not_an_object_sends_nothing(
+    cv: Conveyor, cli: Cli, tmp_path: Path
+) -> None:
+    path = tmp_path / "jobs.jsonl"
+    path.write_text('{"data": 1}\n[1, 2]\n')
+
+    result = cli("send", QUEUE, "--file", str(path))
+
+    assert isinstance(result.exception, InvalidPayload)
+    assert "line 2" in str(result.exception)
+    assert cv.find_jobs(QUEUE).jobs == []
+
+
+def test_send_refuses_data_or_options_next_to_a_file(cli: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "jobs.jsonl"
+    path.write_text('{"data": 1}\n')
+
+    result = cli("send", QUEUE, "--file", str(path), "--priority", "3")
+
+    assert result.exit_code == 2
+    assert "--priority" in result.output
+
+
+# --- jobs and job --------------------------------------------------------------------
+
+
+def test_jobs_lists_the_jobs_of_a_queue_and_state_as_json_page_by_page(
+    cv: Conveyor, cli: Cli
+) -> None:
+    failed = failed_job(cv)
+    waiting = [cv.send(QUEUE, {"n": n}) for n in range(3)]
+    cv.send("cli.other", {"n": 9})
+
+    first = as_json(cli("jobs", "--queue", QUEUE, "--state", "created", "--limit", "2",
+                        "--json"))
+    second = as_json(cli("jobs", "--queue", QUEUE, "--state", "created", "--limit", "2",
+                         "--cursor", first["next_cursor"], "--json"))
+    only_failed = as_json(cli("jobs", "--state", "failed", "--json"))
+
+    assert [j["id"] for j in first["jobs"] + second["jobs"]] == waiting[::-1]
+    assert second["next_cursor"] is None
+    assert [(j["id"], j["state"], j["error"]["type"]) for j in only_failed["jobs"]] == [
+        (failed, "failed", "builtins.ValueError")]
+
+
+def test_jobs_filters_by_key_and_search_text(cv: Conveyor, cli: Cli) -> None:
+    keyed = cv.send(QUEUE, {"to": "ada"}, group_key="tenant-1")
+    found = cv.send(QUEUE, {"to": "grace@example.com"})
+
+    by_key = as_json(cli("jobs", "--key", "tenant-1", "--json"))
+    by_text = as_json(cli("jobs", "--search", "GRACE@", "--json"))
+
+    assert [j["id"] for j in by_key["jobs"]] == [keyed]
+    assert [j["id"] for j in by_text["jobs"]] == [found]
+
+
+def test_jobs_table_shows_whole_ids(cv: Conveyor, cli: Cli) -> None:
+    job_id = cv.send(QUEUE, {"n": 1})
+
+    result = cli("jobs")
+
+    assert result.exit_code == 0, result.output
+    assert job_id is not None and job_id in result.output
+
+
+def test_an_unknown_state_is_a_usage_error_that_names_the_valid_ones(cli: Cli) -> None:
+    result = cli("jobs", "--state", "done")
+
+    assert result.exit_code == 2
+    assert all(state.value in result.output for state in JobState)
+
+
+def test_job_shows_data_output_and_each_attempts_error_with_its_traceback(
+    cv: Conveyor, cli: Cli
+) -> None:
+    job_id = failed_job(cv, {"to": "ada"})
+
+    shown = cli("job", job_id)
+    read = as_json(cli("job", job_id, "--json"))
+
+    assert shown.exit_code == 0, shown.output
+    assert '"to": "ada"' in shown.output
+    assert "builtins.ValueError: mailbox [full]" in shown.output
+    assert "Traceback (most recent call last)" in shown.output
+    assert (read["id"], read["state"], read["data"], read["progress"]) == (
+        job_id, "failed", {"to": "ada"}, {})
+    [error] = read["errors"]
+    assert error["message"] == "mailbox [full]" and "raise ValueError" in error["traceback"]
+
+
+def test_job_reports_a_job_that_does_not_exist_with_exit_code_1(cv: Conveyor, cli: Cli) -> None:
+    result = cli("job", "01a20000-0000-7000-8000-000000000000")
+
+    assert result.exit_code == 1
+    assert "no job with id" in result.output
+
+
+# --- retry, cancel, delete -----------------------------------------------------------
+
+
+def test_retry_by_id_sends_a_failed_job_round_again(cv: Conveyor, cli: Cli) -> None:
+    job_id = failed_job(cv)
+
+    result = as_json(cli("retry", job_id, "--json"))
+
+    assert result == {"action": "retry", "changed": 1}
+    assert state_of(cv, job_id) == JobState.RETRY
+
+
+def test_a_filter_action_asks_first_and_a_no_changes_nothing(cv: Conveyor, cli: Cli) -> None:
+    job_ids = [cv.send(QUEUE, {"n": n}) for n in range(3)]
+
+    result = cli("cancel", "--queue", QUEUE, input="n\n")
+
+    assert result.exit_code == 1
+    assert "the 3 jobs matching queue cli.emails" in result.output
+    assert {state_of(cv, job_id) for job_id in job_ids if job_id} == {JobState.CREATED}
+
+
+def test_a_filter_action_confirmed_applies_to_every_matching_job(
+    cv: Conveyor, cli: Cli
+) -> None:
+    job_ids = [cv.send(QUEUE, {"n": n}) for n in range(3)]
+    other = cv.send("cli.other", {"n": 9})
+
+    result = cli("cancel", "--queue", QUEUE, "--state", "created", "--json", input="y\n")
+
+    assert json_after_answer(result) == {"action": "cancel", "changed": 3}
+    assert {state_of(cv, job_id) for job_id in job_ids if job_id} == {JobState.CANCELLED}
+    assert other is not None and state_of(cv, other) == JobState.CREATED
+
+
+def test_yes_skips_the_confirmation_of_a_filter_action(cv: Conveyor, cli: Cli) -> None:
+    failed = failed_job(cv)
+    waiting = cv.send(QUEUE)
+
+    result = as_json(cli("delete", "--state", "failed", "--yes", "--json"))
+
+    assert result == {"action": "delete", "changed": 1}
+    assert cv.get_job(failed) is None
+    assert waiting is not None and cv.get_job(waiting) is not None
+
+
+def test_an_action_without_ids_or_filter_is_a_usage_error_that_says_what_to_give(
+    cli: Cli
+) -> None:
+    result = cli("retry")
+
+    assert result.exit_code == 2
+    assert "--queue" in result.output and "job ids" in result.output
+
+
+def test_an_action_with_both_ids_and_filter_is_a_usage_error(cv: Conveyor, cli: Cli) -> None:
+    job_id = failed_job(cv)
+
+    result = cli("delete", job_id, "--queue", QUEUE)
+
+    assert result.exit_code == 2
+    assert cv.get_job(job_id) is not None
+
+
+# --- queues, stats, purge ------------------------------------------------------------
+
+
+def test_queues_lists_each_queue_with_its_counts(cv: Conveyor, cli: Cli) -> None:
+    failed_job(cv)
+    cv.send(QUEUE)
+    cv.create_queue("cli.other")
+    cv.pause_queue("cli.other")
+
+    table = cli("queues")
+    listed = {q["name"]: q for q in as_json(cli("queues", "--json"))}
+
+    assert table.exit_code == 0 and QUEUE in table.output
+    assert (listed[QUEUE]["created"], listed[QUEUE]["failed"]) == (1, 1)
+    assert listed["cli.other"]["paused_until"] is not None
+
+
+def test_stats_prints_the_recent_snapshots(cv: Conveyor, cli: Cli) -> None:
+    cv.send(QUEUE)
+    cv._run(Operation(snapshot(timedelta(minutes=1), timedelta(days=1))))
+
+    table = cli("stats", "--queue", QUEUE)
+    rows = as_json(cli("stats", "--queue", QUEUE, "--since", "600", "--json"))
+
+    assert table.exit_code == 0 and QUEUE in table.output
+    assert [(r["queue"], r["created"]) for r in rows] == [(QUEUE, 1)]
+    assert isinstance(rows[0]["taken_at"], str)
+
+
+def test_purge_asks_first_and_a_no_deletes_nothing(cv: Conveyor, cli: Cli) -> None:
+    cv.send(QUEUE)
+
+    result = cli("purge", QUEUE, input="n\n")
+
+    assert result.exit_code == 1
+    assert "Delete the 1 jobs of queue cli.emails" in result.output
+    assert cv.queue_counts(QUEUE)[JobState.CREATED] == 1
+
+
+def test_purge_deletes_the_jobs_of_the_given_states_and_keeps_the_queue(
+    cv: Conveyor, cli: Cli
+) -> None:
+    cv.create_queue(QUEUE, retry_limit=7)
+    failed_job(cv)
+    waiting = [cv.send(QUEUE, {"n": n}) for n in range(3)]
+
+    result = cli("purge", QUEUE, "--state", "created", "--json", input="y\n")
+
+    assert json_after_answer(result) == {"queue": QUEUE, "deleted": 3}
+    assert all(cv.get_job(job_id) is None for job_id in waiting if job_id)
+    counts = cv.queue_counts(QUEUE)
+    assert (counts[JobState.CREATED], counts[JobState.FAILED]) == (0, 1)
+    queue = cv.get_queue(QUEUE)
+    assert queue is not None and queue.retry_limit == 7
+
+
+def test_purge_of_a_queue_that_does_not_exist_fails_with_exit_code_1(
+    cv: Conveyor, cli: Cli
+) -> None:
+    result = cli("purge", "cli.nowhere", "--yes")
+
+    assert result.exit_code == 1
+    assert "no queue named cli.nowhere" in result.output
+
+
+# --- bench ---------------------------------------------------------------------------
+
+
+def test_bench_runs_its_jobs_reports_the_rates_and_removes_its_queue(
+    cv: Conveyor, cli: Cli
+) -> None:
+    report = as_json(cli("bench", "--jobs", "200", "--concurrency", "20", "--json"))
+
+    assert (report["jobs"], report["completed"], report["concurrency"]) == (200, 200, 20)
+    assert report["inserted_per_second"] > 0 and report["completed_per_second"] > 0
+    assert [q.name for q in cv.list_queues() if q.name.startswith("bench.")] == []
+
+
+# --- the shell and the entry point ---------------------------------------------------
+
+
+def test_shell_completion_offers_the_job_states() -> None:
+    result = CliRunner().invoke(app, [], prog_name="conveyor", env={
+        "_CONVEYOR_COMPLETE": "complete_bash", "COMP_WORDS": "conveyor jobs --state fa",
+        "COMP_CWORD": "3"})
+
+    assert result.output.split() == ["failed"]
+
+
+def test_show_completion_prints_a_script_for_the_shell() -> None:
+    result = CliRunner().invoke(app, ["--show-completion", "bash"], prog_name="conveyor")
+
+    assert result.exit_code == 0
+    assert "_CONVEYOR_COMPLETE=complete_bash" in result.output
+
+
+def run_main(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
+    monkeypatch.setattr(sys, "argv", ["conveyor", *args])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    return int(exited.value.code or 0)
+
+
+def test_a_typed_error_prints_as_one_line_and_exits_with_code_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], database_url: str,
+    schema: str,
+) -> None:
+    code = run_main(monkeypatch, "job", "not-an-id-" + "x" * 100, "--dsn", database_url,
+                    "--schema", schema)
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.count("\n") == 1 and err.startswith("error: a job id must be a UUID")
+
+
+def test_no_database_configured_says_how_to_set_database_url(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("CONVEYOR_DATABASE_URL", raising=False)
+
+    code = run_main(monkeypatch, "queues")
+
+    assert code == 1
+    assert "DATABASE_URL" in capsys.readouterr().err
+
+
+def test_the_schema_can_come_from_conveyor_schema(
+    cv: Conveyor, database_url: str, schema: str
+) -> None:
+    job_id = cv.send(QUEUE)
+
+    result = CliRunner().invoke(app, ["jobs", "--json", "--dsn", database_url],
+                                env={"CONVEYOR_SCHEMA": schema})
+
+    assert [j["id"] for j in as_json(result)["jobs"]] == [job_id]
