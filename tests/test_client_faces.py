@@ -9,7 +9,8 @@ import pytest
 from conveyor import AsyncConveyor, Conveyor, Job, JobState
 
 LIFECYCLE = {"start", "stop"}
-REGISTRATION = {"work", "task", "on"}  # plain data on both faces: no I/O, nothing to await
+# Plain data on both faces: no I/O, nothing to await.
+REGISTRATION = {"work", "task", "typed_task", "on"}
 
 
 def public_methods(cls: type) -> dict[str, inspect.Signature]:

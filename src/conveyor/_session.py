@@ -8,7 +8,10 @@
   ``datetime.timezone.utc``, which it builds about four times faster than in a
   ``zoneinfo`` zone such as ``Etc/UTC`` (a claimed job carries five of them).
   PgBouncer tracks ``TimeZone`` per client, so this holds through it as well.
-  Conveyor's statements never depend on the session's zone.
+  Conveyor's statements never depend on the session's zone. A connection whose
+  zone is already ``UTC`` (``ALTER ROLE ... SET TimeZone = 'UTC'``) is sent no
+  ``SET`` at all: a pooler that cannot carry session state (RDS Proxy pins the
+  connection on any ``SET``) then sees none.
 """
 
 from __future__ import annotations
@@ -33,11 +36,17 @@ def loads(data: str | bytes) -> Any:
     return orjson.loads(raw)
 
 
+def _in_utc(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+    return conn.info.parameter_status("TimeZone") == "UTC"
+
+
 def configure(conn: psycopg.Connection[Any], queries: Queries) -> None:
     set_json_loads(loads, conn)
-    conn.execute(queries["session"])
+    if not _in_utc(conn):
+        conn.execute(queries["session"])
 
 
 async def configure_async(conn: psycopg.AsyncConnection[Any], queries: Queries) -> None:
     set_json_loads(loads, conn)
-    await conn.execute(queries["session"])
+    if not _in_utc(conn):
+        await conn.execute(queries["session"])

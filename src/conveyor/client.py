@@ -13,7 +13,7 @@ import functools
 import inspect
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, Concatenate, ParamSpec, Self, TypeVar, Unpack
+from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, Unpack
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
@@ -22,8 +22,9 @@ from conveyor import _admin, _claims, _enqueue, _flow, _session, _status, schedu
 from conveyor import migrate as migrations
 from conveyor._plan import Context, Operation, run_async, run_sync
 from conveyor.config import Settings, redact
-from conveyor.errors import ConnectionLost, InvalidArgument, NotStarted
+from conveyor.errors import ConnectionLost, InvalidArgument, InvalidOption, NotStarted
 from conveyor.queries import Queries
+from conveyor.tasks import JobCall, Task, TypedTask
 from conveyor.worker import Hooks, Registration, Registry, Worker
 from conveyor.worker.hooks import Callback
 from conveyor.worker.registry import HandlerOptions
@@ -31,11 +32,13 @@ from conveyor.worker.runner import RunOptions
 
 P = ParamSpec("P")
 T = TypeVar("T")
-H = TypeVar("H", bound=Callable[..., Any])
+Sent = TypeVar("Sent")
 
 
-class _Client:
-    """Settings and state shared by both faces."""
+class _Client(Generic[Sent]):
+    """Settings and state shared by both faces; ``Sent`` is what ``send`` returns."""
+
+    send: Callable[..., Sent]
 
     def __init__(
         self,
@@ -45,6 +48,7 @@ class _Client:
         max_payload_bytes: int | None = None,
         pool_size: int | None = None,
         connect_timeout: float | None = None,
+        pgbouncer: bool | None = None,
         migrate: bool = True,
     ) -> None:
         self.settings = Settings.resolve(
@@ -53,6 +57,7 @@ class _Client:
             max_payload_bytes=max_payload_bytes,
             pool_size=pool_size,
             connect_timeout=connect_timeout,
+            pgbouncer=pgbouncer,
         )
         self._context = Context(Queries(self.settings.schema), self.settings.max_payload_bytes)
         self._migrate_on_start = migrate
@@ -85,17 +90,53 @@ class _Client:
         """
         self._registry.add(Registration.make(queue, handler, **options))
 
-    def task(self, queue: str, **options: Unpack[HandlerOptions]) -> Callable[[H], H]:
-        """Decorator form of :meth:`work`::
+    def task(
+        self, queue: str, **options: Unpack[HandlerOptions]
+    ) -> Callable[[Callable[P, T]], Task[P, T, Sent]]:
+        """Decorator form of :meth:`work`; the handler comes back as a
+        :class:`~conveyor.tasks.Task`, still callable as itself, whose ``send``
+        sends to its queue::
 
             @cv.task("document-parse", concurrency=5)
             async def parse(job: Job) -> dict:
                 ...
+
+            parse.send({"document_id": "d1"}, priority=10)
         """
 
-        def register(handler: H) -> H:
-            self.work(queue, handler, **options)
-            return handler
+        def register(handler: Callable[P, T]) -> Task[P, T, Sent]:
+            task = Task(handler, queue, self.send)
+            self.work(queue, task, **options)
+            return task
+
+        return register
+
+    def typed_task(
+        self, queue: str, **options: Unpack[HandlerOptions]
+    ) -> Callable[[Callable[P, T]], TypedTask[P, T, Sent]]:
+        """Register a function of keyword arguments for ``queue``: a job's data is a
+        JSON object of its arguments, and the worker calls ``function(**job.data)``.
+        The :class:`~conveyor.tasks.TypedTask` it returns is still callable as the
+        function; its ``send`` takes the function's own parameters, so a type
+        checker flags a wrong payload::
+
+            @cv.typed_task("resize")
+            def resize(image_id: str, width: int = 800) -> dict: ...
+
+            resize.send("img-1", width=400)
+            resize.send_with(priority=5, conn=conn)("img-2")
+
+        The function cannot take positional-only or ``*args`` parameters, nor a
+        ``batch_size`` other than 1.
+        """
+        if options.get("batch_size", 1) != 1:
+            raise InvalidOption(f"a typed task takes one job at a time; {queue!r} cannot "
+                                "have a batch_size")
+
+        def register(function: Callable[P, T]) -> TypedTask[P, T, Sent]:
+            task = TypedTask(function, queue, self.send)
+            self.work(queue, JobCall(task), **options)
+            return task
 
         return register
 
@@ -124,7 +165,11 @@ class _Client:
             "conninfo": self.settings.dsn,
             "min_size": 1,
             "max_size": self.settings.pool_size,
-            "kwargs": {"autocommit": True},
+            # A transaction pooler runs each transaction on any server connection,
+            # where psycopg's prepared statements (made on a statement's sixth run)
+            # may not exist: with ``pgbouncer`` on, none are made.
+            "kwargs": {"autocommit": True, **({"prepare_threshold": None}
+                                             if self.settings.pgbouncer else {})},
             "timeout": self.settings.connect_timeout,
             "open": False,
             "name": f"conveyor-{self.settings.schema}",
@@ -146,6 +191,16 @@ class _Client:
     def _worker(
         self, run: Callable[[Operation[Any]], Awaitable[Any]], options: RunOptions
     ) -> Worker:
+        settings = {k: v for k, v in options.items() if k not in ("queues", "concurrency")}
+        if self.settings.pgbouncer:
+            # LISTEN holds a server connection's session, which a transaction
+            # pooler hands to other clients: workers behind one poll only.
+            if settings.get("listen") is True:
+                raise InvalidArgument(
+                    "listen=True cannot work through a pooler in transaction mode "
+                    "(pgbouncer is on): leave listen unset, and workers poll"
+                )
+            settings["listen"] = False
         return Worker(
             run,
             dsn=self.settings.dsn,
@@ -154,7 +209,7 @@ class _Client:
             registrations=self._registry.select(
                 options.get("queues"), options.get("concurrency")),
             hooks=self._hooks,
-            options={k: v for k, v in options.items() if k not in ("queues", "concurrency")},
+            options=settings,
         )
 
 
@@ -190,7 +245,7 @@ def _async(
     return method
 
 
-class Conveyor(_Client):
+class Conveyor(_Client[str | None]):
     """The synchronous client::
 
         with Conveyor() as cv:              # dsn= or DATABASE_URL
@@ -245,7 +300,8 @@ class Conveyor(_Client):
         twin = AsyncConveyor(
             self.settings.dsn, schema=self.settings.schema,
             max_payload_bytes=self.settings.max_payload_bytes, pool_size=self.settings.pool_size,
-            connect_timeout=self.settings.connect_timeout, migrate=self._migrate_on_start,
+            connect_timeout=self.settings.connect_timeout, pgbouncer=self.settings.pgbouncer,
+            migrate=self._migrate_on_start,
         )
         twin._registry, twin._hooks = self._registry, self._hooks
         self._twin = twin
@@ -316,7 +372,7 @@ class Conveyor(_Client):
     health = _sync(_status.health)
 
 
-class AsyncConveyor(_Client):
+class AsyncConveyor(_Client[Awaitable[str | None]]):
     """The asyncio client: the methods of :class:`Conveyor`, awaited::
 
         async with AsyncConveyor() as cv:

@@ -7,6 +7,7 @@
 | payload limit | ``max_payload_bytes`` | ``CONVEYOR_MAX_PAYLOAD_BYTES`` (1 MiB) |
 | pool size | ``pool_size`` | ``CONVEYOR_POOL_SIZE`` (10) |
 | connect timeout | ``connect_timeout`` | ``CONVEYOR_CONNECT_TIMEOUT`` (10 s) |
+| transaction pooler | ``pgbouncer`` | ``CONVEYOR_PGBOUNCER`` (off) |
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ DEFAULT_SCHEMA = "conveyor"
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
 DEFAULT_POOL_SIZE = 10
 DEFAULT_CONNECT_TIMEOUT = 10.0
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("", "0", "false", "no", "off")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +38,9 @@ class Settings:
     max_payload_bytes: int
     pool_size: int
     connect_timeout: float
+    pgbouncer: bool = False
+    """The database is reached through a pooler in transaction mode (PgBouncer,
+    Supavisor, RDS Proxy): no prepared statements, and workers poll only."""
 
     @classmethod
     def resolve(
@@ -45,6 +51,7 @@ class Settings:
         max_payload_bytes: int | None = None,
         pool_size: int | None = None,
         connect_timeout: float | None = None,
+        pgbouncer: bool | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> Settings:
         env = os.environ if environ is None else environ
@@ -74,6 +81,7 @@ class Settings:
             connect_timeout=_positive(
                 connect_timeout, env, "CONVEYOR_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT, float
             ),
+            pgbouncer=_switch(pgbouncer, env, "CONVEYOR_PGBOUNCER"),
         )
 
 
@@ -98,6 +106,23 @@ def _positive(
         or not math.isfinite(given) or given <= 0
     ):
         raise ConfigurationError(f"{source} must be a positive, finite number, got {given!r}")
+    return given
+
+
+def _switch(given: bool | None, env: Mapping[str, str], variable: str) -> bool:
+    if given is None:
+        raw = env.get(variable, "")
+        if raw.strip().lower() in _TRUE:
+            return True
+        if raw.strip().lower() in _FALSE:
+            return False
+        raise ConfigurationError(
+            f"{variable}={raw!r} is not a switch: use 1, true, yes or on to turn it on, "
+            "0, false, no or off to turn it off"
+        )
+    if not isinstance(given, bool):
+        source = variable.removeprefix("CONVEYOR_").lower()
+        raise ConfigurationError(f"{source} must be True or False, got {given!r}")
     return given
 
 

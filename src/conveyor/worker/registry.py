@@ -10,6 +10,7 @@ from typing import Any, Literal, TypedDict, Unpack
 
 from conveyor import _validate
 from conveyor.errors import ConfigurationError, InvalidOption, QueueConflict, QueueNotFound
+from conveyor.tasks import wrapped_function
 
 Executor = Literal["auto", "async", "thread", "process"]
 DEFAULT_CONCURRENCY = 5
@@ -73,8 +74,9 @@ class Registration:
         name = _validate.queue_name(queue)
         if not callable(handler):
             raise InvalidOption(f"the handler for {name!r} must be callable, not {handler!r}")
-        is_async = inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
-            getattr(handler, "__call__", None)  # noqa: B004 - an object with async __call__
+        function = wrapped_function(handler)
+        is_async = inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(
+            getattr(function, "__call__", None)  # noqa: B004 - an object with async __call__
         )
         if executor == "auto":
             chosen: Literal["async", "thread", "process"] = "async" if is_async else "thread"

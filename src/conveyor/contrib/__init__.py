@@ -1,0 +1,2 @@
+"""Integrations with frameworks: :mod:`conveyor.contrib.sqlalchemy` and
+:mod:`conveyor.contrib.django` (see docs/integrations.md)."""
