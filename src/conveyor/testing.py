@@ -1,0 +1,480 @@
+"""Helpers for testing code that uses Conveyor, against a real PostgreSQL.
+
+- :func:`drain` (:func:`adrain` for an :class:`~conveyor.AsyncConveyor`) runs the
+  due jobs of the registered queues in the test itself, with the worker's own
+  outcome logic, and says what happened.
+- :func:`assert_enqueued` and :func:`assert_not_enqueued` (``aassert_...`` for
+  the async client) check what is waiting in a queue.
+- :func:`inline` makes ``send`` and ``insert`` run the handlers at once.
+
+Example::
+
+    from conveyor.testing import assert_enqueued, drain
+
+    def test_signup_sends_a_welcome_mail(cv):
+        signup(cv, "ada@example.com")
+        assert_enqueued(cv, "mail", {"to": "ada@example.com"})
+
+        result = drain(cv, "mail")
+
+        assert result.completed == 1
+
+The pytest fixtures (``conveyor_client``, ...) are in :mod:`conveyor.testing_plugin`;
+see ``docs/testing.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from conveyor import _admin, _claims, _validate
+from conveyor._plan import Context, Execute, Operation, Plan
+from conveyor.client import AsyncConveyor, Conveyor
+from conveyor.errors import ConveyorError, InvalidArgument
+from conveyor.job import Job, JobState
+from conveyor.worker.completer import Completer
+from conveyor.worker.control import HandlerCall
+from conveyor.worker.runner import RunOptions
+
+__all__ = [
+    "DrainResult",
+    "aassert_enqueued",
+    "aassert_not_enqueued",
+    "adrain",
+    "assert_enqueued",
+    "assert_not_enqueued",
+    "drain",
+    "inline",
+]
+
+T = TypeVar("T")
+Run = Callable[[Operation[Any]], Awaitable[Any]]
+
+DEFAULT_MAX_JOBS = 10_000
+
+# A drain is a worker without its loops: no listener, heartbeats, leader or signals.
+_WORKER_OPTIONS: RunOptions = {
+    "listen": False, "maintenance": False, "handle_signals": False, "tune_gc": False}
+
+
+# --- drain ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DrainResult:
+    """What a drain ran. The counts are of attempts, so a job that failed twice
+    and then completed counts two ``retried`` and one ``completed``."""
+
+    completed: int
+    """Attempts that completed their job (its output stored)."""
+    retried: int
+    """Attempts that failed with attempts left: their job went to ``retry``."""
+    failed: int
+    """Attempts that failed their job for good (``failed``; a copy went to its
+    dead-letter queue when it has one)."""
+    jobs: list[Job]
+    """Every job that ran, as the drain left it, in the order they first ran."""
+
+
+class _OneCallAtATime:
+    """The slots of a drained call: calls run one after another, so there is
+    nothing to hand back when one ends."""
+
+    def give(self) -> None:
+        return None
+
+
+def _make_due(queue: str) -> Plan[int]:
+    count: int = yield Execute("jobs_make_due", {"queue": queue}, fetch="none")
+    return count
+
+
+async def _drain(
+    cv: Conveyor | AsyncConveyor, run: Run, queue: str | None, max_jobs: int,
+    include_delayed: bool,
+) -> DrainResult:
+    """The one implementation behind :func:`drain` and :func:`adrain`.
+
+    Each call goes through the worker's own ``_execute``: the handler's result or
+    exception becomes a completion, a retry (``RetryAfter`` and the job's retry
+    policy), a final failure (``NonRetryableError``, ``InvalidPayload``) or a pause
+    (``PauseGroup``) exactly as under ``run()``, written by a completer, with the
+    client's hooks called."""
+    limit = _validate.integer(max_jobs, "max_jobs", minimum=1)
+    make_due = _validate.boolean(include_delayed, "include_delayed")
+    queues = None if queue is None else [queue]
+    worker = cv._worker(run, {**_WORKER_OPTIONS, "queues": queues})
+    context = cv._context
+    counts = {JobState.COMPLETED: 0, JobState.RETRY: 0, JobState.FAILED: 0}
+    ran: dict[str, Job] = {}
+    attempts = 0
+    try:
+        while attempts < limit:
+            before = attempts
+            for reg in worker._registrations:
+                if attempts >= limit:
+                    break
+                if make_due:
+                    await run(Operation(_make_due(reg.queue)))
+                jobs: list[Job] = await run(
+                    _claims.fetch(context, reg.queue, min(reg.batch_size, limit - attempts)))
+                if not jobs:
+                    continue
+                attempts += len(jobs)
+                call = HandlerCall(jobs, interruptible=reg.executor == "async")
+                call.slots = _OneCallAtATime()
+                completer = Completer(run, context.queries.schema)
+                await worker._execute(reg, call, completer=completer)
+                completer.close()
+                await completer.run()
+                for job in jobs:
+                    stored: Job | None = await run(_admin.get_job(context, job.id))
+                    if stored is None:  # the handler deleted its own job
+                        ran.pop(job.id, None)
+                        continue
+                    ran[job.id] = stored
+                    if stored.state in counts:
+                        counts[stored.state] += 1
+            if attempts == before:
+                break
+    finally:
+        for executor in worker._executors.values():
+            executor.shutdown(wait=True)
+    return DrainResult(completed=counts[JobState.COMPLETED], retried=counts[JobState.RETRY],
+                       failed=counts[JobState.FAILED], jobs=list(ran.values()))
+
+
+def _sync_run(cv: Conveyor) -> Run:
+    async def run(op: Operation[T]) -> T:
+        return cv._run(op)
+
+    return run
+
+
+def _check_face(cv: object, face: type, instead: str) -> None:
+    if not isinstance(cv, face):
+        raise InvalidArgument(
+            f"this helper takes a {face.__name__}, not {type(cv).__name__}; use {instead}")
+
+
+def drain(
+    cv: Conveyor, queue: str | None = None, *, max_jobs: int = DEFAULT_MAX_JOBS,
+    include_delayed: bool = False,
+) -> DrainResult:
+    """Run the due jobs of ``queue`` (or of every queue with a handler) with the
+    registered handlers, here and now, until none is due; returns what ran.
+
+    Outcomes are recorded as the worker records them: the output is stored, a
+    failure is retried by the job's policy and the retry runs in the same drain
+    when it is due at once (``retry_delay`` 0, the default), until the job
+    completes or fails for good (then its dead-letter copy is sent).
+
+    - Jobs that are not due (``start_after``, a retry delay or backoff) stay
+      waiting; ``include_delayed=True`` makes them due first, in every round, so
+      delayed jobs and all their retries run now.
+    - Calls run one at a time: ``async def`` handlers on an event loop of the
+      drain's own, plain ones in a thread, ``executor="process"`` ones in a
+      process pool; batch handlers get lists of up to ``batch_size`` jobs.
+    - At most ``max_jobs`` attempts run, so a handler that keeps sending jobs
+      cannot loop forever. Paused queues and keys, and flow limits, hold jobs back
+      as for a worker.
+    - It cannot run inside an event loop (an ``async def`` test): use
+      :func:`adrain` with an :class:`~conveyor.AsyncConveyor` there.
+
+    Example::
+
+        cv.work("mail", send_mail)
+        cv.send("mail", {"to": "ada@example.com"})
+        assert drain(cv).completed == 1
+    """
+    _check_face(cv, Conveyor, "`await adrain(cv)` for an AsyncConveyor")
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # no loop running: the usual case
+        pass
+    else:
+        raise ConveyorError("drain() cannot run inside an event loop; in async tests use "
+                            "an AsyncConveyor and `await adrain(cv)`")
+    return asyncio.run(_drain(cv, _sync_run(cv), queue, max_jobs, include_delayed))
+
+
+async def adrain(
+    cv: AsyncConveyor, queue: str | None = None, *, max_jobs: int = DEFAULT_MAX_JOBS,
+    include_delayed: bool = False,
+) -> DrainResult:
+    """:func:`drain` for an :class:`~conveyor.AsyncConveyor`, on the running event
+    loop::
+
+        await cv.send("embed", {"chunk": 7})
+        result = await adrain(cv, "embed")
+    """
+    _check_face(cv, AsyncConveyor, "drain(cv) for a Conveyor")
+    return await _drain(cv, cv._run, queue, max_jobs, include_delayed)
+
+
+# --- assertions ----------------------------------------------------------------------
+
+_WAITING = (JobState.CREATED, JobState.RETRY)
+_PAGE = 1000
+_SHOWN = 20
+_MATCHABLE = tuple(f.name for f in dataclasses.fields(Job)
+                   if f.name not in ("queue", "data", "_control"))
+_DURATIONS = frozenset(f.name for f in dataclasses.fields(Job) if "timedelta" in str(f.type))
+
+
+@dataclass(frozen=True, slots=True)
+class _Expectation:
+    """What an assertion looks for among a queue's waiting jobs."""
+
+    queue: str
+    data: Any
+    fields: Mapping[str, Any]
+
+    @classmethod
+    def make(cls, queue: str, data: Any, fields: Mapping[str, Any]) -> _Expectation:
+        _validate.unknown_options(
+            {k: v for k, v in fields.items() if k not in _MATCHABLE}, _MATCHABLE)
+        wanted = {name: _validate.duration(value, name)
+                  if name in _DURATIONS and value is not None else value
+                  for name, value in fields.items()}
+        return cls(_validate.queue_name(queue), data, wanted)
+
+    @property
+    def contains(self) -> Any:
+        """The data to match by containment in SQL: a dict or a list."""
+        return self.data if isinstance(self.data, Mapping | list) else None
+
+    def matches(self, job: Job) -> bool:
+        if self.data is not None and self.contains is None and not _same_scalar(
+                job.data, self.data):
+            return False
+        return all(getattr(job, name) == value for name, value in self.fields.items())
+
+    def describe(self) -> str:
+        parts = []
+        if self.contains is not None:
+            parts.append(f"data containing {self.data!r}")
+        elif self.data is not None:
+            parts.append(f"data == {self.data!r}")
+        parts += [f"{name}={value!r}" for name, value in self.fields.items()]
+        return ", ".join(parts) or "any data"
+
+    def show(self, job: Job) -> str:
+        shown = "".join(f" {name}={getattr(job, name)!r}" for name in self.fields)
+        return f"  - {job.state} {job.id} data={job.data!r}{shown}"
+
+    def listing(self, jobs: list[Job]) -> str:
+        if not jobs:
+            return f"nothing is waiting in {self.queue!r}"
+        lines = [self.show(job) for job in jobs[:_SHOWN]]
+        if len(jobs) > _SHOWN:
+            lines.append(f"  ... and {len(jobs) - _SHOWN} more")
+        return f"waiting in {self.queue!r} ({len(jobs)}):\n" + "\n".join(lines)
+
+
+def _same_scalar(stored: Any, wanted: Any) -> bool:
+    """JSON equality: ``True`` is not ``1``."""
+    return isinstance(stored, bool) == isinstance(wanted, bool) and bool(stored == wanted)
+
+
+def _waiting(ctx: Context, queue: str, data_contains: Any) -> Plan[list[Job]]:
+    """Every waiting job of ``queue`` (whose data contains ``data_contains``), oldest
+    first, read page by page with ``find_jobs``."""
+    jobs: list[Job] = []
+    cursor = None
+    while True:
+        page = yield from _admin.find_jobs(
+            ctx, queue, state=_WAITING, data_contains=data_contains, limit=_PAGE,
+            cursor=cursor).plan
+        jobs += page.jobs
+        cursor = page.next_cursor
+        if cursor is None:
+            return jobs[::-1]
+
+
+def _matching(ctx: Context, expect: _Expectation) -> Plan[tuple[list[Job], list[Job]]]:
+    """The waiting jobs that match, and all the waiting jobs (for the message)."""
+    waiting = yield from _waiting(ctx, expect.queue, None)
+    candidates = waiting
+    if expect.contains is not None:
+        candidates = yield from _waiting(ctx, expect.queue, expect.contains)
+    return [job for job in candidates if expect.matches(job)], waiting
+
+
+def _count(count: int | None) -> int | None:
+    return None if count is None else _validate.integer(count, "count", minimum=0)
+
+
+def _check_enqueued(
+    expect: _Expectation, count: int | None, found: tuple[list[Job], list[Job]],
+) -> list[Job]:
+    matching, waiting = found
+    if count is None and not matching:
+        raise AssertionError(f"no waiting job in {expect.queue!r} with {expect.describe()}; "
+                             f"{expect.listing(waiting)}")
+    if count is not None and len(matching) != count:
+        raise AssertionError(
+            f"expected {count} waiting job(s) in {expect.queue!r} with {expect.describe()}, "
+            f"found {len(matching)}; {expect.listing(waiting)}")
+    return matching
+
+
+def _check_not_enqueued(expect: _Expectation, found: tuple[list[Job], list[Job]]) -> None:
+    matching, _ = found
+    if matching:
+        raise AssertionError(
+            f"expected no waiting job in {expect.queue!r} with {expect.describe()}, "
+            f"found {len(matching)}:\n" + "\n".join(expect.show(job) for job in matching))
+
+
+def assert_enqueued(
+    cv: Conveyor, queue: str, data: Any = None, *, count: int | None = None, **fields: Any
+) -> list[Job]:
+    """Assert that ``queue`` has a waiting job (``created`` or ``retry``) that
+    matches; returns the matching jobs, oldest first.
+
+    - ``data``: a dict or list matches by JSON containment (PostgreSQL's ``@>``):
+      ``{"to": "ada"}`` matches ``{"to": "ada", "lang": "en"}``; any other value
+      (a string, a number) must be equal; ``None`` matches any data. For exact
+      equality of a dict, compare the returned jobs' ``data``.
+    - ``fields``: attributes of :class:`~conveyor.Job` that must be equal, such as
+      ``priority=5``, ``singleton_key="k"``, ``group_key="t1"``, ``retry_limit=3``;
+      durations take seconds or a ``timedelta`` (``retry_delay=5``).
+    - ``count``: exactly this many jobs must match (``count=0`` is
+      :func:`assert_not_enqueued`).
+
+    The failure message lists what is waiting in the queue. Example::
+
+        assert_enqueued(cv, "mail", {"to": "ada@example.com"}, priority=5)
+    """
+    _check_face(cv, Conveyor, "`await aassert_enqueued(cv, ...)` for an AsyncConveyor")
+    expect = _Expectation.make(queue, data, fields)
+    expected = _count(count)
+    return _check_enqueued(expect, expected, cv._run(Operation(_matching(cv._context, expect))))
+
+
+def assert_not_enqueued(cv: Conveyor, queue: str, data: Any = None, **fields: Any) -> None:
+    """Assert that no waiting job of ``queue`` matches (as in :func:`assert_enqueued`);
+    the failure message lists those that do::
+
+        assert_not_enqueued(cv, "mail", {"to": "ada@example.com"})
+    """
+    _check_face(cv, Conveyor, "`await aassert_not_enqueued(cv, ...)` for an AsyncConveyor")
+    expect = _Expectation.make(queue, data, fields)
+    _check_not_enqueued(expect, cv._run(Operation(_matching(cv._context, expect))))
+
+
+async def aassert_enqueued(
+    cv: AsyncConveyor, queue: str, data: Any = None, *, count: int | None = None,
+    **fields: Any,
+) -> list[Job]:
+    """:func:`assert_enqueued` for an :class:`~conveyor.AsyncConveyor`::
+
+        await aassert_enqueued(cv, "embed", {"chunk": 7})
+    """
+    _check_face(cv, AsyncConveyor, "assert_enqueued(cv, ...) for a Conveyor")
+    expect = _Expectation.make(queue, data, fields)
+    expected = _count(count)
+    found = await cv._run(Operation(_matching(cv._context, expect)))
+    return _check_enqueued(expect, expected, found)
+
+
+async def aassert_not_enqueued(
+    cv: AsyncConveyor, queue: str, data: Any = None, **fields: Any
+) -> None:
+    """:func:`assert_not_enqueued` for an :class:`~conveyor.AsyncConveyor`."""
+    _check_face(cv, AsyncConveyor, "assert_not_enqueued(cv, ...) for a Conveyor")
+    expect = _Expectation.make(queue, data, fields)
+    _check_not_enqueued(expect, await cv._run(Operation(_matching(cv._context, expect))))
+
+
+# --- inline mode ---------------------------------------------------------------------
+
+_SENDING = ("send", "insert")
+
+
+@contextlib.contextmanager
+def inline(
+    cv: Conveyor | AsyncConveyor, queue: str | None = None, *,
+    include_delayed: bool = False, max_jobs: int = DEFAULT_MAX_JOBS,
+) -> Iterator[list[DrainResult]]:
+    """Inside the block, each ``send`` and ``insert`` on ``cv`` drains right after
+    sending (see :func:`drain`), so the caller finds the jobs finished when the
+    call returns. Yields the list of each drain's :class:`DrainResult`::
+
+        with inline(cv) as runs:
+            job_id = cv.send("mail", {"to": "ada@example.com"})
+        assert cv.get_job(job_id).state == "completed"
+        assert runs[0].completed == 1
+
+    It drains ``queue``, or every queue with a handler, so the jobs handlers send
+    run too (a send from inside a handler only sends; the drain under way picks
+    its job up). The limits of :func:`drain` hold: one call at a time, in the
+    test's own process, no leases or heartbeats. A send with ``conn=`` is not
+    drained (its job is not committed yet): call :func:`drain` after the commit.
+    Works for both clients (``await cv.send(...)`` on an ``AsyncConveyor``).
+    """
+    # Validated now, not at the first send.
+    _validate.integer(max_jobs, "max_jobs", minimum=1)
+    _validate.boolean(include_delayed, "include_delayed")
+    if queue is not None:
+        _validate.queue_name(queue)
+    results: list[DrainResult] = []
+    draining = False
+
+    def wrap_sync(send: Callable[..., Any]) -> Callable[..., Any]:
+        assert isinstance(cv, Conveyor)
+
+        def sending(*args: Any, **kwargs: Any) -> Any:
+            nonlocal draining
+            sent = send(*args, **kwargs)
+            if not draining and kwargs.get("conn") is None:
+                draining = True
+                try:
+                    results.append(drain(cv, queue, max_jobs=max_jobs,
+                                         include_delayed=include_delayed))
+                finally:
+                    draining = False
+            return sent
+
+        return sending
+
+    def wrap_async(send: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        assert isinstance(cv, AsyncConveyor)
+
+        async def sending(*args: Any, **kwargs: Any) -> Any:
+            nonlocal draining
+            sent = await send(*args, **kwargs)
+            if not draining and kwargs.get("conn") is None:
+                draining = True
+                try:
+                    results.append(await adrain(cv, queue, max_jobs=max_jobs,
+                                                include_delayed=include_delayed))
+                finally:
+                    draining = False
+            return sent
+
+        return sending
+
+    if not isinstance(cv, Conveyor | AsyncConveyor):
+        raise InvalidArgument(f"inline() takes a Conveyor or an AsyncConveyor, not "
+                              f"{type(cv).__name__}")
+    wrap: Callable[[Any], Any] = wrap_async if isinstance(cv, AsyncConveyor) else wrap_sync
+    # Instance attributes shadow the class's methods for the block only.
+    attributes = vars(cv)
+    saved = {name: attributes.get(name) for name in _SENDING}
+    for name in _SENDING:
+        attributes[name] = wrap(getattr(cv, name))
+    try:
+        yield results
+    finally:
+        for name, previous in saved.items():
+            if previous is None:
+                del attributes[name]
+            else:
+                attributes[name] = previous
