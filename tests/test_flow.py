@@ -487,8 +487,12 @@ def test_three_processes_never_exceed_a_per_key_limit_of_two(
         by_key[key].append((start, end))
         pids.add(pid)
     assert len(pids) > 1  # the work really was shared
-    assert {key: most_at_once(spans) for key, spans in by_key.items()} == {
-        f"key-{k}": 2 for k in range(20)}
+    most = {key: most_at_once(spans) for key, spans in by_key.items()}
+    assert set(most) == {f"key-{k}" for k in range(20)}
+    # Never over the limit; whether a given key's two slots ever overlap depends on
+    # timing (30 slots for 40 wanted), so reaching the limit is asked of keys overall.
+    assert max(most.values()) == 2
+    assert sum(count == 2 for count in most.values()) >= 10
     assert max(len({pid for k, _, _, pid in records if k == key}) for key in by_key) > 1
 
 
