@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -326,6 +328,48 @@ def test_purge_deletes_the_jobs_of_the_given_states_and_keeps_the_queue(
     assert (counts[JobState.CREATED], counts[JobState.FAILED]) == (0, 1)
     queue = cv.get_queue(QUEUE)
     assert queue is not None and queue.retry_limit == 7
+
+
+def test_drain_waits_until_running_workers_have_handled_every_due_job(
+    cv: Conveyor, cli: Cli
+) -> None:
+    cv.insert(QUEUE, [{"data": n} for n in range(30)])
+    later = cv.send(QUEUE, {"n": "later"}, start_after=3600)
+
+    def work_slowly() -> None:
+        time.sleep(1.0)  # drain is already watching when the work starts
+        for _ in range(30):
+            jobs = cv.fetch(QUEUE, batch_size=5)
+            for job in jobs:
+                cv.complete(job, {"ok": True})
+            time.sleep(0.1)
+
+    worker = threading.Thread(target=work_slowly)
+    worker.start()
+    result = cli("drain", QUEUE, "--timeout", "30", "--json")
+    worker.join(30)
+
+    assert as_json(result) == {"queue": QUEUE, "drained": True, "left": 0}
+    assert cv.queue_counts(QUEUE)[JobState.COMPLETED] == 30
+    job = cv.get_job(later)  # scheduled for later: not waited for
+    assert job is not None and job.state is JobState.CREATED
+
+
+def test_drain_with_no_worker_gives_up_at_its_timeout_with_exit_code_1(
+    cv: Conveyor, cli: Cli
+) -> None:
+    cv.send(QUEUE, {})
+    result = cli("drain", QUEUE, "--timeout", "1")
+    assert result.exit_code == 1
+    assert "1 jobs of cli.emails still due or running after 1 s" in result.output
+
+
+def test_drain_of_a_queue_that_does_not_exist_fails_with_exit_code_1(
+    cv: Conveyor, cli: Cli
+) -> None:
+    result = cli("drain", "cli.nowhere")
+    assert result.exit_code == 1
+    assert "no queue named cli.nowhere" in result.output
 
 
 def test_purge_of_a_queue_that_does_not_exist_fails_with_exit_code_1(

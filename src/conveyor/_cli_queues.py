@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from datetime import timedelta
 from typing import Annotated
 
@@ -23,9 +24,11 @@ from conveyor._cli_shared import (
     errors,
     print_json,
 )
+from conveyor.client import Conveyor
 from conveyor.job import JobState
 
 _PURGE_PAGE = 1000
+_DRAIN_POLL = 0.5
 
 
 def _lag(lag: timedelta | None) -> str:
@@ -124,6 +127,58 @@ def purge(
         console.print(f"deleted {deleted} jobs of [bold]{queue}[/]")
 
 
+def drain(
+    queue: Annotated[str, typer.Argument(help="The queue to watch.")],
+    timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds to wait at most.")
+    ] = 3600.0,
+    as_json: JsonOption = False,
+    dsn: DsnOption = None,
+    schema: SchemaOption = None,
+) -> None:
+    """Wait until a queue has no job due or running, with a progress bar of the jobs
+    handled meanwhile (running workers do the work; this only watches). Jobs
+    scheduled for later do not hold it up. Exits 1 if the queue is not drained in
+    time.
+
+    Example: conveyor drain nightly-import --timeout 600 && echo done
+    """
+    with client(dsn, schema) as cv:
+        if cv.get_queue(queue) is None:
+            errors.print(f"[red]error:[/] no queue named {queue}; `conveyor queues` lists them")
+            raise typer.Exit(1)
+        left = _due_or_running(cv, queue)
+        deadline = time.monotonic() + timeout
+        with Progress(TextColumn("draining"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=errors, disable=not left) as progress:
+            task = progress.add_task("draining", total=left)
+            while left and time.monotonic() < deadline:
+                time.sleep(_DRAIN_POLL)
+                now = _due_or_running(cv, queue)
+                # Jobs sent meanwhile grow the total rather than push the bar back.
+                total = max(progress.tasks[0].total or 0, progress.tasks[0].completed + now)
+                progress.update(task, total=total, completed=total - now)
+                left = now
+    if as_json:
+        print_json({"queue": queue, "drained": not left, "left": left})
+    elif left:
+        errors.print(f"[red]error:[/] {left} jobs of {queue} still due or running after "
+                     f"{timeout:g} s; are workers running for it?")
+    else:
+        console.print(f"[bold]{queue}[/] is drained")
+    if left:
+        raise typer.Exit(1)
+
+
+def _due_or_running(cv: Conveyor, queue: str) -> int:
+    """Jobs of ``queue`` that are due (waiting with their start passed) or running."""
+    summary = next((s for s in cv.queue_summaries() if s.name == queue), None)
+    if summary is None:
+        return 0
+    due = summary.waiting if summary.lag is not None else 0
+    return due + summary.active
+
+
 def register(app: typer.Typer) -> None:
-    for command in (queues, stats, purge):
+    for command in (queues, stats, purge, drain):
         app.command()(command)
