@@ -1,8 +1,9 @@
 """Every Python snippet in the README and docs/ runs, against a real PostgreSQL.
 
 Snippets are written for readers, so they lean on names a reader supplies (a
-``parse`` function, an ``order_id``, an ``app``): those come from ``_reader_names``,
-stand-ins that behave plausibly. ``cv`` is a started client on the test's schema,
+``parse`` function, an ``order_id``, an ``app``, a SQLAlchemy ``engine`` and
+``Order`` model): those come from ``_reader_names``, stand-ins that behave
+plausibly. ``cv`` is a started client on the test's schema,
 and ``Conveyor()`` finds the same schema through the environment. ``run()`` runs
 the worker until no job is due or running (at most ``RUN_LIMIT`` seconds), so a
 snippet ending in ``cv.run()`` shows its handlers at work and returns; a metrics
@@ -127,6 +128,7 @@ def _reader_names(database_url: str, schema: str) -> dict[str, Any]:
 
     sent: list[tuple[Any, Any]] = []
     return {
+        **_sqlalchemy_names(database_url, schema),
         "asyncio": asyncio, "psycopg": psycopg, "Job": Job, "FloodWait": FloodWait,
         "url": f"{database_url}{'&' if '?' in database_url else '?'}"
                f"options=-csearch_path%3D{schema}",
@@ -136,6 +138,25 @@ def _reader_names(database_url: str, schema: str) -> dict[str, Any]:
         "alert": lambda message: None, "pages": lambda data: range(3), "total": 3,
         "render": lambda page: None, "build_report": lambda job: {"rows": 3},
     }
+
+
+def _sqlalchemy_names(database_url: str, schema: str) -> dict[str, Any]:
+    """An engine on the test's schema and an ``Order`` model of its ``orders`` table."""
+    from sqlalchemy import String, create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.orm import DeclarativeBase, Session, mapped_column
+
+    class Base(DeclarativeBase):
+        pass
+
+    class Order(Base):
+        __tablename__ = "orders"
+        id = mapped_column(String, primary_key=True)
+        status = mapped_column(String)
+
+    url = make_url(database_url).set(drivername="postgresql+psycopg")
+    engine = create_engine(url, connect_args={"options": f"-csearch_path={schema}"})
+    return {"Session": Session, "engine": engine, "Order": Order}
 
 
 @pytest.mark.parametrize("code", list(_snippets()))
