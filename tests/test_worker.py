@@ -387,6 +387,28 @@ async def test_progress_is_visible_while_the_job_runs(acv: AsyncConveyor) -> Non
     assert job is not None and job.progress == {"percent": 40, "message": "page 4 of 10"}
 
 
+@pytest.mark.parametrize("fails", [False, True])
+async def test_progress_reported_just_before_the_end_is_kept_with_the_outcome(
+    acv: AsyncConveyor, fails: bool
+) -> None:
+    @acv.task("q")
+    async def handle(job: Job) -> None:
+        if fails:
+            job.progress(70, "stopped at page 7")
+            raise RuntimeError("page 8 is corrupt")
+        job.progress(100, "done")
+
+    job_id = await acv.send("q", None, retry_limit=0)
+    async with running(acv, heartbeat_interval=30):  # no heartbeat carries it
+        await wait_until(lambda: finished(acv, "q", 1))
+
+    job = await acv.get_job(job_id)  # type: ignore[arg-type]
+    assert job is not None
+    assert job.state is (JobState.FAILED if fails else JobState.COMPLETED)
+    assert job.progress == ({"percent": 70, "message": "stopped at page 7"} if fails
+                            else {"percent": 100, "message": "done"})
+
+
 async def test_cancel_reaches_a_running_async_handler_within_a_second(
     acv: AsyncConveyor,
 ) -> None:

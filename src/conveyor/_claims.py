@@ -137,7 +137,8 @@ def complete(
 
 class Outcome(NamedTuple):
     """How one attempt ended, as the batched statements take it: ``output`` for a
-    completion, ``error`` (JSON text) for a failure."""
+    completion, ``error`` (JSON text) for a failure, and ``progress`` (JSON text)
+    reported since the last heartbeat, which would otherwise be lost."""
 
     id: uuid.UUID | str
     attempt: int | None
@@ -145,6 +146,14 @@ class Outcome(NamedTuple):
     error: str | None = None
     retry_after: timedelta | None = None
     final: bool = False
+    progress: str | None = None
+
+
+def _progress(outcomes: Sequence[Outcome]) -> list[str | None] | None:
+    """The outcomes' progress, or a NULL array when none has any (the common case),
+    which unnest pads with NULLs."""
+    progress = [o.progress for o in outcomes]
+    return progress if any(p is not None for p in progress) else None
 
 
 def complete_params(outcomes: Sequence[Outcome]) -> dict[str, Any]:
@@ -155,6 +164,7 @@ def complete_params(outcomes: Sequence[Outcome]) -> dict[str, Any]:
         # No outputs at all (common for workers): a NULL array, which unnest pads
         # with NULLs, instead of adapting one NULL per job.
         "output": outputs if any(output is not None for output in outputs) else None,
+        "progress": _progress(outcomes),
     }
 
 
@@ -168,6 +178,7 @@ def fail_params(outcomes: Sequence[Outcome], channel: str) -> dict[str, Any]:
         "error": [o.error for o in outcomes],
         "retry_after": [o.retry_after for o in outcomes],
         "final": [o.final for o in outcomes],
+        "progress": _progress(outcomes),
     }
 
 

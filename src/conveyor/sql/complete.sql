@@ -1,13 +1,16 @@
 -- Completes active jobs. A job given with its attempt is completed only if that
 -- attempt still holds it (a fencing token); a NULL attempt skips the check.
+-- Progress reported after the last heartbeat comes with the outcome.
 WITH input AS (
-    SELECT * FROM unnest(%(id)b::uuid[], %(attempt)b::integer[], %(output)b::jsonb[])
-        AS i (id, attempt, output)
+    SELECT * FROM unnest(%(id)b::uuid[], %(attempt)b::integer[], %(output)b::jsonb[],
+                         %(progress)b::jsonb[])
+        AS i (id, attempt, output, progress)
 )
 UPDATE {schema}.job AS j
 SET state = 'completed',
     completed_at = now(),
     output = i.output,
+    progress = COALESCE(i.progress, j.progress),
     lease_expires_at = NULL
 FROM input AS i
 WHERE j.id = i.id

@@ -8,8 +8,8 @@ WITH input AS (
     SELECT i.*, j.retry_count < j.retry_limit AND NOT i.final AS retrying,
            i.error || jsonb_build_object('attempt', j.attempt, 'failed_at', now()) AS record
     FROM unnest(%(id)b::uuid[], %(attempt)b::integer[], %(error)b::jsonb[],
-                %(retry_after)b::interval[], %(final)b::boolean[])
-        AS i (id, attempt, error, retry_after, final)
+                %(retry_after)b::interval[], %(final)b::boolean[], %(progress)b::jsonb[])
+        AS i (id, attempt, error, retry_after, final, progress)
     JOIN {schema}.job AS j ON j.id = i.id
 ),
 failed AS (
@@ -28,6 +28,7 @@ failed AS (
         completed_at = CASE WHEN i.retrying THEN NULL ELSE now() END,
         error = i.record,
         errors = j.errors || jsonb_build_array(i.record),
+        progress = COALESCE(i.progress, j.progress),
         lease_expires_at = NULL
     FROM input AS i
     WHERE j.id = i.id

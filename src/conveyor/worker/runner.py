@@ -494,12 +494,20 @@ class Worker:
         except InvalidPayload as exc:
             await self._failed(exc, call, completer, started)
             return
-        await completer.add([Outcome(c.id, c.attempt, output) for c in call.controls])
+        await completer.add([Outcome(c.id, c.attempt, output, progress=self._last_progress(c))
+                             for c in call.controls])
         if self._hooks.wants("job_completed"):
             duration = time.monotonic() - started
             for job in call.jobs:
                 await self._hooks.emit(HookEvent("job_completed", job=job, output=result,
                                                  duration=duration))
+
+    def _last_progress(self, control: JobControl) -> str | None:
+        """Progress reported since it was last taken (by a heartbeat or an outcome), as
+        JSON."""
+        taken = control.take_progress()
+        return None if taken is None else _validate.encode_json(
+            taken, self._max_payload, "progress")
 
     async def _failed(
         self, exc: BaseException, call: HandlerCall, completer: Completer, started: float
@@ -508,7 +516,8 @@ class Worker:
         retry_after = timedelta(seconds=exc.seconds) if isinstance(exc, RetryAfter) else None
         final = isinstance(exc, NonRetryableError)
         await completer.add([
-            Outcome(c.id, c.attempt, error=error, retry_after=retry_after, final=final)
+            Outcome(c.id, c.attempt, error=error, retry_after=retry_after, final=final,
+                    progress=self._last_progress(c))
             for c in call.controls
         ])
         duration = time.monotonic() - started
@@ -570,11 +579,7 @@ class Worker:
             for control in controls:  # time limits, checked at every beat
                 if control.deadline <= now:
                     control.stop(StopReason.TIMED_OUT)
-            progress = []
-            for control in controls:
-                taken = control.take_progress()
-                progress.append(None if taken is None else
-                                _validate.encode_json(taken, self._max_payload, "progress"))
+            progress = [self._last_progress(control) for control in controls]
             plan = _claims.heartbeat([c.id for c in controls],
                                      [c.attempt for c in controls], progress, self._lease)
             try:
