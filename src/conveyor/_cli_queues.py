@@ -136,10 +136,11 @@ def drain(
     dsn: DsnOption = None,
     schema: SchemaOption = None,
 ) -> None:
-    """Wait until a queue has no job due or running, with a progress bar of the jobs
-    handled meanwhile (running workers do the work; this only watches). Jobs
-    scheduled for later do not hold it up. Exits 1 if the queue is not drained in
-    time.
+    """Wait until a queue has no job due or running.
+
+    A progress bar shows the jobs handled meanwhile (running workers do the work;
+    this only watches). Jobs scheduled for later do not hold it up. Exits 1 if the
+    queue is not drained in time.
 
     Example: conveyor drain nightly-import --timeout 600 && echo done
     """

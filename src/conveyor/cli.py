@@ -67,12 +67,12 @@ def demo(
         bool, typer.Option(help="Go on after the tour, until Ctrl-C (to explore the dashboard).")
     ] = False,
 ) -> None:
-    """Show Conveyor at work: a bulk send and a stream of jobs, a retry with backoff, a
-    dead letter, a cron tick and a rate-limited queue, live, with the dashboard.
+    """Show Conveyor at work, live, with the dashboard.
 
-    With no database configured it runs on an embedded PostgreSQL whose data stays
-    for the next run. It ends by itself once the tour is complete; Ctrl-C stops it
-    cleanly at any time.
+    A bulk send and a stream of jobs, a retry with backoff, a dead letter, a cron
+    tick and a rate-limited queue. With no database configured it runs on an
+    embedded PostgreSQL whose data stays for the next run. It ends by itself once
+    the tour is complete; Ctrl-C stops it cleanly at any time.
     """
     with _database(dsn, data_dir) as url:
         _demo.run(url, console, jobs=jobs, keep_running=keep_running, port=port,
@@ -210,8 +210,9 @@ def pause(
     dsn: DsnOption = None,
     schema: SchemaOption = None,
 ) -> None:
-    """Stop claiming a queue's jobs (or one group key's): running jobs finish, sends
-    still queue up.
+    """Stop claiming a queue's jobs (or one group key's).
+
+    Running jobs finish; sends still queue up.
 
     Example: conveyor pause send-message --for 300
     """
