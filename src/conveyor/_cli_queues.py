@@ -102,9 +102,7 @@ def purge(
     """
     states = list(state or JobState)
     with client(dsn, schema) as cv:
-        if cv.get_queue(queue) is None:
-            errors.print(f"[red]error:[/] no queue named {queue}; `conveyor queues` lists them")
-            raise typer.Exit(1)
+        _require_queue(cv, queue)
         counts = cv.queue_counts(queue)
         total = sum(counts[s] for s in states)
         if total and not yes:
@@ -145,9 +143,7 @@ def drain(
     Example: conveyor drain nightly-import --timeout 600 && echo done
     """
     with client(dsn, schema) as cv:
-        if cv.get_queue(queue) is None:
-            errors.print(f"[red]error:[/] no queue named {queue}; `conveyor queues` lists them")
-            raise typer.Exit(1)
+        _require_queue(cv, queue)
         left = _due_or_running(cv, queue)
         deadline = time.monotonic() + timeout
         with Progress(TextColumn("draining"), BarColumn(), MofNCompleteColumn(),
@@ -168,6 +164,13 @@ def drain(
     else:
         console.print(f"[bold]{queue}[/] is drained")
     if left:
+        raise typer.Exit(1)
+
+
+def _require_queue(cv: Conveyor, queue: str) -> None:
+    """Exit with code 1 when ``queue`` does not exist."""
+    if cv.get_queue(queue) is None:
+        errors.print(f"[red]error:[/] no queue named {queue}; `conveyor queues` lists them")
         raise typer.Exit(1)
 
 

@@ -76,6 +76,22 @@ def web_state(request: Request) -> WebState:
     return state
 
 
+def mount_root(request: Request) -> str:
+    """The prefix the app is mounted under (``""`` at the root), without a trailing
+    slash: every link and cookie path starts with it."""
+    return str(request.scope.get("root_path", "")).rstrip("/")
+
+
+def app_path(request: Request) -> str:
+    """The request's path within the app, without the mount prefix."""
+    return request.url.path[len(mount_root(request)):]
+
+
+def _for_machines(path: str) -> bool:
+    """The API and ``/metrics`` answer in JSON or text; the rest are pages."""
+    return path.startswith("/api/") or path == "/metrics"
+
+
 def create_app(
     client: AsyncConveyor | None = None,
     *,
@@ -124,7 +140,7 @@ def create_app(
 
     @app.get("/api/docs", include_in_schema=False)
     async def api_explorer(request: Request) -> Response:
-        root = request.scope.get("root_path", "").rstrip("/")
+        root = mount_root(request)
         return get_swagger_ui_html(
             openapi_url=f"{root}/api/openapi.json", title=f"{settings.title} API",
             swagger_js_url=f"{root}/static/swagger-ui-bundle.js",
@@ -139,8 +155,7 @@ def _answer_errors(app: FastAPI) -> None:
     from conveyor.web import api, dashboard
 
     def answer(request: Request, status: int, detail: str) -> Response:
-        path = request.url.path[len(request.scope.get("root_path", "")):]
-        if path.startswith("/api/") or path == "/metrics":
+        if _for_machines(app_path(request)):
             return JSONResponse({"detail": detail}, status_code=status)
         heading = "Database unreachable" if status == 503 else "Something is wrong"
         return dashboard.problem_page(request, status, heading, detail)
@@ -175,18 +190,18 @@ def _guard(settings: WebSettings) -> Callable[[Request, Handler], Awaitable[Resp
     credentials = settings.credentials
 
     async def guard(request: Request, call_next: Handler) -> Response:
-        path = request.url.path[len(request.scope.get("root_path", "")):]
+        path = app_path(request)
         public = path.startswith("/static/") or path in ("/login", "/api/health")
         admitted, by_token = credentials.admits(request)
         if not admitted and not public:
-            if path.startswith("/api/") or path == "/metrics" or credentials.token is None:
+            if _for_machines(path) or credentials.token is None:
                 headers = {"WWW-Authenticate": 'Basic realm="conveyor"'} if (
                     credentials.basic_user is not None) else {}
                 return JSONResponse({"detail": "sign in: send the token as a bearer token"
                                      if credentials.token else "sign in"},
                                     status_code=401, headers=headers)
-            root = request.scope.get("root_path", "")
-            return Response(status_code=303, headers={"Location": f"{root}/login"})
+            return Response(status_code=303,
+                            headers={"Location": f"{mount_root(request)}/login"})
         if request.method not in security.SAFE_METHODS and path != "/login":
             if settings.read_only:
                 return JSONResponse({"detail": "this dashboard is read-only"}, status_code=403)
@@ -202,7 +217,7 @@ def _guard(settings: WebSettings) -> Callable[[Request, Handler], Awaitable[Resp
         page = response.headers.get("content-type", "").startswith("text/html")
         if page and security.CSRF_COOKIE not in request.cookies:
             response.set_cookie(security.CSRF_COOKIE, token, httponly=True, samesite="strict",
-                                path=request.scope.get("root_path", "") or "/")
+                                path=mount_root(request) or "/")
         return response
 
     return guard

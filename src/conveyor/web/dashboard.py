@@ -33,7 +33,7 @@ from conveyor.client import AsyncConveyor
 from conveyor.errors import ConveyorError, InvalidArgument
 from conveyor.job import Job, JobState, QueueSummary
 from conveyor.web import security
-from conveyor.web.app import web_state
+from conveyor.web.app import app_path, mount_root, web_state
 
 router = APIRouter(include_in_schema=False)
 
@@ -106,20 +106,12 @@ _templates.filters.update(
 )
 
 
-def _root(request: Request) -> str:
-    """The prefix the app is mounted under (``""`` at the root): every link starts
-    with it."""
-    root: str = request.scope.get("root_path", "")
-    return root.rstrip("/")
-
-
 def _render(request: Request, template: str, context: Mapping[str, Any]) -> str:
     settings = web_state(request).settings
-    root = _root(request)
     return _templates.get_template(template).render(
         context,
-        root=root,
-        here=request.url.path[len(root):],
+        root=mount_root(request),
+        here=app_path(request),
         title=settings.title,
         read_only=settings.read_only,
         csrf_token=getattr(request.state, "csrf_token", ""),
@@ -163,7 +155,7 @@ def _live(
     app's root) every 2 s, or at once on a ``refresh`` event (after an action)."""
     content = _render(request, template, context)
     digest = hashlib.blake2b(content.encode(), digest_size=8).hexdigest()
-    url = f"{_root(request)}{poll}?{urllib.parse.urlencode({**(query or {}), 'v': digest})}"
+    url = f"{mount_root(request)}{poll}?{urllib.parse.urlencode({**(query or {}), 'v': digest})}"
     html = _templates.get_template("live.html").render(poll_url=url, content=Markup(content))
     return Live(html, digest)
 
@@ -428,7 +420,7 @@ async def login(request: Request) -> Response:
             given.encode(), credentials.token.encode()):
         return _page(request, "login.html", 401, token_required=credentials.token is not None,
                      problem="That is not the token this dashboard was started with.")
-    root = _root(request)
+    root = mount_root(request)
     response = RedirectResponse(f"{root}/", status_code=303)
     response.set_cookie(security.SESSION_COOKIE, credentials.session_value(), httponly=True,
                         samesite="strict", secure=request.url.scheme == "https",
