@@ -149,22 +149,18 @@ class Outcome(NamedTuple):
     progress: str | None = None
 
 
-def _progress(outcomes: Sequence[Outcome]) -> list[str | None] | None:
-    """The outcomes' progress, or a NULL array when none has any (the common case),
-    which unnest pads with NULLs."""
-    progress = [o.progress for o in outcomes]
-    return progress if any(p is not None for p in progress) else None
+def _sparse(values: list[str | None]) -> list[str | None] | None:
+    """``values``, or a NULL array when all are NULL (common: no outputs, no
+    progress), which unnest pads with NULLs, instead of adapting one NULL per job."""
+    return values if any(value is not None for value in values) else None
 
 
 def complete_params(outcomes: Sequence[Outcome]) -> dict[str, Any]:
-    outputs = [o.output for o in outcomes]
     return {
         "id": [o.id for o in outcomes],
         "attempt": [o.attempt for o in outcomes],
-        # No outputs at all (common for workers): a NULL array, which unnest pads
-        # with NULLs, instead of adapting one NULL per job.
-        "output": outputs if any(output is not None for output in outputs) else None,
-        "progress": _progress(outcomes),
+        "output": _sparse([o.output for o in outcomes]),
+        "progress": _sparse([o.progress for o in outcomes]),
     }
 
 
@@ -178,7 +174,7 @@ def fail_params(outcomes: Sequence[Outcome], channel: str) -> dict[str, Any]:
         "error": [o.error for o in outcomes],
         "retry_after": [o.retry_after for o in outcomes],
         "final": [o.final for o in outcomes],
-        "progress": _progress(outcomes),
+        "progress": _sparse([o.progress for o in outcomes]),
     }
 
 
@@ -220,9 +216,8 @@ def heartbeat(
 ) -> Plan[set[str]]:
     """Renews leases and stores progress; returns the ids whose attempt still holds
     its job."""
-    rows = yield Execute(
-        "heartbeat", {"id": ids, "attempt": attempts, "progress": progress, "lease": lease}
-    )
+    rows = yield Execute("heartbeat", {"id": ids, "attempt": attempts,
+                                       "progress": _sparse(list(progress)), "lease": lease})
     return {str(row["id"]) for row in rows}
 
 

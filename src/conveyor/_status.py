@@ -98,13 +98,13 @@ def health(
         summaries = yield from _summaries()
         workers = yield from _workers()
         leader = yield from _leader()
-        return _verdict(threshold, version, summaries, workers, leader)
+        return _verdict(threshold, version, expected, summaries, workers, leader)
 
     return Operation(plan(), conn)
 
 
 def _verdict(
-    backlog_warning: int, version: int, summaries: list[QueueSummary],
+    backlog_warning: int, version: int, expected: int, summaries: list[QueueSummary],
     workers: list[WorkerInfo], leader: LeaderLease | None,
 ) -> Health:
     problems: list[str] = []
@@ -124,5 +124,5 @@ def _verdict(
         if not w.alive and now - w.seen_at < _RECENTLY:
             warnings.append(f"worker {w.id} stopped renewing its presence at "
                             f"{w.seen_at:%Y-%m-%d %H:%M:%S %Z} without a clean shutdown")
-    return Health(not problems, problems, warnings, version, latest_version(),
+    return Health(not problems, problems, warnings, version, expected,
                   len(alive), leader)
