@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timezone
 from collections.abc import Iterator
 from typing import Any
 
@@ -109,3 +110,75 @@ def test_an_item_that_is_not_a_mapping_is_refused(cv: Conveyor) -> None:
 
 def test_insert_of_no_items_inserts_nothing(cv: Conveyor) -> None:
     assert cv.insert("q", []) == 0
+
+
+_OPTION_FIELDS = ("policy", "priority", "retry_limit", "retry_delay", "retry_backoff",
+                  "retry_delay_max", "expire_in", "delete_after", "dead_letter", "singleton_key",
+                  "group_key", "state", "attempt", "retry_count")
+
+
+def test_bulk_inserted_jobs_take_the_same_defaults_as_sent_ones(cv: Conveyor) -> None:
+    cv.create_queue("tuned", priority=3, retry_limit=7, retry_delay=5, retry_backoff=True,
+                    retry_delay_max=60, expire_in=30, retention=3600, delete_after=120,
+                    dead_letter="tuned-dlq")
+    sent = cv.get_job(cv.send("tuned", "sent"))
+    cv.insert("tuned", [{"data": "inserted"}, {"data": "own", "priority": 1, "retention": 60,
+                                               "group_key": "g", "singleton_key": "s"}])
+    inserted = cv.find_jobs("tuned", data_contains="inserted").jobs[0]
+    own = cv.find_jobs("tuned", data_contains="own").jobs[0]
+
+    assert sent is not None
+    assert {f: getattr(inserted, f) for f in _OPTION_FIELDS} == {
+        f: getattr(sent, f) for f in _OPTION_FIELDS}
+    assert inserted.keep_until - inserted.start_after == sent.keep_until - sent.start_after
+    assert inserted.start_after == inserted.created_at
+    assert (own.priority, own.group_key, own.singleton_key) == (1, "g", "s")
+    assert (own.keep_until - own.start_after).total_seconds() == 60
+    assert own.retry_limit == 7
+
+
+def test_bulk_inserted_jobs_are_claimed_in_the_order_given(cv: Conveyor) -> None:
+    cv.insert("ordered", [{"data": n} for n in range(2000)])
+
+    claimed = cv.fetch("ordered", batch_size=2000)
+
+    assert [job.data for job in claimed] == list(range(2000))
+    assert [job.id for job in claimed] == sorted(job.id for job in claimed)
+    assert all(uuid.UUID(job.id).version == 7 for job in claimed)
+
+
+def test_a_mixed_bulk_insert_counts_each_kind_of_item_once(cv: Conveyor) -> None:
+    existing = uuid.uuid4()
+    cv.send("mixed", "existing", id=existing)
+    fresh = uuid.uuid4()
+
+    count = cv.insert("mixed", [
+        {"data": "plain"},
+        {"data": "duplicate id", "id": existing},
+        {"data": "fresh id", "id": fresh},
+        {"data": "throttled 1", "singleton_key": "t", "singleton_seconds": 3600},
+        {"data": "throttled 2", "singleton_key": "t", "singleton_seconds": 3600},
+        {"data": "debounced 1", "singleton_key": "d", "debounce_seconds": 60},
+        {"data": "debounced 2", "singleton_key": "d", "debounce_seconds": 60},
+        {"data": "plain again"},
+    ])
+
+    assert count == 5  # plain x2, fresh id, one throttled, one debounced
+    datas = sorted(str(job.data) for job in cv.find_jobs("mixed").jobs)
+    assert datas == ["debounced 2", "existing", "fresh id", "plain", "plain again", "throttled 1"]
+
+
+def test_an_item_starting_near_the_end_of_pythons_calendar_is_still_inserted(
+    cv: Conveyor,
+) -> None:
+    # Its keep_until (start + 14 days) is past year 9999: the server computes it.
+    late = datetime(9999, 12, 30, tzinfo=timezone.utc)
+
+    assert cv.insert("late", [{"data": "soon"}, {"data": "late", "start_after": late}]) == 2
+    assert cv.queue_counts("late")[JobState.CREATED] == 2
+
+
+def test_a_bulk_insert_into_a_policy_queue_lets_the_policy_decide(cv: Conveyor) -> None:
+    cv.create_queue("one-at-a-time", policy="exclusive")
+
+    assert cv.insert("one-at-a-time", [{"data": n} for n in range(5)]) == 1

@@ -9,14 +9,17 @@ docstrings here are the methods' documentation.
 
 from __future__ import annotations
 
+import itertools
+import secrets
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final, Never
 
 from conveyor import _options, _validate, tracing
 from conveyor._options import Duration
 from conveyor._plan import Context, Copy, Execute, Operation, Plan, Step
+from conveyor._session import EncodedJsonb, UuidInt
 from conveyor.errors import InvalidOption, QueueNotFound
 
 _ANALYZE_AFTER = 10_000
@@ -84,13 +87,99 @@ def _checked_rows(
         yield row
 
 
-def _insert_many(
-    queue: str, items: Iterable[Mapping[str, Any]], max_payload_bytes: int, channel: str,
-    trace_context: str | None,
+_DIRECT_TYPES: Final = (
+    "uuid", "text", "text", "int4", "jsonb", "int4", "interval", "bool", "interval",
+    "interval", "timestamptz", "timestamptz", "interval", "text", "text", "text", "jsonb",
+)
+"""The binary COPY types of ``enqueue_direct.sql``'s columns."""
+
+_NO_DELAY: Final = timedelta(0)
+
+
+def _uuid7s(now: datetime) -> Iterator[int]:
+    """UUIDv7s (as integers, for :class:`UuidInt`) in increasing order, as RFC 9562
+    lets a generator count within one millisecond: new ids land at the right edge
+    of the primary key and claim indexes, as the server's ``uuid7()`` ones do.
+    12 + 61 random bits start the count, so two inserts in the same millisecond
+    do not meet."""
+    return itertools.count(
+        (int(now.timestamp() * 1000) << 80) | (0x7 << 76) | (secrets.randbits(12) << 64)
+        | (0b10 << 62) | secrets.randbits(61)
+    )
+
+
+_PLAIN: Final = (None,) * 16
+"""A ``JobRow``'s options from ``priority`` to ``group_key`` when none is given."""
+
+
+class _Direct:
+    """Rows of a bulk insert into a standard queue, completed with the queue's
+    defaults for ``enqueue_direct.sql``. Rows that a unique index could turn away
+    (a custom id, a throttle, a debounce) are set aside in ``rest``, for the
+    statements that handle them."""
+
+    def __init__(self, queue: str, target: Mapping[str, Any]) -> None:
+        self.queue, self.target = queue, target
+        self.rest: list[_options.JobRow] = []
+        self.count = 0
+
+    def records(self, rows: Iterable[_options.JobRow]) -> Iterator[tuple[Any, ...]]:
+        queue, q, rest = self.queue, self.target, self.rest
+        now = q["now"]
+        ids = _uuid7s(now)
+        head = (queue, "standard", q["priority"])
+        # The columns after data of a job with no options of its own.
+        plain = (q["retry_limit"], q["retry_delay"], q["retry_backoff"], q["retry_delay_max"],
+                 q["expire_in"], now, now + q["retention"], q["delete_after"], q["dead_letter"],
+                 None, None)
+        count = 0
+        try:
+            for row in rows:
+                if row[0] is None and row[2:18] == _PLAIN:
+                    count += 1
+                    yield (next(ids), *head, row[1], *plain, row[18])
+                    continue
+                record = self._record(next(ids), row)
+                if record is None:
+                    rest.append(row)
+                else:
+                    count += 1
+                    yield record
+        finally:
+            self.count = count
+
+    def _record(self, id: int, row: _options.JobRow) -> tuple[Any, ...] | None:
+        if (row.id is not None or row.singleton_seconds is not None
+                or row.debounce_seconds is not None or row.singleton_next_slot):
+            return None
+        q = self.target
+        start = row.start_at if row.start_at is not None else q["now"] + (row.start_in or _NO_DELAY)
+        try:
+            keep = start + (q["retention"] if row.retention is None else row.retention)
+        except OverflowError:  # past Python's year 9999; the server's range is wider
+            return None
+        return (
+            id, self.queue, "standard",
+            q["priority"] if row.priority is None else row.priority,
+            row.data,
+            q["retry_limit"] if row.retry_limit is None else row.retry_limit,
+            q["retry_delay"] if row.retry_delay is None else row.retry_delay,
+            q["retry_backoff"] if row.retry_backoff is None else row.retry_backoff,
+            q["retry_delay_max"] if row.retry_delay_max is None else row.retry_delay_max,
+            q["expire_in"] if row.expire_in is None else row.expire_in,
+            start, keep,
+            q["delete_after"] if row.delete_after is None else row.delete_after,
+            q["dead_letter"] if row.dead_letter is None else row.dead_letter,
+            row.singleton_key, row.group_key, row.trace_context,
+        )
+
+
+def _insert_staged(
+    queue: str, rows: Iterable[_options.JobRow], statements: set[str], channel: str,
 ) -> Plan[int]:
-    statements = {"enqueue"}
+    """Rows through the staging table and the enqueue statements, which let the
+    queue's unique indexes decide (``ON CONFLICT DO NOTHING``)."""
     yield Execute("enqueue_stage", None, "none")
-    rows = _checked_rows(items, max_payload_bytes, statements, trace_context)
     yield Copy("enqueue_copy", rows, _options.STAGED_TYPES)
     params = {"queue": queue, "channel": channel, "notify": True}
     inserted, refused_by = 0, None
@@ -105,6 +194,27 @@ def _insert_many(
     yield Execute("enqueue_unstage", None, "none")
     if refused_by:
         raise _debounce_refused(queue, refused_by)
+    return inserted
+
+
+def _insert_many(
+    queue: str, items: Iterable[Mapping[str, Any]], max_payload_bytes: int, channel: str,
+    trace_context: str | None,
+) -> Plan[int]:
+    statements = {"enqueue"}
+    rows = _checked_rows(items, max_payload_bytes, statements, trace_context)
+    defaults = Execute("enqueue_defaults", {"queue": queue}, "one")
+    target = yield from _ensure_queue_then(queue, defaults)
+    inserted, staged = 0, True
+    if target["policy"] == "standard":
+        direct = _Direct(queue, target)
+        yield Copy("enqueue_direct", direct.records(rows), _DIRECT_TYPES, (UuidInt, EncodedJsonb))
+        inserted = direct.count
+        if inserted:
+            yield Execute("notify_queue", {"channel": channel, "queue": queue}, "none")
+        rows, staged = iter(direct.rest), bool(direct.rest)
+    if staged:
+        inserted += yield from _insert_staged(queue, rows, statements, channel)
     if inserted >= _ANALYZE_AFTER:
         # Claims read the jobs in index order only when the planner knows how many
         # there are; a table that just grew by a bulk load still has the statistics

@@ -19,6 +19,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.adapt import Dumper
 from psycopg.rows import dict_row, tuple_row
 
 from conveyor.errors import ConnectionLost, ConveyorError, DatabaseError
@@ -53,6 +54,8 @@ class Copy:
     query: str
     rows: Iterable[Sequence[Any]]
     types: Sequence[str]
+    dumpers: Sequence[type[Dumper]] = ()
+    """Dumpers chosen by type instead of psycopg's, on the COPY's own cursor."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +200,12 @@ async def _together_async(
             for cur, part in zip(cursors, step.steps, strict=True)]
 
 
+def _copy_types(cur: Any, copy: Any, step: Copy) -> None:
+    for dumper in step.dumpers:
+        cur.adapters.register_dumper(None, dumper)
+    copy.set_types(step.types)
+
+
 def run_sync(conn: psycopg.Connection[Any], queries: Queries, op: Operation[T]) -> T:
     try:
         with _transaction(conn, op.atomic), _cursor(conn) as cur:
@@ -204,8 +213,8 @@ def run_sync(conn: psycopg.Connection[Any], queries: Queries, op: Operation[T]) 
             while not isinstance(step, _Done):
                 try:
                     if isinstance(step, Copy):
-                        with cur.copy(_sql(queries, step)) as copy:
-                            copy.set_types(step.types)
+                        with conn.cursor() as own, own.copy(_sql(queries, step)) as copy:
+                            _copy_types(own, copy, step)
                             for row in step.rows:
                                 copy.write_row(row)
                         result = None
@@ -231,8 +240,8 @@ async def run_async(conn: psycopg.AsyncConnection[Any], queries: Queries, op: Op
             while not isinstance(step, _Done):
                 try:
                     if isinstance(step, Copy):
-                        async with cur.copy(_sql(queries, step)) as copy:
-                            copy.set_types(step.types)
+                        async with conn.cursor() as own, own.copy(_sql(queries, step)) as copy:
+                            _copy_types(own, copy, step)
                             for row in step.rows:
                                 await copy.write_row(row)
                         result = None
