@@ -19,14 +19,18 @@ What it measures, in one run against one server:
     ``complete(jobs)``: Conveyor's statements and row handling without the worker
     (tasks, controls, batched completer, heartbeats);
 
-- steady-state pickup latency: one worker process (the first ``--concurrency``),
-  and a producer sending jobs at a fixed rate (1,000/s for 10 s, after 1 s of
-  warm-up) with single ``send`` calls from several asyncio tasks; each job carries
-  its send time (``time.time()``) and the handler records ``handler start - send
-  time``, of which the worker reports p50/p95/p99. Also: how long the ``send``
-  calls took, ``send returned -> handler start`` (the producer keeps each job's
-  return time, the worker each job's start), and from the database, claim delay
-  (``started_at - created_at``) and end to end (``completed_at - created_at``).
+- steady state: one worker process (the first ``--concurrency``), and a producer
+  sending jobs at a fixed rate (each of ``--rate``, 1,000/s and 5,000/s, for 10 s
+  after 1 s of warm-up) with single ``send`` calls from several asyncio tasks, for
+  each handler of ``--handler-ms`` (a no-op, and one that sleeps 1 ms); each job
+  carries its send time (``time.time()``) and the handler records ``handler start
+  - send time``, of which the worker reports p50/p95/p99. Also: how long the
+  ``send`` calls took, ``send returned -> handler start`` (the producer keeps each
+  job's return time, the worker each job's start): the *pickup latency*, from the
+  moment the job is committed and visible; and from the database, claim delay
+  (``started_at - created_at``) and end to end (``completed_at - created_at``);
+- what each case cost PostgreSQL (``benchmarks/_pgcost.py``): WAL bytes and
+  server CPU seconds per 1,000 jobs.
 
 Worker processes are started with ``multiprocessing`` (spawn): each one imports,
 connects and registers its handler, then waits for the signal to go, so that
@@ -42,13 +46,13 @@ from the repository root::
 
     python benchmarks/throughput.py                          # embedded PostgreSQL
     python benchmarks/throughput.py --dsn postgresql://postgres@127.0.0.1:5432/test
-    python benchmarks/throughput.py --jobs 100000 --processes 1,2 --concurrency 200,1000 \\
-        --rate 1000 --duration 10 --json
+    python benchmarks/throughput.py --jobs 100000 --processes 1,2,4 --concurrency 200,1000 \\
+        --rate 1000,5000 --handler-ms 0,1 --duration 10 --json
 
 The database is ``--dsn``, else ``$DATABASE_URL``, else an embedded PostgreSQL
 started in a temporary directory and deleted afterwards. The settings printed at
 the start come from ``benchmarks/enqueue.py``. ``--skip burn|references|latency``
-leaves a part out. With the defaults a run takes about two minutes on a 2-core
+leaves a part out. With the defaults a run takes about three minutes on a 2-core
 machine.
 """
 
@@ -81,6 +85,7 @@ from conveyor import AsyncConveyor, Conveyor, Job, JobState
 from conveyor.config import redact
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _pgcost import PgCost
 from enqueue import checkpoint, database, environment, log, print_environment
 
 BURN_QUEUE = "bench-burn"
@@ -103,6 +108,7 @@ class WorkerSpec:
     queue: str
     concurrency: int
     result_path: str | None  # where the latency worker writes its figures
+    handler_ms: float = 0.0  # how long the latency handler sleeps
 
 
 def worker_main(
@@ -131,6 +137,8 @@ async def _worker(
         if not job.data.get("warmup"):
             latencies.append(started - job.data["t"])
             starts[job.id] = started
+        if spec.handler_ms:
+            await asyncio.sleep(spec.handler_ms / 1000)
 
     cv.work(spec.queue, timed if spec.result_path else noop, concurrency=spec.concurrency)
     await cv.start()
@@ -266,7 +274,7 @@ def burn_down(
     or ``items``), in an emptied table unless not ``empty``."""
     fill(cv, conn, schema, queue, jobs, items, empty=empty)
     spec = WorkerSpec(url, schema, queue, concurrency, None)
-    with worker_processes(spec, processes) as workers:
+    with worker_processes(spec, processes) as workers, PgCost(conn) as cost:
         started = time.perf_counter()
         workers.go()
         deadline = started + timeout
@@ -284,7 +292,13 @@ def burn_down(
     check_completed(cv, queue, jobs)
     return {"name": f"Conveyor, {processes} process{'es' if processes > 1 else ''}",
             "processes": processes, "concurrency": concurrency, "jobs": jobs,
-            "seconds": seconds, "per_second": jobs / seconds}
+            "seconds": seconds, "per_second": jobs / seconds} | db_cost(cost, jobs)
+
+
+def db_cost(cost: PgCost, jobs: int) -> dict[str, float | None]:
+    per_1000 = cost.per_1000(jobs)
+    return {"wal_bytes_per_1000": per_1000["wal_bytes_per_1000"],
+            "pg_cpu_s_per_1000": per_1000["cpu_seconds_per_1000"]}
 
 
 async def _bare_loop(url: str, schema: str, queue: str) -> int:
@@ -418,18 +432,20 @@ async def _produce(
 
 def pickup_latency(
     url: str, conn: psycopg.Connection[Any], schema: str, concurrency: int, rate: float,
-    duration: float, warmup: float, producers: int,
+    duration: float, warmup: float, producers: int, handler_ms: float = 0.0,
 ) -> dict[str, Any]:
     s = sql.Identifier(schema)
     conn.execute(sql.SQL("TRUNCATE {}.job").format(s))
     checkpoint(conn)
     with tempfile.TemporaryDirectory(prefix="conveyor-bench-") as folder:
         result_path = Path(folder) / "latency.json"
-        spec = WorkerSpec(url, schema, LATENCY_QUEUE, concurrency, str(result_path))
+        spec = WorkerSpec(url, schema, LATENCY_QUEUE, concurrency, str(result_path), handler_ms)
         with worker_processes(spec, 1) as workers:
             workers.go()
             time.sleep(0.5)  # the worker claims and listens
-            production = asyncio.run(_produce(url, schema, rate, duration, warmup, producers))
+            with PgCost(conn) as cost:
+                production = asyncio.run(_produce(url, schema, rate, duration, warmup,
+                                                  producers))
             deadline = time.monotonic() + 60
             while remaining(conn, schema, LATENCY_QUEUE):
                 workers.check_alive()
@@ -455,22 +471,24 @@ def pickup_latency(
         return {f"p{p}_ms": v * 1000 for p, v in zip((50, 95, 99), values, strict=True)}
 
     return {
-        "concurrency": concurrency, "rate": rate, "production": production,
-        "handler_start": reported["send_to_start"],
+        "concurrency": concurrency, "rate": rate, "handler_ms": handler_ms,
+        "production": production, "handler_start": reported["send_to_start"],
         "send_call": percentiles([sends[i][1] - sends[i][0] for i in sends]),
         "committed_to_start": percentiles([starts[i] - sends[i][1] for i in measured]),
         "completed": count, "end_to_end": ms(end_to_end), "claimed": ms(claimed),
-    }
+    } | db_cost(cost, production["sent"])
 
 
 # --- report -----------------------------------------------------------------------------
 
-TARGET_BURN = 20_000  # jobs/s with one process
-TARGET_PICKUP_P50_MS = 10.0  # at 1,000 jobs/s
+TARGET_BARE_RATIO = 0.70  # one process against the bare loop
+TARGET_PICKUP_P50_MS = 5.0  # send returned -> handler start, 1,000 jobs/s, no-op handler
+TARGET_PICKUP_P99_MS = 50.0
+TARGET_RATE = 1000.0
 
 
 def summary(burns: list[dict[str, Any]], bare: dict[str, Any] | None,
-            latency: dict[str, Any] | None) -> dict[str, Any]:
+            latencies: list[dict[str, Any]]) -> dict[str, Any]:
     best: dict[int, dict[str, Any]] = {}
     for row in burns:
         if row["processes"] not in best or row["per_second"] > best[row["processes"]]["per_second"]:
@@ -479,19 +497,30 @@ def summary(burns: list[dict[str, Any]], bare: dict[str, Any] | None,
         p: {"concurrency": r["concurrency"], "per_second": r["per_second"]}
         for p, r in sorted(best.items())}}
     ratios: dict[str, float] = {}
-    if 1 in best and bare is not None:
-        ratios["Conveyor 1 process / bare loop"] = best[1]["per_second"] / bare["per_second"]
-    if 1 in best and 2 in best:
-        ratios["Conveyor 2 processes / 1 process"] = best[2]["per_second"] / best[1]["per_second"]
+    for processes in sorted(best):
+        if bare is not None:
+            ratios[f"Conveyor {processes} process(es) / bare loop"] = (
+                best[processes]["per_second"] / bare["per_second"])
+        if processes > 1 and 1 in best:
+            ratios[f"Conveyor {processes} processes / 1 process"] = (
+                best[processes]["per_second"] / best[1]["per_second"])
     result["ratios"] = ratios
     targets = {}
-    if 1 in best:
-        targets[f"burn-down >= {TARGET_BURN:,} jobs/s, 1 process"] = (
-            best[1]["per_second"], best[1]["per_second"] >= TARGET_BURN)
-    if latency is not None and "p50_ms" in latency["handler_start"]:
-        p50 = latency["handler_start"]["p50_ms"]
-        targets[f"pickup p50 <= {TARGET_PICKUP_P50_MS:g} ms at {latency['rate']:,.0f} jobs/s"] = (
-            p50, p50 <= TARGET_PICKUP_P50_MS)
+    if 1 in best and bare is not None:
+        ratio = best[1]["per_second"] / bare["per_second"]
+        targets[f"1 process >= {TARGET_BARE_RATIO:.0%} of the bare loop"] = (
+            ratio, ratio >= TARGET_BARE_RATIO)
+    if 1 in best and 2 in best:
+        ratio = best[2]["per_second"] / best[1]["per_second"]
+        targets["2 processes beat 1"] = (ratio, ratio > 1)
+    for latency in latencies:
+        pickup = latency["committed_to_start"]
+        if latency["rate"] != TARGET_RATE or latency["handler_ms"] or "p50_ms" not in pickup:
+            continue
+        targets[f"pickup p50 <= {TARGET_PICKUP_P50_MS:g} ms at {TARGET_RATE:,.0f} jobs/s"] = (
+            pickup["p50_ms"], pickup["p50_ms"] <= TARGET_PICKUP_P50_MS)
+        targets[f"pickup p99 <= {TARGET_PICKUP_P99_MS:g} ms at {TARGET_RATE:,.0f} jobs/s"] = (
+            pickup["p99_ms"], pickup["p99_ms"] <= TARGET_PICKUP_P99_MS)
     result["targets"] = targets
     return result
 
@@ -507,21 +536,24 @@ def print_report(results: dict[str, Any]) -> None:
     if rows:
         table = Table(title=f"Burn-down, {rows[0]['jobs']:,} no-op jobs", title_justify="left")
         table.add_column("case")
-        for column in ("processes", "concurrency", "seconds", "jobs/s"):
+        for column in ("processes", "concurrency", "seconds", "jobs/s", "WAL kB/1k jobs",
+                       "PG CPU s/1k jobs"):
             table.add_column(column, justify="right")
         for row in rows:
             table.add_row(row["name"], str(row["processes"]),
                           "-" if row["concurrency"] is None else str(row["concurrency"]),
-                          f"{row['seconds']:.2f}", f"{row['per_second']:,.0f}")
+                          f"{row['seconds']:.2f}", f"{row['per_second']:,.0f}",
+                          *cost_cells(row))
         console.print(table)
-    latency = results["latency"]
-    if latency:
+    for latency in results["latency"]:
         production = latency["production"]
         console.print(
-            f"Pickup latency: 1 process, concurrency {latency['concurrency']}, target rate "
+            f"Steady state: 1 process, concurrency {latency['concurrency']}, handler "
+            f"{latency['handler_ms']:g} ms, target rate "
             f"{latency['rate']:,.0f}/s, achieved {production['achieved_rate']:,.0f}/s "
             f"({production['sent']:,} sends in {production['seconds']:.1f} s from "
-            f"{production['producers']} tasks, after {production['warmup_s']:g} s of warm-up)")
+            f"{production['producers']} tasks, after {production['warmup_s']:g} s of warm-up); "
+            "WAL kB / PG CPU s per 1k jobs: " + " / ".join(cost_cells(latency)))
         table = Table(title_justify="left")
         table.add_column("latency")
         for column in ("jobs", "p50 ms", "p95 ms", "p99 ms", "max ms"):
@@ -547,6 +579,11 @@ def print_report(results: dict[str, Any]) -> None:
     console.print(f"  total time {results['elapsed_s']:.1f} s")
 
 
+def cost_cells(row: dict[str, Any]) -> tuple[str, str]:
+    wal, cpu = row.get("wal_bytes_per_1000"), row.get("pg_cpu_s_per_1000")
+    return ("-" if wal is None else f"{wal / 1000:,.0f}", "-" if cpu is None else f"{cpu:.3f}")
+
+
 # --- main -------------------------------------------------------------------------------
 
 
@@ -554,6 +591,13 @@ def int_list(text: str) -> list[int]:
     values = [int(part) for part in text.split(",") if part.strip()]
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def float_list(text: str) -> list[float]:
+    values = [float(part) for part in text.split(",") if part.strip()]
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"expected numbers >= 0, got {text!r}")
     return values
 
 
@@ -566,23 +610,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int_list, default=[200, 1000],
                         help="handler calls at once per worker process; each value is tried "
                         "in the burn-down, the first one in the latency run (200,1000)")
-    parser.add_argument("--rate", type=float, default=1000, help="jobs/s sent for latency (1000)")
+    parser.add_argument("--rate", type=float_list, default=[1000, 5000],
+                        help="jobs/s sent in the steady-state runs (1000,5000)")
+    parser.add_argument("--handler-ms", type=float_list, default=[0, 1],
+                        help="handlers of the steady-state runs: milliseconds each sleeps (0,1)")
     parser.add_argument("--duration", type=float, default=10, help="seconds of sending (10)")
     parser.add_argument("--warmup", type=float, default=1, help="seconds sent first, untimed (1)")
-    parser.add_argument("--producers", type=int, default=8, help="sending tasks (8)")
+    parser.add_argument("--producers", type=int, default=0,
+                        help="sending tasks (default: one per 125 jobs/s, at least 8)")
     parser.add_argument("--skip", choices=["burn", "references", "latency"], action="append",
                         default=[], help="leave a part out (repeatable)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
-    if args.jobs < 1 or args.rate <= 0 or args.duration <= 0 or args.producers < 1:
-        parser.error("--jobs, --rate, --duration and --producers must be positive")
+    if args.jobs < 1 or min(args.rate) <= 0 or args.duration <= 0 or args.producers < 0:
+        parser.error("--jobs, --rate and --duration must be positive")
 
     started = time.perf_counter()
     schema = f"bench_{uuid.uuid4().hex[:12]}"
     timeout = max(120.0, args.jobs / 500)
     burns: list[dict[str, Any]] = []
     references: list[dict[str, Any]] = []
-    latency = None
+    latencies: list[dict[str, Any]] = []
     with (
         database(args.dsn) as (url, source),
         psycopg.connect(url, autocommit=True) as conn,
@@ -606,12 +654,16 @@ def main(argv: list[str] | None = None) -> int:
                             burns.append(burn_down(url, cv, conn, schema, args.jobs, processes,
                                                    concurrency, timeout))
                             log(f"  {burns[-1]['per_second']:,.0f} jobs/s")
-                if "latency" not in args.skip:
-                    concurrency = args.concurrency[0]
-                    log(f"pickup latency: {args.rate:,.0f} jobs/s for {args.duration:g} s "
-                        f"(+{args.warmup:g} s warm-up), concurrency {concurrency} ...")
-                    latency = pickup_latency(url, conn, schema, concurrency, args.rate,
-                                             args.duration, args.warmup, args.producers)
+                for rate in [] if "latency" in args.skip else args.rate:
+                    for handler_ms in args.handler_ms:
+                        concurrency = args.concurrency[0]
+                        producers = args.producers or max(8, round(rate / 125))
+                        log(f"steady state: {rate:,.0f} jobs/s for {args.duration:g} s "
+                            f"(+{args.warmup:g} s warm-up), handler {handler_ms:g} ms, "
+                            f"concurrency {concurrency} ...")
+                        latencies.append(pickup_latency(
+                            url, conn, schema, concurrency, rate, args.duration, args.warmup,
+                            producers, handler_ms))
         finally:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
     results = {
@@ -619,8 +671,8 @@ def main(argv: list[str] | None = None) -> int:
         "parameters": vars(args) | {"dsn": redact(args.dsn) if args.dsn else None},
         "burn_down": burns,
         "references": references,
-        "latency": latency,
-        "summary": summary(burns, references[0] if references else None, latency),
+        "latency": latencies,
+        "summary": summary(burns, references[0] if references else None, latencies),
         "elapsed_s": time.perf_counter() - started,
     }
     if args.json:

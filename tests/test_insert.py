@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -172,7 +172,7 @@ def test_an_item_starting_near_the_end_of_pythons_calendar_is_still_inserted(
     cv: Conveyor,
 ) -> None:
     # Its keep_until (start + 14 days) is past year 9999: the server computes it.
-    late = datetime(9999, 12, 30, tzinfo=timezone.utc)
+    late = datetime(9999, 12, 30, tzinfo=UTC)
 
     assert cv.insert("late", [{"data": "soon"}, {"data": "late", "start_after": late}]) == 2
     assert cv.queue_counts("late")[JobState.CREATED] == 2

@@ -35,9 +35,9 @@ class NotifyGate:
     PostgreSQL serializes the commits of transactions that notify (each holds a
     cluster-wide lock through its WAL flush), so a notification per send halves
     the commit rate of busy producers. A send notifies only when this client has
-    not notified its queue in the last ``DEBOUNCE`` seconds; a worker that wakes
-    claims again half ``DEBOUNCE`` later when it found work, so the quiet sends of
-    that window are still taken at once. Sends in the caller's own transaction
+    not notified its queue in the last ``DEBOUNCE`` seconds; a worker that found
+    work claims again 2 ms later (``worker.claimer.FOUND_RECHECK``), so the quiet
+    sends of that window are still taken at once. Sends in the caller's own transaction
     always notify: they may commit long after the window.
     """
 

@@ -10,8 +10,9 @@ at once, each for the slots free when it was sent (reserved until it answers).
   ``PATIENCE`` has passed), so that claims stay large under load.
 - After a short one, wait for the claims still under way, then for a notification
   or the poll interval (with jitter). A claim that found work is followed by
-  another 5 ms later (half of ``notify.DEBOUNCE``), for the sends whose
-  notifications were debounced.
+  another ``FOUND_RECHECK`` (2 ms) later, for the sends whose notifications were
+  debounced (``notify.DEBOUNCE``); 2 ms rather than 5 took about a millisecond
+  off the pickup at 1,000 jobs/s (docs/benchmarks.md).
 - Queues under flow control (limits or fairness) are claimed through
   ``claim_flow.sql``; when a short claim left due jobs waiting (a rate window or
   a key's slots are full), the next claim comes as soon as this worker has
@@ -37,7 +38,6 @@ from conveyor import _claims
 from conveyor._plan import Operation
 from conveyor.errors import ConveyorError
 from conveyor.job import Job
-from conveyor.notify import DEBOUNCE
 from conveyor.worker.hooks import HookEvent, Hooks
 from conveyor.worker.registry import Registration
 
@@ -56,6 +56,9 @@ FLOW_REFRESH = 1.0
 """Seconds a claimer trusts what it last read of its queue's flow control."""
 HELD_BACK_RECHECK = 0.2
 """Seconds between claims while a flow-controlled queue's limits hold jobs back."""
+FOUND_RECHECK = 0.002
+"""Seconds after a claim that found work before the next: sends debounce their
+notifications (``notify.DEBOUNCE``), so more jobs may have come unannounced."""
 
 
 class Slots:
@@ -176,7 +179,7 @@ class Claimer:
                     await asyncio.wait(self._claims)
                     continue
                 if self._found:
-                    pause = DEBOUNCE / 2
+                    pause = FOUND_RECHECK
                 elif self._held_back:  # a rate window or a key's slot may open soon
                     pause = min(HELD_BACK_RECHECK, self.reg.poll_interval)
                 else:
