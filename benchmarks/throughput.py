@@ -12,9 +12,10 @@ What it measures, in one run against one server:
 
   - a bare asyncio loop with no features: one connection claims batches of 500
     with a minimal ``UPDATE .. WHERE id IN (SELECT .. FOR UPDATE SKIP LOCKED
-    LIMIT 500) RETURNING id``, a second completes each batch with one
-    ``UPDATE .. FROM unnest(ids)``, no handler: the ceiling for this machine and
-    this job table;
+    LIMIT 500) RETURNING id, attempt`` and awaits a no-op coroutine per job; a
+    second completes each batch with one ``UPDATE .. FROM unnest(ids, attempts)``
+    fenced by attempt: the practical ceiling of a Python worker on this machine
+    and this job table;
   - the same loop through Conveyor's public calls, ``fetch(batch_size=500)`` and
     ``complete(jobs)``: Conveyor's statements and row handling without the worker
     (tasks, controls, batched completer, heartbeats);
@@ -24,7 +25,9 @@ What it measures, in one run against one server:
   after 1 s of warm-up) with single ``send`` calls from several asyncio tasks, for
   each handler of ``--handler-ms`` (a no-op, and one that sleeps 1 ms); each job
   carries its send time (``time.time()``) and the handler records ``handler start
-  - send time``, of which the worker reports p50/p95/p99. Also: how long the
+  - send time``, of which the worker reports p50/p95/p99. Above 1,000 jobs/s the
+  tasks send small batches with ``insert`` (rate / 1,000 jobs per call), since
+  single sends from one process could not keep up. Also: how long the
   ``send`` calls took, ``send returned -> handler start`` (the producer keeps each
   job's return time, the worker each job's start): the *pickup latency*, from the
   moment the job is committed and visible; and from the database, claim delay
@@ -62,6 +65,7 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
+import itertools
 import json
 import logging
 import multiprocessing
@@ -92,6 +96,7 @@ BURN_QUEUE = "bench-burn"
 BARE_QUEUE = "bench-bare"
 LATENCY_QUEUE = "bench-latency"
 BARE_BATCH = 500
+SINGLE_SENDS_UP_TO = 1000  # jobs/s offered with one send per job; above, small inserts
 READY_TIMEOUT = 60.0  # seconds a worker process may take to start
 STOP_TIMEOUT = 30.0  # seconds a worker process may take to stop after SIGTERM
 
@@ -136,7 +141,7 @@ async def _worker(
         counter.value += 1
         if not job.data.get("warmup"):
             latencies.append(started - job.data["t"])
-            starts[job.id] = started
+            starts[job.data["k"]] = started
         if spec.handler_ms:
             await asyncio.sleep(spec.handler_ms / 1000)
 
@@ -307,13 +312,17 @@ async def _bare_loop(url: str, schema: str, queue: str) -> int:
         "UPDATE {s}.job SET state = 'active', attempt = attempt + 1, started_at = now() "
         "WHERE id IN (SELECT id FROM {s}.job WHERE queue = %s AND state < 'active' "
         "AND start_after <= now() ORDER BY priority DESC, start_after, id "
-        "LIMIT {n} FOR UPDATE SKIP LOCKED) RETURNING id"
+        "LIMIT {n} FOR UPDATE SKIP LOCKED) RETURNING id, attempt"
     ).format(s=s, n=sql.Literal(BARE_BATCH))
     complete = sql.SQL(
         "UPDATE {s}.job AS j SET state = 'completed', completed_at = now() "
-        "FROM unnest(%s::uuid[]) AS i (id) WHERE j.id = i.id"
+        "FROM unnest(%s::uuid[], %s::integer[]) AS i (id, attempt) "
+        "WHERE j.id = i.id AND j.attempt = i.attempt AND j.state = 'active'"
     ).format(s=s)
     batches: asyncio.Queue[list[Any] | None] = asyncio.Queue(maxsize=4)
+
+    async def noop(job_id: Any) -> None:
+        pass
     async with (
         await psycopg.AsyncConnection.connect(url, autocommit=True) as claimer,
         await psycopg.AsyncConnection.connect(url, autocommit=True) as completer,
@@ -321,17 +330,20 @@ async def _bare_loop(url: str, schema: str, queue: str) -> int:
         async def claim_all() -> None:
             while True:
                 cur = await claimer.execute(claim, [queue])
-                ids = [row[0] for row in await cur.fetchall()]
-                if not ids:
+                rows = await cur.fetchall()
+                if not rows:
                     await batches.put(None)
                     return
-                await batches.put(ids)
+                for row in rows:
+                    await noop(row[0])
+                await batches.put(rows)
 
         async def complete_all() -> int:
             done = 0
-            while (ids := await batches.get()) is not None:
-                await completer.execute(complete, [ids])
-                done += len(ids)
+            while (rows := await batches.get()) is not None:
+                await completer.execute(complete, [[row[0] for row in rows],
+                                                   [row[1] for row in rows]])
+                done += len(rows)
             return done
 
         _, done = await asyncio.gather(claim_all(), complete_all())
@@ -348,7 +360,7 @@ def bare_loop(
     if done != jobs:
         raise RuntimeError(f"bare loop: completed {done} of {jobs}")
     check_completed(cv, BARE_QUEUE, jobs)
-    return {"name": f"ref: bare loop (claim {BARE_BATCH}, complete by unnest)",
+    return {"name": f"ref: bare loop (claim {BARE_BATCH}, fenced unnest completions)",
             "processes": 1, "concurrency": None, "jobs": jobs, "seconds": seconds,
             "per_second": jobs / seconds}
 
@@ -397,10 +409,14 @@ async def _produce(
 ) -> dict[str, Any]:
     """Send at ``rate`` jobs/s from ``producers`` tasks, each on its own schedule; a
     task that falls behind sends at once until it is back on schedule."""
-    interval = producers / rate
+    interval = producers * max(1, round(rate / SINGLE_SENDS_UP_TO)) / rate
     counts = [0] * producers
     finished = [0.0] * producers
-    sends: dict[str, tuple[float, float]] = {}  # job id: time.time() before and after send
+    sends: dict[str, tuple[float, float]] = {}  # job key: time.time() before and after send
+    # Above 1,000 jobs/s one sending task could not keep up with single sends (nor
+    # could its event loop time them): each call then sends a small batch (insert).
+    batch = max(1, round(rate / SINGLE_SENDS_UP_TO))
+    keys = (f"{n:x}" for n in itertools.count())
     async with AsyncConveyor(url, schema=schema, pool_size=producers, migrate=False) as acv:
         start = time.perf_counter() + 0.05
         measured_from = start + warmup
@@ -413,13 +429,20 @@ async def _produce(
                 if wait > 0:
                     await asyncio.sleep(wait)
                 before = time.time()
-                data: dict[str, Any] = {"t": before}
+                datas: list[dict[str, Any]] = [{"t": before, "k": next(keys)}
+                                               for _ in range(batch)]
                 if due < measured_from:
-                    data["warmup"] = True
-                job_id = await acv.send(LATENCY_QUEUE, data)
+                    for data in datas:
+                        data["warmup"] = True
+                if batch == 1:
+                    await acv.send(LATENCY_QUEUE, datas[0])
+                else:
+                    await acv.insert(LATENCY_QUEUE, [{"data": data} for data in datas])
                 if due >= measured_from:
-                    sends[str(job_id)] = (before, time.time())
-                    counts[k] += 1
+                    after = time.time()
+                    for data in datas:
+                        sends[data["k"]] = (before, after)
+                    counts[k] += batch
                     finished[k] = time.perf_counter()
                 due += interval
 
@@ -427,7 +450,8 @@ async def _produce(
     sent = sum(counts)
     elapsed = max(max(finished), end) - measured_from
     return {"sent": sent, "seconds": elapsed, "achieved_rate": sent / elapsed,
-            "warmup_s": warmup, "producers": producers, "sends": sends}
+            "warmup_s": warmup, "producers": producers, "jobs_per_call": batch,
+            "sends": sends}
 
 
 def pickup_latency(
@@ -455,7 +479,7 @@ def pickup_latency(
         reported = json.loads(result_path.read_text())
     sends = production.pop("sends")
     starts: dict[str, float] = reported["starts"]
-    measured = [job_id for job_id in sends if job_id in starts]
+    measured = [key for key in sends if key in starts]
     row = conn.execute(sql.SQL(
         "SELECT count(*), "
         "percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP "
@@ -551,8 +575,9 @@ def print_report(results: dict[str, Any]) -> None:
             f"Steady state: 1 process, concurrency {latency['concurrency']}, handler "
             f"{latency['handler_ms']:g} ms, target rate "
             f"{latency['rate']:,.0f}/s, achieved {production['achieved_rate']:,.0f}/s "
-            f"({production['sent']:,} sends in {production['seconds']:.1f} s from "
-            f"{production['producers']} tasks, after {production['warmup_s']:g} s of warm-up); "
+            f"({production['sent']:,} jobs in {production['seconds']:.1f} s from "
+            f"{production['producers']} tasks, {production['jobs_per_call']} per call, after "
+            f"{production['warmup_s']:g} s of warm-up); "
             "WAL kB / PG CPU s per 1k jobs: " + " / ".join(cost_cells(latency)))
         table = Table(title_justify="left")
         table.add_column("latency")
@@ -616,13 +641,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="handlers of the steady-state runs: milliseconds each sleeps (0,1)")
     parser.add_argument("--duration", type=float, default=10, help="seconds of sending (10)")
     parser.add_argument("--warmup", type=float, default=1, help="seconds sent first, untimed (1)")
-    parser.add_argument("--producers", type=int, default=0,
-                        help="sending tasks (default: one per 125 jobs/s, at least 8)")
+    parser.add_argument("--producers", type=int, default=8, help="sending tasks (8)")
     parser.add_argument("--skip", choices=["burn", "references", "latency"], action="append",
                         default=[], help="leave a part out (repeatable)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
-    if args.jobs < 1 or min(args.rate) <= 0 or args.duration <= 0 or args.producers < 0:
+    if args.jobs < 1 or min(args.rate) <= 0 or args.duration <= 0 or args.producers < 1:
         parser.error("--jobs, --rate and --duration must be positive")
 
     started = time.perf_counter()
@@ -657,7 +681,7 @@ def main(argv: list[str] | None = None) -> int:
                 for rate in [] if "latency" in args.skip else args.rate:
                     for handler_ms in args.handler_ms:
                         concurrency = args.concurrency[0]
-                        producers = args.producers or max(8, round(rate / 125))
+                        producers = args.producers or 8
                         log(f"steady state: {rate:,.0f} jobs/s for {args.duration:g} s "
                             f"(+{args.warmup:g} s warm-up), handler {handler_ms:g} ms, "
                             f"concurrency {concurrency} ...")
