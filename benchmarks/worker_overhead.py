@@ -35,7 +35,7 @@ def claimed_row(number: int, now: datetime) -> tuple[Any, ...]:
     return (
         str(uuid.uuid4()), "bench", "active", {"n": number}, None, None, 0, 0, 2, now, now,
         now, None, None, None, 1, timedelta(seconds=1), False, None, timedelta(minutes=15),
-        now, timedelta(days=7), None, None, "standard", now, None,
+        now, timedelta(days=7), None, None, "standard", now, None, None, None,
     )
 
 
