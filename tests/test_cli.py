@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from click.testing import Result
 from typer.testing import CliRunner
@@ -392,6 +393,16 @@ def test_bench_runs_its_jobs_reports_the_rates_and_removes_its_queue(
     assert (report["jobs"], report["completed"], report["concurrency"]) == (200, 200, 20)
     assert report["inserted_per_second"] > 0 and report["completed_per_second"] > 0
     assert [q.name for q in cv.list_queues() if q.name.startswith("bench.")] == []
+
+
+def test_bench_reports_the_settings_its_figures_depend_on(
+    cli: Cli, conn: psycopg.Connection[Any]
+) -> None:
+    report = as_json(cli("bench", "--jobs", "50", "--concurrency", "10", "--json"))
+
+    expected = {name: conn.execute(f"SHOW {name}").fetchone()[0]  # type: ignore[index]
+                for name in ("server_version", "fsync", "synchronous_commit", "shared_buffers")}
+    assert report["postgresql"] == expected
 
 
 # --- the shell and the entry point ---------------------------------------------------

@@ -8,6 +8,7 @@ import time
 import uuid
 from typing import Annotated
 
+import psycopg
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -24,6 +25,9 @@ from conveyor._cli_shared import (
 from conveyor.client import Conveyor
 from conveyor.job import Job, JobState
 
+_SETTINGS = ("server_version", "fsync", "synchronous_commit", "shared_buffers")
+"""What a figure depends on, printed with it: the same jobs run many times faster
+with fsync or synchronous_commit off."""
 _POLL_SECONDS = 0.1
 _STOP_SECONDS = 30.0
 
@@ -68,6 +72,12 @@ def _drain(cv: Conveyor, url: str, queue: str, jobs: int, concurrency: int,
             thread.join(0.5)
 
 
+def _server(url: str) -> dict[str, str]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        return {name: str(conn.execute(f"SHOW {name}").fetchone()[0])  # type: ignore[index]
+                for name in _SETTINGS}
+
+
 def bench(
     jobs: Annotated[int, typer.Option(min=1, max=1_000_000, help="Jobs to send and run.")]
     = 10_000,
@@ -83,7 +93,9 @@ def bench(
     """Measure the throughput of this database with no-op jobs on a throwaway queue.
 
     It bulk-inserts the jobs, runs a worker until they are done, prints both rates
-    and deletes the queue.
+    with the PostgreSQL version and the settings they depend on (fsync,
+    synchronous_commit, shared_buffers), and deletes the queue. The benchmarks
+    under benchmarks/ in the repository measure more (docs/benchmarks.md).
 
     With no database configured it runs on the embedded PostgreSQL, like demo.
 
@@ -92,6 +104,7 @@ def bench(
     queue = f"bench.{uuid.uuid4().hex[:12]}"
     with database(dsn, data_dir, announce=errors if as_json else console) as url, \
             Conveyor(url, schema=schema) as cv:
+        server = _server(url)
         try:
             started = time.perf_counter()
             inserted = cv.insert(queue, ({"data": None} for _ in range(jobs)))
@@ -106,10 +119,13 @@ def bench(
         "inserted_per_second": round(inserted / insert_seconds),
         "work_seconds": round(work_seconds, 3), "completed": done,
         "completed_per_second": round(done / work_seconds),
+        "postgresql": server,
     }
     if as_json:
         print_json(result)
     else:
+        console.print("PostgreSQL " + server["server_version"] + ", " + ", ".join(
+            f"{name}={server[name]}" for name in _SETTINGS[1:]))
         console.print(f"inserted {inserted} jobs in {insert_seconds:.2f} s "
                       f"([bold]{result['inserted_per_second']:,} jobs/s[/])")
         console.print(f"completed {done} jobs in {work_seconds:.2f} s with concurrency "
