@@ -444,7 +444,18 @@ def test_a_schedule_ticks_exactly_once_per_second_through_a_change_of_leader(
     os.kill(found[0], signal.SIGKILL)
     wait_until(lambda: (current_leader(database_url, schema) or found)[0] != found[0],
                10, "another leader")
-    time.sleep(3)
+    [(taken_over,)] = query(database_url, "SELECT now()")
+
+    def ticks_so_far() -> list[Any]:
+        return [row[0] for row in query(database_url, sql.SQL(
+            "SELECT tick FROM {}.schedule_tick WHERE schedule = 'every-second' ORDER BY tick")
+            .format(sql.Identifier(schema)))]
+
+    def enough() -> bool:  # however slow the machine: six in all, three after the change
+        ticks = ticks_so_far()
+        return len(ticks) >= 6 and sum(tick > taken_over for tick in ticks) >= 3
+
+    wait_until(enough, 15, "six ticks, three of them from the new leader")
     for worker in started:
         if worker.pid != found[0]:
             worker.signal(signal.SIGTERM)
@@ -452,9 +463,7 @@ def test_a_schedule_ticks_exactly_once_per_second_through_a_change_of_leader(
         if worker.pid != found[0]:
             worker.wait_exit()
 
-    ticks = [row[0] for row in query(database_url, sql.SQL(
-        "SELECT tick FROM {}.schedule_tick WHERE schedule = 'every-second' ORDER BY tick")
-        .format(sql.Identifier(schema)))]
+    ticks = ticks_so_far()
     [(jobs,)] = query(database_url, sql.SQL(
         "SELECT count(*) FROM {}.job WHERE queue = 'ticks'").format(sql.Identifier(schema)))
     gaps = [b - a for a, b in itertools.pairwise(ticks) if b - a != timedelta(seconds=1)]
