@@ -169,3 +169,12 @@ def test_generated_ids_are_uuid_version_7_in_creation_order(cv: Conveyor) -> Non
     assert all(u.version == 7 for u in parsed)
     # Ids sort by their millisecond first; sends a millisecond apart keep their order.
     assert [u.int >> 80 for u in parsed] == sorted(u.int >> 80 for u in parsed)
+
+
+def test_ids_of_jobs_sent_one_after_another_sort_in_that_order(cv: Conveyor) -> None:
+    # Many of these sends fall in the same millisecond: the sub-millisecond part of
+    # the id keeps their order (RFC 9562 method 3).
+    sent = [cv.send("ordered", n) for n in range(200)]
+
+    assert sent == sorted(sent)
+    assert len({uuid.UUID(job_id).version for job_id in sent if job_id}) == 1

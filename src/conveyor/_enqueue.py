@@ -99,11 +99,13 @@ _NO_DELAY: Final = timedelta(0)
 def _uuid7s(now: datetime) -> Iterator[int]:
     """UUIDv7s (as integers, for :class:`UuidInt`) in increasing order, as RFC 9562
     lets a generator count within one millisecond: new ids land at the right edge
-    of the primary key and claim indexes, as the server's ``uuid7()`` ones do.
-    12 + 61 random bits start the count, so two inserts in the same millisecond
-    do not meet."""
+    of the primary key and claim indexes. Like the server's ``uuid7()``, the 12
+    bits after the millisecond hold its fraction (here of the transaction's time),
+    so ids sort by creation time; 61 random bits start the count, so two inserts
+    in the same instant do not meet."""
+    millis = now.timestamp() * 1000
     return itertools.count(
-        (int(now.timestamp() * 1000) << 80) | (0x7 << 76) | (secrets.randbits(12) << 64)
+        (int(millis) << 80) | (0x7 << 76) | (int((millis % 1) * 4096) << 64)
         | (0b10 << 62) | secrets.randbits(61)
     )
 
