@@ -69,7 +69,6 @@ most of it inserting the jobs.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import re
 import resource
@@ -93,7 +92,7 @@ from conveyor.queries import Queries
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _pgcost import PgCost
-from enqueue import database, environment, log, print_environment
+from enqueue import database, drop_schema, emit, environment, log, print_environment
 from throughput import check_completed, fill, int_list, remaining
 
 QUEUE = "bench-ceiling"
@@ -360,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
                         log(f"  {cases[-1]['per_second']:,.0f} jobs/s")
                 script = pgbench_script(schema, args.batch[0], ids_only=args.ids_only)
         finally:
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+            drop_schema(conn, schema)
     results = {
         "environment": env,
         "parameters": vars(args) | {"dsn": redact(args.dsn) if args.dsn else None},
@@ -368,10 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         "script": script,
         "elapsed_s": time.perf_counter() - started,
     }
-    if args.json:
-        print(json.dumps(results, indent=2, default=str))
-    else:
-        print_report(results)
+    emit(results, args.json, print_report)
     return 0
 
 

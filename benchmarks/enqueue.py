@@ -127,6 +127,19 @@ def cpu_model() -> str | None:
     return platform.processor() or None
 
 
+def drop_schema(conn: psycopg.Connection[Any], schema: str) -> None:
+    """Drop a benchmark's schema and all it holds."""
+    conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+def emit(results: dict[str, Any], as_json: bool, report: Callable[[dict[str, Any]], None]) -> None:
+    """Print a benchmark's results: as one JSON document, or as its report."""
+    if as_json:
+        print(json.dumps(results, indent=2, default=str))
+    else:
+        report(results)
+
+
 def checkpoint(conn: psycopg.Connection[Any]) -> bool:
     """Flush the dirty buffers so that no checkpoint starts during a measured run."""
     try:
@@ -435,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"bulk: {args.bulk:,} rows x {args.repeat} runs per case ...")
                 bulk, checkpointed = bench_bulk(cv, conn, schema, args.bulk, args.repeat)
         finally:
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+            drop_schema(conn, schema)
     results = {
         "environment": env,
         "parameters": vars(args) | {"dsn": redact(args.dsn) if args.dsn else None},
@@ -445,10 +458,7 @@ def main(argv: list[str] | None = None) -> int:
         "checkpointed": checkpointed,
         "elapsed_s": time.perf_counter() - started,
     }
-    if args.json:
-        print(json.dumps(results, indent=2))
-    else:
-        print_tables(results)
+    emit(results, args.json, print_tables)
     return 0
 
 

@@ -32,7 +32,7 @@ import psycopg
 from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from enqueue import database, environment, log, print_environment
+from enqueue import database, drop_schema, environment, log, print_environment
 from throughput import burn_down
 
 from conveyor import Conveyor
@@ -117,8 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                                     "write_s": wrote, "p50": p50, "p95": p95,
                                     "per_second": row["per_second"]})
             finally:
-                conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
-                    sql.Identifier(schema)))
+                drop_schema(conn, schema)
 
     empty, full = results
     print(f"\nClaiming next to finished jobs ({args.claims:,} single claims; burn-down of "

@@ -35,10 +35,9 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from enqueue import database, environment, log, print_environment
+from enqueue import database, drop_schema, environment, log, print_environment
 from throughput import burn_down
 
 from conveyor import Conveyor
@@ -92,8 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                     results[name] = row["per_second"]
                     log(f"  {row['per_second']:,.0f} jobs/s")
         finally:
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
-                sql.Identifier(schema)))
+            drop_schema(conn, schema)
 
     base = (results["unlimited"] + results["unlimited, again"]) / 2
     print(f"\nFlow control, {args.jobs:,} no-op jobs, 1 process, concurrency {args.concurrency}")

@@ -48,13 +48,12 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
 from conveyor import Conveyor
 from conveyor.config import redact
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from enqueue import database, environment, log, print_environment
+from enqueue import database, drop_schema, emit, environment, log, print_environment
 from throughput import burn_down
 
 DEFAULT_CACHE = Path(tempfile.gettempdir()) / "conveyor-bench-peers"
@@ -204,10 +203,6 @@ def peer_python(cache: Path, key: str) -> Path:
     return python
 
 
-def drop_schema(conn: psycopg.Connection[Any], schema: str) -> None:
-    conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
-
-
 def run_peer(
     python: Path, key: str, url: str, conn: psycopg.Connection[Any], jobs: int, setting: int,
     timeout: float,
@@ -342,10 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         "ratios": ratios(rows),
         "elapsed_s": time.perf_counter() - started,
     }
-    if args.json:
-        print(json.dumps(results, indent=2, default=str))
-    else:
-        print_report(results)
+    emit(results, args.json, print_report)
     return 0
 
 

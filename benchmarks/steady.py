@@ -29,10 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from enqueue import database, environment, log, print_environment
+from enqueue import database, drop_schema, environment, log, print_environment
 from throughput import WorkerSpec, worker_processes
 
 from conveyor import Conveyor
@@ -95,8 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                             next_sample += args.sample
                         time.sleep(0.02)
         finally:
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
-                sql.Identifier(schema)))
+            drop_schema(conn, schema)
 
     half = max(1, len(samples) // 2)
     early = max(s["dead"] for s in samples[:half])

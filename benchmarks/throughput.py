@@ -90,7 +90,7 @@ from conveyor.config import redact
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _pgcost import PgCost
-from enqueue import checkpoint, database, environment, log, print_environment
+from enqueue import checkpoint, database, drop_schema, emit, environment, log, print_environment
 
 BURN_QUEUE = "bench-burn"
 BARE_QUEUE = "bench-bare"
@@ -689,7 +689,7 @@ def main(argv: list[str] | None = None) -> int:
                             url, conn, schema, concurrency, rate, args.duration, args.warmup,
                             producers, handler_ms))
         finally:
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+            drop_schema(conn, schema)
     results = {
         "environment": env,
         "parameters": vars(args) | {"dsn": redact(args.dsn) if args.dsn else None},
@@ -699,10 +699,7 @@ def main(argv: list[str] | None = None) -> int:
         "summary": summary(burns, references[0] if references else None, latencies),
         "elapsed_s": time.perf_counter() - started,
     }
-    if args.json:
-        print(json.dumps(results, indent=2, default=str))
-    else:
-        print_report(results)
+    emit(results, args.json, print_report)
     return 0
 
 
