@@ -178,3 +178,45 @@ def test_ids_of_jobs_sent_one_after_another_sort_in_that_order(cv: Conveyor) -> 
 
     assert sent == sorted(sent)
     assert len({uuid.UUID(job_id).version for job_id in sent if job_id}) == 1
+
+
+def test_a_job_read_from_a_row_equals_the_job_its_constructor_makes(
+    cv: Conveyor, schema: str, database_url: str
+) -> None:
+    import dataclasses
+    import pickle
+
+    import psycopg
+
+    from conveyor import _session
+    from conveyor._rows import job_from_row
+    from conveyor.job import Job, JobState, Progress, QueuePolicy
+    from conveyor.queries import Queries
+
+    cv.create_queue("rows", policy="stately", dead_letter="rows-dead")
+    job_id = cv.send("rows", {"n": 1}, priority=3, retry_limit=2, singleton_key="k",
+                     group_key="g", expire_in=90, retry_backoff=True)
+    (claimed,) = cv.fetch("rows")
+    cv.fail(claimed, {"message": "first"})  # errors and error, back to retry
+    queries = Queries(schema)
+    with psycopg.connect(database_url) as conn:
+        _session.configure(conn, queries)
+        row = conn.execute(queries["job_get"], {"id": job_id}).fetchone()
+    assert row is not None
+
+    job = job_from_row(row)
+
+    values = list(row)
+    values[2], values[14], values[24] = (
+        JobState(values[2]), Progress(values[14]), QueuePolicy(values[24]))
+    built = Job(*values)
+    assert type(job) is Job
+    assert job == built
+    for field in dataclasses.fields(Job):
+        assert getattr(job, field.name) == getattr(built, field.name), field.name
+    assert job.state is JobState.RETRY and job.policy is QueuePolicy.STATELY
+    assert [e["message"] for e in job.errors] == ["first"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        job.priority = 9  # type: ignore[misc]
+    assert dataclasses.replace(job, priority=9).priority == 9
+    assert pickle.loads(pickle.dumps(job)) == job
