@@ -164,6 +164,59 @@ async def test_concurrency_is_never_exceeded(acv: AsyncConveyor) -> None:
     assert peak == 3
 
 
+async def test_every_slot_fills_when_handlers_wait(acv: AsyncConveyor) -> None:
+    release = asyncio.Event()
+    now = 0
+
+    @acv.task("q", concurrency=200)
+    async def handle(job: Job) -> None:
+        nonlocal now
+        now += 1
+        await release.wait()
+
+    await acv.insert("q", [{"data": n} for n in range(200)])
+    async with running(acv):
+        async def all_started() -> bool:
+            return now == 200
+        await wait_until(all_started)
+        release.set()
+        await wait_until(lambda: finished(acv, "q", 200))
+
+
+async def test_calls_that_never_wait_are_run_by_one_runner_without_waking_the_rest() -> None:
+    from conveyor.worker.control import HandlerCall
+    from conveyor.worker.pool import HandlerPool
+
+    runners: list[asyncio.Task[Any] | None] = []
+
+    async def execute(call: HandlerCall) -> None:
+        runners.append(call.task)
+
+    pool = HandlerPool("q", 100, execute)
+    pool.start()
+    await asyncio.sleep(0)  # the runners go idle
+    loop = asyncio.get_running_loop()
+    wakes = 0
+
+    def counted(*args: Any, **kwargs: Any) -> Any:  # a woken runner is a callback scheduled
+        nonlocal wakes
+        wakes += 1
+        return type(loop).call_soon(loop, *args, **kwargs)
+
+    loop.call_soon = counted  # type: ignore[method-assign]
+    try:
+        for _ in range(50):
+            pool.submit(HandlerCall([], interruptible=True))
+    finally:
+        del loop.call_soon
+    await pool.wait_empty()
+    await pool.close()
+
+    assert wakes == 1
+    assert len(runners) == 50
+    assert len(set(runners)) == 1
+
+
 async def test_jobs_run_in_priority_order(acv: AsyncConveyor) -> None:
     order: list[int] = []
 

@@ -7,6 +7,15 @@ runner takes it, and a runner that finishes a call takes the next one without
 going back to the event loop. The runner's task is the call's task while it
 runs, so stopping a call (``HandlerCall.stop``) cancels the runner's current
 await; the runner then goes on with the next call.
+
+Waking a runner costs a turn of the event loop (a future resolved, the task
+stepped), as much as a short call itself. So runners are woken as they are
+needed, not one per call: a submitted call wakes one idle runner when none is
+already on its way, and a woken runner that takes a call and sees more waiting
+wakes up to two more (``_RAMP``) before it runs its call. Calls that return
+without waiting are then all run by the first runner, in one turn; calls that
+wait are taken up by twice as many runners in each turn of the loop, so a claim
+of 500 has all its calls started within ten turns.
 """
 
 from __future__ import annotations
@@ -20,6 +29,9 @@ from conveyor.worker.control import HandlerCall
 
 Execute = Callable[[HandlerCall], Awaitable[None]]
 
+_RAMP = 2
+"""Idle runners a woken runner wakes when calls are still waiting after its first."""
+
 
 class HandlerPool:
     def __init__(self, name: str, size: int, execute: Execute) -> None:
@@ -28,6 +40,8 @@ class HandlerPool:
         self._execute = execute
         self._line: deque[HandlerCall] = deque()
         self._idle: deque[asyncio.Future[None]] = deque()
+        self._waking = 0
+        """Runners woken that have not yet looked at the line."""
         self._runners: list[asyncio.Task[None]] = []
         self.active = 0
         """Calls waiting in line or running."""
@@ -44,11 +58,17 @@ class HandlerPool:
         self._line.append(call)
         self.active += 1
         self._empty.clear()
-        while self._idle:  # wake one idle runner, if any
-            waiter = self._idle.popleft()
+        if not self._waking:
+            self._wake(1)
+
+    def _wake(self, count: int) -> None:
+        idle = self._idle
+        while count and idle:
+            waiter = idle.popleft()
             if not waiter.done():
                 waiter.set_result(None)
-                break
+                self._waking += 1
+                count -= 1
 
     async def wait_empty(self) -> None:
         await self._empty.wait()
@@ -65,8 +85,13 @@ class HandlerPool:
         task = asyncio.current_task()
         line = self._line
         while True:
+            woken = True
             while line:
                 call = line.popleft()
+                if woken:
+                    woken = False
+                    if line:
+                        self._wake(min(_RAMP, len(line)))
                 call.task = task
                 try:
                     await self._execute(call)
@@ -82,3 +107,4 @@ class HandlerPool:
                 with contextlib.suppress(ValueError):
                     self._idle.remove(waiter)
                 raise
+            self._waking -= 1
