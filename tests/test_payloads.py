@@ -58,3 +58,14 @@ def test_encoding_either_gives_json_or_raises_invalid_payload(value: Any) -> Non
         return
     if text is not None:
         json.loads(text)
+
+
+def test_integers_past_64_bits_come_back_exact_among_other_numbers(cv: Conveyor) -> None:
+    data = {"big": 2**64, "low": -(2**63) - 1, "huge": [10**30, 1.5, 7],
+            "text": "order 1234567890123456789 " + "x" * 3000, "ids": list(range(200))}
+    job_id = cv.send("roundtrip", data)
+
+    job = cv.get_job(job_id)  # type: ignore[arg-type]
+    assert job is not None
+    assert job.data == data
+    assert type(job.data["big"]) is int and type(job.data["huge"][0]) is int

@@ -3,7 +3,10 @@
 - jsonb: orjson parses several times faster than the standard library, but reads
   integers past 64 bits as floats, silently. Such an integer has at least 19
   digits, so text with a run of 19 digits goes to the standard library;
-  everything else to orjson.
+  everything else to orjson. The run is looked for by mapping every digit to
+  ``0`` (``bytes.translate``) and searching for nineteen of them: about 1 ns a
+  byte, where a regular expression took 12 (27 µs for a 2.3 KB payload that
+  orjson parses in 2).
 - timestamps: the session's time zone is UTC. psycopg then returns datetimes in
   ``datetime.timezone.utc``, which it builds about four times faster than in a
   ``zoneinfo`` zone such as ``Etc/UTC`` (a claimed job carries five of them).
@@ -21,7 +24,6 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
@@ -32,7 +34,8 @@ from psycopg.types.json import set_json_loads
 
 from conveyor.queries import Queries
 
-_LONG_NUMBER = re.compile(rb"\d{19}")
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_NUMBER = b"0" * 19
 
 
 class EncodedJsonb(Dumper):
@@ -60,7 +63,7 @@ class UuidInt(Dumper):
 
 def loads(data: str | bytes) -> Any:
     raw = data.encode() if isinstance(data, str) else bytes(data)
-    if _LONG_NUMBER.search(raw):
+    if _LONG_NUMBER in raw.translate(_DIGITS_AS_ZERO):
         return json.loads(raw)
     return orjson.loads(raw)
 
