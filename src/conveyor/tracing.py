@@ -141,6 +141,11 @@ def _producer_span(
 # --- running -----------------------------------------------------------------------------
 
 
+def enabled() -> bool:
+    """Whether :func:`instrument` is on."""
+    return _tracer is not None
+
+
 def running(queue: str, call: HandlerCall) -> contextlib.AbstractContextManager[object]:
     """The context a handler call runs in: a ``conveyor process`` span, current
     for the handler, when tracing is on; nothing otherwise."""

@@ -71,6 +71,15 @@ class Completer:
         self._pending.extend(outcomes)
         self._arrived.set()
 
+    def offer(self, outcomes: Iterable[Outcome]) -> bool:
+        """Queue outcomes for writing unless the backlog is full (then ``add`` them,
+        which waits): the same without a coroutine, once per handler call."""
+        if len(self._pending) >= self._backlog_limit:
+            return False
+        self._pending.extend(outcomes)
+        self._arrived.set()
+        return True
+
     async def run(self) -> None:
         """Write batches until ``close()`` and the backlog is empty."""
         while not (self._closing and not self._pending):

@@ -396,19 +396,22 @@ class Worker:
     def _start(self, reg: Registration, slots: Slots, jobs: list[Job]) -> int:
         """Start a handler call per job (per batch for batch handlers); jobs claimed
         while stopping go back to their queue. Returns how many calls started."""
-        started = 0
-        for chunk in _chunks(jobs, reg.batch_size):
-            call = HandlerCall(chunk, interruptible=reg.executor == "async")
-            if self._stopping is None or self._stopping.is_set():
+        interruptible = reg.executor == "async"
+        chunks = ([job] for job in jobs) if reg.batch_size == 1 else _chunks(jobs, reg.batch_size)
+        calls = [HandlerCall(chunk, interruptible) for chunk in chunks]
+        if self._stopping is None or self._stopping.is_set():
+            for call in calls:
                 self._to_release.extend(call.controls)
-                continue
+            return 0
+        running = self._running
+        submit = self._pools[reg.queue].submit
+        for call in calls:
             slots.take()
-            started += 1
             for control in call.controls:
-                self._running[control.id] = control
+                running[control.id] = control
             call.slots = slots
-            self._pools[reg.queue].submit(call)
-        return started
+            submit(call)
+        return len(calls)
 
     # --- running one handler call ------------------------------------------------------
 
@@ -445,14 +448,17 @@ class Worker:
             argument = self._argument(reg, call)
             call.in_handler = True
             try:
-                with tracing.running(reg.queue, call):
-                    if reg.executor == "async":
-                        result = await reg.handler(argument)
-                    else:
-                        handler = (reg.handler if reg.executor == "process"
-                                   else tracing.carry_context(reg.handler))
-                        in_thread = self._executor(reg.executor).submit(handler, argument)
-                        result = await asyncio.wrap_future(in_thread)
+                if reg.executor == "async" and not tracing.enabled():
+                    result = await reg.handler(argument)  # the common case, without a span
+                else:
+                    with tracing.running(reg.queue, call):
+                        if reg.executor == "async":
+                            result = await reg.handler(argument)
+                        else:
+                            handler = (reg.handler if reg.executor == "process"
+                                       else tracing.carry_context(reg.handler))
+                            in_thread = self._executor(reg.executor).submit(handler, argument)
+                            result = await asyncio.wrap_future(in_thread)
             except asyncio.CancelledError:
                 call.in_handler = False
                 reason = call.stop_reason
@@ -494,8 +500,10 @@ class Worker:
         except InvalidPayload as exc:
             await self._failed(exc, call, completer, started)
             return
-        await completer.add([Outcome(c.id, c.attempt, output, progress=self._last_progress(c))
-                             for c in call.controls])
+        outcomes = [Outcome(c.id, c.attempt, output, None, None, False, self._last_progress(c))
+                    for c in call.controls]
+        if not completer.offer(outcomes):
+            await completer.add(outcomes)
         if self._hooks.wants("job_completed"):
             duration = time.monotonic() - started
             for job in call.jobs:
