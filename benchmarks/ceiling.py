@@ -32,13 +32,14 @@ separate completion transaction completes exactly the jobs that claim returned.
    prepared statement as in the worker: PostgreSQL then plans the claim again
    for each execution, a custom plan, as it does the worker's), and ``lease`` the
    worker's default lease of 30 s (the worker passes its ``lease`` setting; a
-   job's ``expire_in`` is longer). Text and interval values are inlined as SQL literals, quoted by
-   psycopg; they are this script's constants. Its last line, ``SELECT * FROM
-   claimed ORDER BY ...``, keeps its rows and order and gains two columns,
+   job's ``expire_in`` is longer). Text and interval values are inlined as SQL
+   literals, quoted by psycopg; they are this script's constants. Its final
+   ``UPDATE ... RETURNING`` becomes a CTE ``claimed``, whose rows are returned as
+   they are (the worker puts them in order itself) with two more columns,
    ``claimed_ids`` and ``claimed_attempts``, which only the last row fills: the
    claimed ids and attempts as text arrays (window aggregates). pgbench's
    ``\\aset`` keeps the last row's columns as variables, so pgbench receives every
-   claimed job's columns, as the worker does. With ``--ids-only`` the last line is
+   claimed job's columns, as the worker does. With ``--ids-only`` the rows are
    instead one aggregate row of the two arrays (``\\gset``): no job rows are sent
    back, which shows what returning them costs.
 2. the completion: ``complete.sql`` with ``:claimed_ids::uuid[]`` and
@@ -105,7 +106,7 @@ IDLE_WARNING = 0.1  # server cores busy without us that make a case's cost doubt
 
 _PLACEHOLDER = re.compile(r"%\((\w+)\)[sb]")
 _PGBENCH_VARIABLE = re.compile(r"(?<!:):([A-Za-z0-9_]+)")
-_FINAL_SELECT = re.compile(r"^SELECT \* FROM claimed ORDER BY (?P<order>[^;]+);$")
+_FINAL_UPDATE = re.compile(r"^UPDATE .*\Z", re.MULTILINE | re.DOTALL)
 
 
 # --- the pgbench script -----------------------------------------------------------------
@@ -151,21 +152,20 @@ def claim_statement(queries: Queries, *, ids_only: bool) -> tuple[str, str]:
     (``\\aset`` or ``\\gset``), whose variables hold the claimed ids and attempts."""
     text = substitute(queries["claim"], {"queue": QUEUE, "limit": Variable(LIMIT),
                                          "lease": LEASE})
-    lines = text.rstrip().splitlines()
-    match = _FINAL_SELECT.match(lines[-1])
+    match = _FINAL_UPDATE.search(text)
     if match is None:
-        raise RuntimeError(f"claim.sql no longer ends as expected: {lines[-1]!r}")
-    order = match["order"]
+        raise RuntimeError("claim.sql no longer ends with its UPDATE ... RETURNING")
+    claimed = f"{text[:match.start()]},\nclaimed AS (\n{match[0].rstrip().rstrip(';')}\n)"
     if ids_only:
-        final = (f"SELECT COALESCE(array_agg(id ORDER BY {order}), '{{}}')::text AS {IDS},\n"
-                 f"COALESCE(array_agg(attempt ORDER BY {order}), '{{}}')::text AS {ATTEMPTS}\n"
+        final = (f"SELECT COALESCE(array_agg(id), '{{}}')::text AS {IDS},\n"
+                 f"COALESCE(array_agg(attempt), '{{}}')::text AS {ATTEMPTS}\n"
                  "FROM claimed")
-        return "\n".join([*lines[:-1], final]), "\\gset"
-    last = "row_number() OVER w = count(*) OVER ()"
+        return f"{claimed}\n{final}", "\\gset"
+    last = "row_number() OVER () = count(*) OVER ()"
     final = (f"SELECT *,\nCASE WHEN {last} THEN (array_agg(id) OVER ())::text END AS {IDS},\n"
              f"CASE WHEN {last} THEN (array_agg(attempt) OVER ())::text END AS {ATTEMPTS}\n"
-             f"FROM claimed WINDOW w AS (ORDER BY {order})\nORDER BY {order}")
-    return "\n".join([*lines[:-1], final]), "\\aset"
+             "FROM claimed")
+    return f"{claimed}\n{final}", "\\aset"
 
 
 def complete_statement(queries: Queries) -> str:

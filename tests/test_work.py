@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import psycopg
+import pytest
 
 from conveyor import Conveyor, JobState
 
@@ -33,6 +35,26 @@ def test_fetch_takes_the_highest_priority_first_then_the_oldest(cv: Conveyor) ->
     claimed = [job.id for job in cv.fetch("q", batch_size=10)]
 
     assert claimed == [urgent, high, low_old, low_new]
+
+
+@pytest.mark.parametrize("flow", [False, True], ids=["plain", "flow-controlled"])
+def test_one_claim_returns_its_jobs_by_priority_then_start_after_then_id(
+    cv: Conveyor, flow: bool
+) -> None:
+    if flow:
+        cv.create_queue("q", group_concurrency=1000)
+    now = datetime.now(UTC)
+    items = [{"data": n, "priority": n % 3, "group_key": f"g{n % 4}",
+              "start_after": now - timedelta(seconds=(n * 7919) % 60)} for n in range(300)]
+    items += [{"data": 300 + n, "priority": 1, "group_key": "same", "start_after": now
+               - timedelta(seconds=90)} for n in range(30)]  # ties broken by id
+    cv.insert("q", items)
+
+    claimed = cv.fetch("q", batch_size=400)
+
+    assert len(claimed) == 330 or (flow and len(claimed) >= 300)  # fair claims go by depth
+    keys = [(-job.priority, job.start_after, uuid.UUID(job.id)) for job in claimed]
+    assert keys == sorted(keys)
 
 
 def test_fetch_returns_at_most_batch_size_jobs(cv: Conveyor) -> None:

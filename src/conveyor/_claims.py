@@ -12,7 +12,7 @@ from psycopg import errors as pg_errors
 from conveyor import _validate
 from conveyor._options import Duration
 from conveyor._plan import Context, Execute, Failure, Operation, Plan, Together
-from conveyor._rows import JobRef, job_from_row
+from conveyor._rows import JobRef, in_claim_order, job_from_row
 from conveyor.job import Job
 
 _CLAIM_RACE_RETRIES = 3
@@ -42,7 +42,7 @@ def claim(
         _, rows = yield Together((
             Execute("claim_flow_lock", {"schema": schema, "queue": queue}, "none"),
             Execute("claim_flow", params, tuples=True)))
-        return [job_from_row(row) for row in rows]
+        return [job_from_row(row) for row in in_claim_order(rows)]
     for attempt in range(retries):
         try:
             rows = yield Execute("claim", params, tuples=True)
@@ -54,7 +54,7 @@ def claim(
             if attempt == retries - 1:
                 return []
             continue
-        return [job_from_row(row) for row in rows]
+        return [job_from_row(row) for row in in_claim_order(rows)]
     return []
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from conveyor.job import Job, JobState, Progress, Queue, QueuePolicy
@@ -74,6 +75,20 @@ def job_from_row(row: Sequence[Any]) -> Job:
     job._control = None  # attached by a worker
     job.__class__ = Job
     return job  # type: ignore[no-any-return]
+
+
+_BY_PRIORITY = itemgetter(6)
+_BY_START_AFTER_THEN_ID = itemgetter(9, 0)
+
+
+def in_claim_order(rows: list[Any]) -> list[Any]:
+    """Rows of ``{job_columns}`` in the order claims take jobs: highest priority
+    first, then earliest ``start_after``, then id (uuid7s sort as their text does).
+    Two stable sorts, the second reversed, which keeps equal priorities in the
+    order of the first."""
+    rows.sort(key=_BY_START_AFTER_THEN_ID)
+    rows.sort(key=_BY_PRIORITY, reverse=True)
+    return rows
 
 
 def queue_from_row(row: Mapping[str, Any]) -> Queue:

@@ -185,4 +185,4 @@ moved AS (
     WHERE t.group_key IS NOT NULL
     ON CONFLICT (queue) DO UPDATE SET group_key = excluded.group_key
 )
-SELECT * FROM claimed ORDER BY priority DESC, start_after, id::uuid;
+SELECT * FROM claimed;  -- in the claim's order on the client, as claim.sql
