@@ -181,6 +181,13 @@ class JobCall(Generic[R]):
         return self.task.function(**job.data)
 
 
+def direct_callable(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """What a worker may call in place of ``handler`` in its own process: a task's
+    function without the wrapper that only forwards the call (a frame per job);
+    anything else as it is. Process pools keep the wrapper, which pickles by name."""
+    return handler.function if isinstance(handler, _Wrapper) else handler
+
+
 def wrapped_function(handler: Callable[..., Any]) -> Callable[..., Any]:
     """The user's function behind a task's handler (how it is to be run: async or
     not), or ``handler`` itself."""

@@ -10,7 +10,7 @@ from typing import Any, Literal, TypedDict, Unpack
 
 from conveyor import _validate
 from conveyor.errors import ConfigurationError, InvalidOption, QueueConflict, QueueNotFound
-from conveyor.tasks import wrapped_function
+from conveyor.tasks import direct_callable, wrapped_function
 
 Executor = Literal["auto", "async", "thread", "process"]
 DEFAULT_CONCURRENCY = 5
@@ -93,7 +93,7 @@ class Registration:
         interval = _validate.positive_duration(poll_interval, "poll_interval").total_seconds()
         return cls(
             queue=name,
-            handler=handler,
+            handler=handler if chosen == "process" else direct_callable(handler),
             concurrency=_validate.integer(
                 default_concurrency() if concurrency is None else concurrency,
                 "concurrency", minimum=1,
