@@ -354,15 +354,16 @@ def bare_loop(
     url: str, cv: Conveyor, conn: psycopg.Connection[Any], schema: str, jobs: int
 ) -> dict[str, Any]:
     fill(cv, conn, schema, BARE_QUEUE, jobs)
-    started = time.perf_counter()
-    done = asyncio.run(_bare_loop(url, schema, BARE_QUEUE))
-    seconds = time.perf_counter() - started
+    with PgCost(conn) as cost:
+        started = time.perf_counter()
+        done = asyncio.run(_bare_loop(url, schema, BARE_QUEUE))
+        seconds = time.perf_counter() - started
     if done != jobs:
         raise RuntimeError(f"bare loop: completed {done} of {jobs}")
     check_completed(cv, BARE_QUEUE, jobs)
     return {"name": f"ref: bare loop (claim {BARE_BATCH}, fenced unnest completions)",
             "processes": 1, "concurrency": None, "jobs": jobs, "seconds": seconds,
-            "per_second": jobs / seconds}
+            "per_second": jobs / seconds} | db_cost(cost, jobs)
 
 
 async def _api_loop(url: str, schema: str, queue: str) -> int:
@@ -390,15 +391,16 @@ def api_loop(
     """The bare loop's shape through Conveyor's public calls: ``fetch`` 500 jobs,
     ``complete`` them (fenced by attempt), no handler and no worker machinery."""
     fill(cv, conn, schema, BARE_QUEUE, jobs)
-    started = time.perf_counter()
-    done = asyncio.run(_api_loop(url, schema, BARE_QUEUE))
-    seconds = time.perf_counter() - started
+    with PgCost(conn) as cost:
+        started = time.perf_counter()
+        done = asyncio.run(_api_loop(url, schema, BARE_QUEUE))
+        seconds = time.perf_counter() - started
     if done != jobs:
         raise RuntimeError(f"fetch/complete loop: completed {done} of {jobs}")
     check_completed(cv, BARE_QUEUE, jobs)
     return {"name": f"ref: fetch({BARE_BATCH}) + complete loop, no worker",
             "processes": 1, "concurrency": None, "jobs": jobs, "seconds": seconds,
-            "per_second": jobs / seconds}
+            "per_second": jobs / seconds} | db_cost(cost, jobs)
 
 
 # --- pickup latency ---------------------------------------------------------------------
@@ -600,7 +602,7 @@ def print_report(results: dict[str, Any]) -> None:
     for name, value in summary_["ratios"].items():
         console.print(f"  {name}: {value:.2f}")
     for name, (value, met) in summary_["targets"].items():
-        console.print(f"  target {name}: {'met' if met else 'NOT met'} ({value:,.1f})")
+        console.print(f"  target {name}: {'met' if met else 'NOT met'} ({value:,.2f})")
     console.print(f"  total time {results['elapsed_s']:.1f} s")
 
 
