@@ -135,3 +135,9 @@ def test_text_that_spells_a_nul_escape_is_not_a_nul(cv: Conveyor) -> None:
     job = cv.get_job(cv.send("q", data))  # type: ignore[arg-type]
 
     assert job is not None and job.data == data
+
+
+@pytest.mark.parametrize("state", [True, 3, 1.5, [None], ["done"]])
+def test_a_job_filter_with_a_state_that_is_no_state_is_refused(cv: Conveyor, state: Any) -> None:
+    with pytest.raises(InvalidArgument):
+        cv.find_jobs("q", state=state)

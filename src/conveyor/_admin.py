@@ -81,10 +81,10 @@ def _parse_cursor(cursor: str) -> uuid.UUID:
 def _states(state: JobState | str | Iterable[JobState | str] | None) -> list[str] | None:
     if state is None:
         return None
-    values = [state] if isinstance(state, str) else list(state)
     try:
+        values = [state] if isinstance(state, str) else list(state)
         return [JobState(value).value for value in values]
-    except ValueError:
+    except (ValueError, TypeError):  # not a state, or not an iterable of them
         allowed = ", ".join(s.value for s in JobState)
         raise InvalidArgument(f"invalid state in {state!r}; use {allowed}") from None
 
