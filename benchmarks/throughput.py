@@ -77,7 +77,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -350,20 +350,28 @@ async def _bare_loop(url: str, schema: str, queue: str) -> int:
     return done
 
 
-def bare_loop(
-    url: str, cv: Conveyor, conn: psycopg.Connection[Any], schema: str, jobs: int
+def reference(
+    name: str, loop: Callable[[str, str, str], Awaitable[int]], url: str, cv: Conveyor,
+    conn: psycopg.Connection[Any], schema: str, jobs: int,
 ) -> dict[str, Any]:
+    """Fill the queue, time ``loop`` burning it down, check every job completed."""
     fill(cv, conn, schema, BARE_QUEUE, jobs)
     with PgCost(conn) as cost:
         started = time.perf_counter()
-        done = asyncio.run(_bare_loop(url, schema, BARE_QUEUE))
+        done = asyncio.run(loop(url, schema, BARE_QUEUE))
         seconds = time.perf_counter() - started
     if done != jobs:
-        raise RuntimeError(f"bare loop: completed {done} of {jobs}")
+        raise RuntimeError(f"{name}: completed {done} of {jobs}")
     check_completed(cv, BARE_QUEUE, jobs)
-    return {"name": f"ref: bare loop (claim {BARE_BATCH}, fenced unnest completions)",
-            "processes": 1, "concurrency": None, "jobs": jobs, "seconds": seconds,
-            "per_second": jobs / seconds} | db_cost(cost, jobs)
+    return {"name": name, "processes": 1, "concurrency": None, "jobs": jobs,
+            "seconds": seconds, "per_second": jobs / seconds} | db_cost(cost, jobs)
+
+
+def bare_loop(
+    url: str, cv: Conveyor, conn: psycopg.Connection[Any], schema: str, jobs: int
+) -> dict[str, Any]:
+    return reference(f"ref: bare loop (claim {BARE_BATCH}, fenced unnest completions)",
+                     _bare_loop, url, cv, conn, schema, jobs)
 
 
 async def _api_loop(url: str, schema: str, queue: str) -> int:
@@ -390,17 +398,8 @@ def api_loop(
 ) -> dict[str, Any]:
     """The bare loop's shape through Conveyor's public calls: ``fetch`` 500 jobs,
     ``complete`` them (fenced by attempt), no handler and no worker machinery."""
-    fill(cv, conn, schema, BARE_QUEUE, jobs)
-    with PgCost(conn) as cost:
-        started = time.perf_counter()
-        done = asyncio.run(_api_loop(url, schema, BARE_QUEUE))
-        seconds = time.perf_counter() - started
-    if done != jobs:
-        raise RuntimeError(f"fetch/complete loop: completed {done} of {jobs}")
-    check_completed(cv, BARE_QUEUE, jobs)
-    return {"name": f"ref: fetch({BARE_BATCH}) + complete loop, no worker",
-            "processes": 1, "concurrency": None, "jobs": jobs, "seconds": seconds,
-            "per_second": jobs / seconds} | db_cost(cost, jobs)
+    return reference(f"ref: fetch({BARE_BATCH}) + complete loop, no worker",
+                     _api_loop, url, cv, conn, schema, jobs)
 
 
 # --- pickup latency ---------------------------------------------------------------------

@@ -90,14 +90,18 @@ def test_the_database_always_agrees_with_a_model_of_the_job_state_machine(
                 self.held[job.id] = job
 
         @precondition(lambda self: self.held)
-        @rule(data=st.data())
-        def complete(self, data: st.DataObject) -> None:
+        @rule(data=st.data(), complete=st.booleans())
+        def settle(self, data: st.DataObject, complete: bool) -> None:
+            """Complete or fail a job's latest attempt: taken only while it holds."""
             job = data.draw(st.sampled_from(sorted(self.held.values(), key=lambda j: j.id)))
             modelled = self.jobs[job.id]
             holds = modelled.state is JobState.ACTIVE and modelled.attempt == job.attempt
-            assert cv.complete(job, {"done": True}) == int(holds)
-            if holds:
+            settled = cv.complete(job, {"done": True}) if complete else cv.fail(job, "boom")
+            assert settled == int(holds)
+            if holds and complete:
                 modelled.state = JobState.COMPLETED
+            elif holds:
+                self._failed_attempt(modelled)
 
         @precondition(lambda self: self.stale)
         @rule(data=st.data(), complete=st.booleans())
@@ -112,16 +116,6 @@ def test_the_database_always_agrees_with_a_model_of_the_job_state_machine(
             assert cv.delete(job_id) == 1
             del self.jobs[job_id]
             self.held.pop(job_id, None)
-
-        @precondition(lambda self: self.held)
-        @rule(data=st.data())
-        def fail(self, data: st.DataObject) -> None:
-            job = data.draw(st.sampled_from(sorted(self.held.values(), key=lambda j: j.id)))
-            modelled = self.jobs[job.id]
-            holds = modelled.state is JobState.ACTIVE and modelled.attempt == job.attempt
-            assert cv.fail(job, "boom") == int(holds)
-            if holds:
-                self._failed_attempt(modelled)
 
         @precondition(lambda self: self.jobs)
         @rule(data=st.data(), action=st.sampled_from(["cancel", "resume", "retry"]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Mapping, Sequence
 from operator import itemgetter
@@ -77,8 +78,9 @@ def job_from_row(row: Sequence[Any]) -> Job:
     return job  # type: ignore[no-any-return]
 
 
-_BY_PRIORITY = itemgetter(6)
-_BY_START_AFTER_THEN_ID = itemgetter(9, 0)
+_FIELDS = [field.name for field in dataclasses.fields(Job)]  # {job_columns}, in order
+_BY_PRIORITY = itemgetter(_FIELDS.index("priority"))
+_BY_START_AFTER_THEN_ID = itemgetter(_FIELDS.index("start_after"), _FIELDS.index("id"))
 
 
 def in_claim_order(rows: list[Any]) -> list[Any]:

@@ -1,6 +1,7 @@
 -- Claims up to %(limit)s due jobs of one queue: highest priority first, then the
--- longest waiting. Queues with limits or fairness use claim_flow.sql instead. The lease runs for the job's expire_in, or for
--- %(lease)s when a worker that renews leases by heartbeat asks for a shorter one.
+-- longest waiting. Queues with limits or fairness use claim_flow.sql instead. The
+-- lease runs for the job's expire_in, or for %(lease)s when a worker that renews
+-- leases by heartbeat asks for a shorter one.
 -- The CTE is also an optimisation fence, so the UPDATE touches no more rows than
 -- the LIMIT allows.
 --

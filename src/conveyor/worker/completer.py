@@ -65,15 +65,13 @@ class Completer:
 
     async def add(self, outcomes: Iterable[Outcome]) -> None:
         """Queue outcomes for writing; waits while the backlog is full."""
-        while len(self._pending) >= self._backlog_limit:
+        while not self.offer(outcomes):
             self._written.clear()
             await self._written.wait()
-        self._pending.extend(outcomes)
-        self._arrived.set()
 
     def offer(self, outcomes: Iterable[Outcome]) -> bool:
         """Queue outcomes for writing unless the backlog is full (then ``add`` them,
-        which waits): the same without a coroutine, once per handler call."""
+        which waits): ``add`` without a coroutine, for once per handler call."""
         if len(self._pending) >= self._backlog_limit:
             return False
         self._pending.extend(outcomes)
