@@ -13,6 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from processes import Workers
+from tcp_proxy import TcpProxy
 
 from conveyor import AsyncConveyor, Conveyor
 from conveyor.embedded import EmbeddedPostgres
@@ -75,6 +76,14 @@ def private_server() -> Iterator[EmbeddedPostgres]:
             yield server
         finally:
             server.stop()
+
+
+@pytest.fixture
+def proxy(database_url: str) -> Iterator[TcpProxy]:
+    """A TCP proxy on 127.0.0.1 in front of the test database, which the test may
+    cut like a network partition (``tcp_proxy.py``)."""
+    with TcpProxy(database_url) as tcp_proxy:
+        yield tcp_proxy
 
 
 @pytest.fixture

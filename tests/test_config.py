@@ -15,6 +15,8 @@ from conveyor.config import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     DEFAULT_POOL_SIZE,
     DEFAULT_SCHEMA,
+    DEFAULT_STATEMENT_DEADLINE,
+    NETWORK_DEFAULTS,
     Settings,
     redact,
 )
@@ -29,6 +31,7 @@ NUMERIC = [
     ("max_payload_bytes", "CONVEYOR_MAX_PAYLOAD_BYTES", 1000, "2000", 2000),
     ("pool_size", "CONVEYOR_POOL_SIZE", 3, "7", 7),
     ("connect_timeout", "CONVEYOR_CONNECT_TIMEOUT", 1.5, "2.5", 2.5),
+    ("statement_deadline", "CONVEYOR_STATEMENT_DEADLINE", 5.0, "0.5", 0.5),
 ]
 NUMERIC_IDS = [row[0] for row in NUMERIC]
 NUMERIC_VARIABLES = [row[1] for row in NUMERIC]
@@ -91,13 +94,17 @@ def test_defaults_apply_when_neither_argument_nor_environment_sets_a_value() -> 
         max_payload_bytes=DEFAULT_MAX_PAYLOAD_BYTES,
         pool_size=DEFAULT_POOL_SIZE,
         connect_timeout=DEFAULT_CONNECT_TIMEOUT,
+        pgbouncer=False,
+        statement_deadline=DEFAULT_STATEMENT_DEADLINE,
     )
 
 
 def test_empty_numeric_environment_variables_count_as_unset() -> None:
     settings = Settings.resolve(ARG_URL, environ=dict.fromkeys(NUMERIC_VARIABLES, ""))
-    assert (settings.max_payload_bytes, settings.pool_size, settings.connect_timeout) == (
+    assert (settings.max_payload_bytes, settings.pool_size, settings.connect_timeout,
+            settings.statement_deadline) == (
         DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_POOL_SIZE, DEFAULT_CONNECT_TIMEOUT,
+        DEFAULT_STATEMENT_DEADLINE,
     )
 
 
@@ -152,6 +159,8 @@ def test_invalid_schema_in_the_environment_raises_invalid_schema_name() -> None:
         ("CONVEYOR_CONNECT_TIMEOUT", "soon"),
         ("CONVEYOR_CONNECT_TIMEOUT", "5s"),
         ("CONVEYOR_CONNECT_TIMEOUT", "nan"),
+        ("CONVEYOR_STATEMENT_DEADLINE", "15s"),
+        ("CONVEYOR_STATEMENT_DEADLINE", "inf"),
     ],
 )
 def test_malformed_number_in_the_environment_raises_configuration_error(
@@ -182,6 +191,32 @@ def test_non_positive_or_non_numeric_argument_raises_configuration_error(
 def test_nan_connect_timeout_argument_raises_configuration_error() -> None:
     with pytest.raises(ConfigurationError):
         Settings.resolve(ARG_URL, connect_timeout=math.nan, environ={})
+
+
+def test_infinite_statement_deadline_argument_raises_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="statement_deadline"):
+        Settings.resolve(ARG_URL, statement_deadline=math.inf, environ={})
+
+
+# --- the connections' network settings -------------------------------------------------
+
+
+def test_conninfo_adds_keepalives_user_timeout_and_connect_timeout_to_the_dsn() -> None:
+    settings = Settings.resolve(ARG_URL, connect_timeout=2.5, environ={})
+    params = psycopg.conninfo.conninfo_to_dict(settings.conninfo())
+    assert params == {**psycopg.conninfo.conninfo_to_dict(ARG_URL), **NETWORK_DEFAULTS,
+                      "connect_timeout": "3"}  # libpq takes whole seconds: rounded up
+
+
+@pytest.mark.parametrize("dsn", [
+    f"{ARG_URL}?keepalives_idle=5&tcp_user_timeout=0&connect_timeout=30",
+    "host=127.0.0.1 dbname=a keepalives_idle=5 tcp_user_timeout=0 connect_timeout=30",
+], ids=["url", "key-value"])
+def test_the_dsns_own_network_settings_win_over_the_defaults(dsn: str) -> None:
+    params = psycopg.conninfo.conninfo_to_dict(Settings.resolve(dsn, environ={}).conninfo())
+    assert (params["keepalives_idle"], params["tcp_user_timeout"], params["connect_timeout"]) \
+        == ("5", "0", "30")
+    assert params["keepalives_interval"] == NETWORK_DEFAULTS["keepalives_interval"]
 
 
 # --- redact ---------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Faults: a killed backend, a restarted server, an unreachable one, a client used
 before start. Every failure surfaces as ConnectionLost and the same client recovers.
+Connections carry TCP keepalives and a user timeout, so a vanished server is noticed.
 
 Restarts use a PostgreSQL cluster of this module's own, never the shared one."""
 
@@ -16,6 +17,7 @@ import psycopg.conninfo
 import pytest
 
 from conveyor import AsyncConveyor, Conveyor, JobState
+from conveyor.config import NETWORK_DEFAULTS
 from conveyor.embedded import EmbeddedPostgres
 from conveyor.errors import ConnectionLost, NotStarted
 
@@ -211,3 +213,18 @@ async def test_times_are_read_in_utc_by_the_async_client(database_url: str, sche
         job = await client.get_job(job_id)  # type: ignore[arg-type]
 
     assert job is not None and job.created_at.tzinfo is UTC
+
+
+def test_pool_connections_carry_tcp_keepalives_and_a_user_timeout(cv: Conveyor) -> None:
+    assert cv._pool is not None
+    with cv._pool.connection() as conn:
+        params = conn.info.get_parameters()
+    assert {name: params.get(name) for name in NETWORK_DEFAULTS} == NETWORK_DEFAULTS
+
+
+def test_the_dsns_own_keepalive_setting_wins(database_url: str, schema: str) -> None:
+    dsn = psycopg.conninfo.make_conninfo(database_url, keepalives_idle=7)
+    with Conveyor(dsn, schema=schema) as client:
+        assert client._pool is not None
+        with client._pool.connection() as conn:
+            assert conn.info.get_parameters()["keepalives_idle"] == "7"

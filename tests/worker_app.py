@@ -4,7 +4,12 @@ subprocesses. Not a test module: importing it needs the environment below.
 - ``APP_DSN``, ``APP_SCHEMA``: where the client works;
 - ``APP_CONCURRENCY``: handler calls at once (default 10);
 - ``APP_RECORDER_NAME``: the ``application_name`` of the recording connections
-  (default ``worker-app-recorder``), so that tests can tell them from the worker's.
+  (default ``worker-app-recorder``), so that tests can tell them from the worker's;
+- ``APP_RECORDER_DSN``: where the recording connections go (default ``APP_DSN``):
+  the chaos suite's network cut sends the worker through a proxy, and records
+  beside it;
+- ``APP_STATEMENT_DEADLINE``: the client's ``statement_deadline`` (its default
+  when unset).
 
 Queue ``work`` runs a sync handler that records every execution (job id, attempt,
 pid, time) in ``"<schema>".executions`` through a connection of its own, then sleeps
@@ -41,9 +46,12 @@ DSN = os.environ["APP_DSN"]
 SCHEMA = os.environ["APP_SCHEMA"]
 CONCURRENCY = int(os.environ.get("APP_CONCURRENCY", "10"))
 RECORDER_NAME = os.environ.get("APP_RECORDER_NAME", "worker-app-recorder")
+RECORDER_DSN = os.environ.get("APP_RECORDER_DSN", DSN)
 RECORD_PATIENCE = 30.0  # seconds a recording may keep retrying while the database is away
+STATEMENT_DEADLINE = os.environ.get("APP_STATEMENT_DEADLINE")
 
-cv = Conveyor(DSN, schema=SCHEMA)
+cv = Conveyor(DSN, schema=SCHEMA,
+              statement_deadline=float(STATEMENT_DEADLINE) if STATEMENT_DEADLINE else None)
 
 _RECORD = sql.SQL(
     "INSERT INTO {}.executions (run, job_id, attempt, pid) VALUES (%s, %s, %s, %s) "
@@ -62,7 +70,7 @@ def _record(job: Job) -> None:
         conn: psycopg.Connection[Any] | None = getattr(_local, "conn", None)
         try:
             if conn is None or conn.closed:
-                conn = psycopg.connect(DSN, autocommit=True, connect_timeout=5,
+                conn = psycopg.connect(RECORDER_DSN, autocommit=True, connect_timeout=5,
                                        application_name=RECORDER_NAME)
                 _local.conn = conn
             conn.execute(_RECORD, (run, job.id, job.attempt, os.getpid()))

@@ -20,6 +20,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from conveyor import _admin, _claims, _enqueue, _flow, _session, _status, scheduler
 from conveyor import migrate as migrations
+from conveyor._deadline import Deadline, Unanswered
 from conveyor._plan import Context, Operation, run_async, run_sync
 from conveyor.config import Settings, redact
 from conveyor.errors import ConnectionLost, InvalidArgument, InvalidOption, NotStarted
@@ -28,7 +29,7 @@ from conveyor.tasks import JobCall, Task, TypedTask
 from conveyor.worker import Hooks, Registration, Registry, Worker
 from conveyor.worker.hooks import Callback
 from conveyor.worker.registry import HandlerOptions
-from conveyor.worker.runner import RunOptions
+from conveyor.worker.runner import RunOptions, RunWithin
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -49,6 +50,7 @@ class _Client(Generic[Sent]):
         pool_size: int | None = None,
         connect_timeout: float | None = None,
         pgbouncer: bool | None = None,
+        statement_deadline: float | None = None,
         migrate: bool = True,
     ) -> None:
         self.settings = Settings.resolve(
@@ -58,6 +60,7 @@ class _Client(Generic[Sent]):
             pool_size=pool_size,
             connect_timeout=connect_timeout,
             pgbouncer=pgbouncer,
+            statement_deadline=statement_deadline,
         )
         self._context = Context(Queries(self.settings.schema), self.settings.max_payload_bytes)
         self._migrate_on_start = migrate
@@ -162,7 +165,7 @@ class _Client(Generic[Sent]):
 
     def _pool_options(self) -> dict[str, Any]:
         return {
-            "conninfo": self.settings.dsn,
+            "conninfo": self.settings.conninfo(),
             "min_size": 1,
             "max_size": self.settings.pool_size,
             # A transaction pooler runs each transaction on any server connection,
@@ -188,9 +191,7 @@ class _Client(Generic[Sent]):
                 f"not {type(conn).__name__}"
             )
 
-    def _worker(
-        self, run: Callable[[Operation[Any]], Awaitable[Any]], options: RunOptions
-    ) -> Worker:
+    def _worker(self, run: RunWithin, options: RunOptions) -> Worker:
         settings = {k: v for k, v in options.items() if k not in ("queues", "concurrency")}
         if self.settings.pgbouncer:
             # LISTEN holds a server connection's session, which a transaction
@@ -203,7 +204,8 @@ class _Client(Generic[Sent]):
             settings["listen"] = False
         return Worker(
             run,
-            dsn=self.settings.dsn,
+            dsn=self.settings.conninfo(),
+            statement_deadline=self.settings.statement_deadline,
             queries=self._context.queries,
             max_payload_bytes=self.settings.max_payload_bytes,
             registrations=self._registry.select(
@@ -301,7 +303,7 @@ class Conveyor(_Client[str | None]):
             self.settings.dsn, schema=self.settings.schema,
             max_payload_bytes=self.settings.max_payload_bytes, pool_size=self.settings.pool_size,
             connect_timeout=self.settings.connect_timeout, pgbouncer=self.settings.pgbouncer,
-            migrate=self._migrate_on_start,
+            statement_deadline=self.settings.statement_deadline, migrate=self._migrate_on_start,
         )
         twin._registry, twin._hooks = self._registry, self._hooks
         self._twin = twin
@@ -442,7 +444,10 @@ class AsyncConveyor(_Client[Awaitable[str | None]]):
     ) -> None:
         await self.stop()
 
-    async def _run(self, op: Operation[T]) -> T:
+    async def _run(self, op: Operation[T], deadline: float | None = None) -> T:
+        """Run ``op`` on the caller's connection or one of the pool's; with
+        ``deadline``, give the pool's connection up when no answer comes within that
+        many seconds (``_deadline.py``: for a worker's own operations)."""
         queries = self._context.queries
         if op.conn is not None:
             self._own_connection(op.conn, psycopg.AsyncConnection)
@@ -454,9 +459,16 @@ class AsyncConveyor(_Client[Awaitable[str | None]]):
             )
         try:
             async with pool.connection() as conn:
-                return await run_async(conn, queries, op)
+                if deadline is None:
+                    return await run_async(conn, queries, op)
+                with Deadline(conn, deadline):
+                    return await run_async(conn, queries, op)
         except PoolTimeout:
             raise self._unreachable() from None
+        except Unanswered:
+            # Not pool.check(): the idle connections may be as silent as this one,
+            # and checking them would wait for each. Each is given up in its turn.
+            raise
         except ConnectionLost:
             await pool.check()
             raise

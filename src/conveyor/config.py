@@ -8,6 +8,11 @@
 | pool size | ``pool_size`` | ``CONVEYOR_POOL_SIZE`` (10) |
 | connect timeout | ``connect_timeout`` | ``CONVEYOR_CONNECT_TIMEOUT`` (10 s) |
 | transaction pooler | ``pgbouncer`` | ``CONVEYOR_PGBOUNCER`` (off) |
+| statement deadline | ``statement_deadline`` | ``CONVEYOR_STATEMENT_DEADLINE`` (15 s) |
+
+Conveyor's own connections (its pool, a worker's listener) also get TCP
+keepalives, ``tcp_user_timeout`` and ``connect_timeout`` where the DSN sets none
+(:meth:`Settings.conninfo`); the DSN's own values win.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Final, TypeVar
 
 import psycopg.conninfo
 
@@ -27,6 +32,23 @@ DEFAULT_SCHEMA = "conveyor"
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
 DEFAULT_POOL_SIZE = 10
 DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_STATEMENT_DEADLINE = 15.0
+NETWORK_DEFAULTS: Final = {
+    "keepalives": "1",
+    "keepalives_idle": "30",
+    "keepalives_interval": "10",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "60000",
+}
+"""libpq's TCP settings for Conveyor's connections where the DSN sets none. A peer
+gone without a word (a network partition, a host that lost power) sends no reset;
+with the operating system's defaults an idle connection (a worker's listener)
+notices after two hours of keepalive, and one waiting for an answer after about
+fifteen minutes of retransmissions. With these, both notice within about a
+minute: keepalive probes start after 30 s of silence, and unacknowledged data or
+probes give up after 60 s (``tcp_user_timeout``, milliseconds). They do nothing on
+Unix sockets, and nothing against a peer that acknowledges bytes it never
+forwards (a proxy or pooler in between): the statement deadline covers that."""
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("", "0", "false", "no", "off")
 
@@ -41,6 +63,12 @@ class Settings:
     pgbouncer: bool = False
     """The database is reached through a pooler in transaction mode (PgBouncer,
     Supavisor, RDS Proxy): no prepared statements, and workers poll only."""
+    statement_deadline: float = DEFAULT_STATEMENT_DEADLINE
+    """Seconds a worker waits for the answer to one of its own short operations (a
+    claim, an outcome batch, a heartbeat, a rescue pass, its presence, a leader
+    election, the listener's health check) before it gives the connection up as
+    dead and tries again on a new one (``_deadline.py``). Calls made by the
+    application, and maintenance, are not bounded by it."""
 
     @classmethod
     def resolve(
@@ -52,6 +80,7 @@ class Settings:
         pool_size: int | None = None,
         connect_timeout: float | None = None,
         pgbouncer: bool | None = None,
+        statement_deadline: float | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> Settings:
         env = os.environ if environ is None else environ
@@ -82,7 +111,20 @@ class Settings:
                 connect_timeout, env, "CONVEYOR_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT, float
             ),
             pgbouncer=_switch(pgbouncer, env, "CONVEYOR_PGBOUNCER"),
+            statement_deadline=_positive(
+                statement_deadline, env, "CONVEYOR_STATEMENT_DEADLINE",
+                DEFAULT_STATEMENT_DEADLINE, float,
+            ),
         )
+
+    def conninfo(self) -> str:
+        """The DSN Conveyor's own connections use: ``dsn``, with ``NETWORK_DEFAULTS``
+        and ``connect_timeout`` (whole seconds, rounded up) added where it sets none.
+        """
+        given = psycopg.conninfo.conninfo_to_dict(self.dsn)
+        defaults = {**NETWORK_DEFAULTS, "connect_timeout": str(math.ceil(self.connect_timeout))}
+        return psycopg.conninfo.make_conninfo(
+            self.dsn, **{name: value for name, value in defaults.items() if name not in given})
 
 
 N = TypeVar("N", int, float)

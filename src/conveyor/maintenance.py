@@ -96,9 +96,12 @@ class Maintenance:
     def __init__(
         self, run: Run, hooks: Hooks, *, schedules: Callable[[], Plan[int]], lease: float,
         interval: float, stats_interval: float, stats_retention: float, backlog_warning: int,
+        run_tasks: Run | None = None,
     ) -> None:
-        """``schedules`` makes the plan that sends the jobs of due ticks."""
-        self._run = run
+        """``schedules`` makes the plan that sends the jobs of due ticks. ``run``
+        runs the elections; ``run_tasks`` (``run`` when None) runs the tasks, whose
+        statements may rightly outlast the deadline a worker puts on its own."""
+        self._run = run if run_tasks is None else run_tasks
         self._hooks = hooks
         self.leader = Leader(run, lease=lease)
         self._interval = interval

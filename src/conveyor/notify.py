@@ -3,11 +3,13 @@
 ``enqueue.sql`` notifies the schema's channel with the queue's name when a job is
 inserted. The listener holds a dedicated connection in autocommit, listens on that
 channel, and calls ``on_wake(queue)`` for each notification. Every
-``health_interval`` seconds without one it runs a trivial query, so a connection
-that died silently is noticed. When the connection fails it reconnects with
-backoff (0.2 s doubling to 10 s) and then calls ``on_wake(None)``: notifications
-sent while it was away are lost, so every queue should look for work. Polling in
-the workers stays on as the safety net either way.
+``health_interval`` seconds without one it runs a trivial query, under the
+statement deadline (``_deadline.py``), so a connection that died silently is
+noticed within ``health_interval`` plus that deadline, whatever TCP says. When the
+connection fails it reconnects with backoff (0.2 s doubling to 10 s) and then
+calls ``on_wake(None)``: notifications sent while it was away are lost, so every
+queue should look for work. Polling in the workers stays on as the safety net
+either way.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Callable
 
 import psycopg
 
+from conveyor._deadline import Deadline
 from conveyor.queries import Queries
 
 log = logging.getLogger("conveyor.notify")
@@ -59,14 +62,16 @@ class Listener:
         queries: Queries,
         on_wake: Callable[[str | None], None],
         *,
+        deadline: float,
         health_interval: float = 30.0,
-        connect_timeout: float = 10.0,
     ) -> None:
+        """``dsn`` carries its ``connect_timeout`` (``Settings.conninfo``);
+        ``deadline`` bounds LISTEN and each health check, in seconds."""
         self._dsn = dsn
         self._queries = queries
         self._on_wake = on_wake
+        self._deadline = deadline
         self._health_interval = health_interval
-        self._connect_timeout = connect_timeout
         self.connected = asyncio.Event()
 
     async def run(self) -> None:
@@ -76,9 +81,10 @@ class Listener:
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(
-                    self._dsn, autocommit=True, connect_timeout=max(1, round(self._connect_timeout))
+                    self._dsn, autocommit=True
                 ) as conn:
-                    await conn.execute(self._queries["listen"])
+                    with Deadline(conn, self._deadline):
+                        await conn.execute(self._queries["listen"])
                     self.connected.set()
                     if not first:
                         log.info("listening again for new jobs")
@@ -87,6 +93,7 @@ class Listener:
                     delay = _BACKOFF_START
                     await self._listen(conn)
             except (psycopg.OperationalError, psycopg.InterfaceError, OSError) as exc:
+                # Unanswered (past the deadline) is a ConnectionLost: an OSError.
                 self.connected.clear()
                 log.warning("lost the notification connection (%s); retrying in %.1f s",
                             exc, delay)
@@ -97,4 +104,5 @@ class Listener:
         while True:
             async for notice in conn.notifies(timeout=self._health_interval):
                 self._on_wake(notice.payload or None)
-            await conn.execute(self._queries["health"])
+            with Deadline(conn, self._deadline):
+                await conn.execute(self._queries["health"])

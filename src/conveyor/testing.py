@@ -39,7 +39,7 @@ from conveyor.errors import ConveyorError, InvalidArgument
 from conveyor.job import Job, JobState
 from conveyor.worker.completer import Completer
 from conveyor.worker.control import HandlerCall
-from conveyor.worker.runner import RunOptions
+from conveyor.worker.runner import RunOptions, RunWithin
 
 __all__ = [
     "DrainResult",
@@ -53,7 +53,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-Run = Callable[[Operation[Any]], Awaitable[Any]]
 
 DEFAULT_MAX_JOBS = 10_000
 
@@ -95,7 +94,7 @@ def _make_due(queue: str) -> Plan[int]:
 
 
 async def _drain(
-    cv: Conveyor | AsyncConveyor, run: Run, queue: str | None, max_jobs: int,
+    cv: Conveyor | AsyncConveyor, run: RunWithin, queue: str | None, max_jobs: int,
     include_delayed: bool,
 ) -> DrainResult:
     """The one implementation behind :func:`drain` and :func:`adrain`.
@@ -149,9 +148,9 @@ async def _drain(
                        failed=counts[JobState.FAILED], jobs=list(ran.values()))
 
 
-def _sync_run(cv: Conveyor) -> Run:
-    async def run(op: Operation[T]) -> T:
-        return cv._run(op)
+def _sync_run(cv: Conveyor) -> RunWithin:
+    async def run(op: Operation[T], deadline: float | None = None) -> T:
+        return cv._run(op)  # no deadline: the sync client bounds no call
 
     return run
 

@@ -12,14 +12,23 @@ connection of its own). Scenarios:
 3. ``pg_terminate_backend`` on every connection of the workers, every second;
 4. every connection the server allows taken and held for five seconds;
 5. a transaction left open (its snapshot held) for the rest of the run, which keeps
-   vacuum and index clean-up from removing the dead rows of claims and completions.
+   vacuum and index clean-up from removing the dead rows of claims and completions;
+6. the network between the workers and the database cut for ten seconds: the
+   workers connect through a TCP proxy on 127.0.0.1 (``tcp_proxy.py``), which then
+   moves no byte either way and accepts nothing, closing nothing, as a partition
+   drops packets; afterwards the held bytes are delivered and the connections go on,
+   as when a partition heals before TCP gives up. The workers record their
+   executions beside the proxy, and run with a statement deadline of 2 s (scaled
+   down like their leases), which abandons the statements the cut holds up.
 
 Each scenario's figures (jobs, faults, lost, duplicates, seconds from the last
 fault to the first job started after it and to the last job done) are printed,
 and appended as JSON lines to ``$CONVEYOR_CHAOS_REPORT`` when it is set
 (``docs/reliability.md`` is made from them). ``CONVEYOR_CHAOS_JOBS``
-sets the backlog (20,000). The suite runs once per test run: on the pass without
-``CONVEYOR_TEST_DATABASE_URL`` (it never uses that database anyway).
+sets the backlog (20,000; at most 5,000 for the network cut, whose ten still
+seconds would otherwise make it the longest scenario by far). The suite runs once
+per test run: on the pass without ``CONVEYOR_TEST_DATABASE_URL`` (it never uses
+that database anyway).
 """
 
 from __future__ import annotations
@@ -32,13 +41,15 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import psycopg
 import psycopg.conninfo
 import pytest
 from processes import Workers, query, wait_until
 from psycopg import sql
+from tcp_proxy import TcpProxy
 from test_worker_faults import STATES, counts_or_none, create_executions, terminate_backends
 
 from conveyor import Conveyor
@@ -52,9 +63,12 @@ pytestmark = [
 
 QUEUE = "work"
 JOBS = int(os.environ.get("CONVEYOR_CHAOS_JOBS", "20000"))
+CUT_JOBS = min(JOBS, 5000)
 WORKERS = 3
 CONCURRENCY = 10
 DRAIN = 300.0  # seconds the whole backlog may take
+CUT = 10.0  # seconds the network is cut
+CUT_DEADLINE = 2.0  # the workers' statement deadline in the network cut
 
 
 @dataclass
@@ -79,11 +93,19 @@ class Chaos:
     schema: str
     tag: str
     workers: Workers
+    jobs: int
+    worker_dsn: str | None = None
+    """Where the workers connect, when not straight to ``dsn`` (a proxy)."""
+    worker_settings: dict[str, Any] = field(default_factory=dict)
+    """More APP_* settings of the workers (``worker_app.py``)."""
 
     def start_worker(self) -> int:
         worker = self.workers.script(
-            psycopg.conninfo.make_conninfo(self.dsn, application_name=self.tag), self.schema,
-            concurrency=CONCURRENCY, lease=2, rescue=1, recorder_name=f"{self.tag}-recorder")
+            psycopg.conninfo.make_conninfo(self.worker_dsn or self.dsn,
+                                           application_name=self.tag),
+            self.schema, concurrency=CONCURRENCY, lease=2, rescue=1,
+            recorder_name=f"{self.tag}-recorder", recorder_dsn=self.dsn,
+            **self.worker_settings)
         worker.wait_started()
         return worker.pid
 
@@ -96,31 +118,45 @@ class Chaos:
 
 
 @pytest.fixture
-def chaos(private_server: EmbeddedPostgres, workers: Workers) -> Iterator[Chaos]:
+def chaos(
+    request: pytest.FixtureRequest, private_server: EmbeddedPostgres, workers: Workers
+) -> Iterator[Chaos]:
+    """The backlog inserted, no worker started yet. Its size is ``JOBS`` unless the
+    test gives another (``indirect`` parametrization)."""
+    jobs: int = getattr(request, "param", JOBS)
     schema = f"chaos_{uuid.uuid4().hex[:12]}"
     with Conveyor(private_server.url, schema=schema) as client:
         create_executions(private_server.url, schema)
         # Short jobs, and attempts enough that faults never exhaust them.
         assert client.insert(QUEUE, [{"data": {"sleep": 0.002 * (n % 3)}, "retry_limit": 25}
-                                     for n in range(JOBS)]) == JOBS
-    yield Chaos(private_server.url, schema, f"chaos-{uuid.uuid4().hex[:8]}", workers)
+                                     for n in range(jobs)]) == jobs
+    yield Chaos(private_server.url, schema, f"chaos-{uuid.uuid4().hex[:8]}", workers, jobs)
+
+
+@pytest.fixture
+def private_proxy(private_server: EmbeddedPostgres) -> Iterator[TcpProxy]:
+    """A TCP proxy on 127.0.0.1 in front of the module's cluster (which listens on a
+    Unix socket only), for the network cut."""
+    with TcpProxy(private_server.url) as proxy:
+        yield proxy
 
 
 def run(chaos: Chaos, scenario: str, inject: Callable[[], int]) -> Report:
     """Start the workers, let ``inject`` cause faults while the backlog burns down
     (it returns how many), wait for every job, and check them one by one."""
+    jobs = chaos.jobs
     started = time.monotonic()
     for _ in range(WORKERS):
         chaos.start_worker()
-    wait_until(lambda: chaos.completed() >= JOBS // 10, DRAIN, "a tenth of the jobs")
+    wait_until(lambda: chaos.completed() >= jobs // 10, DRAIN, "a tenth of the jobs")
     faults = inject()
     last_fault, last_fault_at = time.monotonic(), time.time()
-    assert 0 < chaos.completed() < JOBS, "the faults came after the backlog was done"
-    wait_until(lambda: chaos.completed() == JOBS, DRAIN, f"all {JOBS} jobs to complete")
+    assert 0 < chaos.completed() < jobs, "the faults came after the backlog was done"
+    wait_until(lambda: chaos.completed() == jobs, DRAIN, f"all {jobs} jobs to complete")
     finished = time.monotonic()
 
     found = counts_or_none(chaos.dsn, chaos.schema)
-    assert found == {**dict.fromkeys(STATES, 0), "completed": JOBS}
+    assert found == {**dict.fromkeys(STATES, 0), "completed": jobs}
     [(jobs_run,)] = query(chaos.dsn, sql.SQL(
         "SELECT count(DISTINCT job_id) FROM {}.executions").format(sql.Identifier(chaos.schema)))
     runs = Counter(job_id for (job_id,) in query(chaos.dsn, sql.SQL(
@@ -129,8 +165,8 @@ def run(chaos: Chaos, scenario: str, inject: Callable[[], int]) -> Report:
         "SELECT extract(epoch FROM min(at)) FROM {}.executions WHERE at > to_timestamp(%s)"
     ).format(sql.Identifier(chaos.schema)), [last_fault_at])
     report = Report(
-        scenario=scenario, jobs=JOBS, faults=faults, completed=found["completed"],
-        lost=JOBS - int(jobs_run), duplicates=sum(1 for n in runs.values() if n > 1),
+        scenario=scenario, jobs=jobs, faults=faults, completed=found["completed"],
+        lost=jobs - int(jobs_run), duplicates=sum(1 for n in runs.values() if n > 1),
         # In flight at a fault: each worker's running handlers and the outcomes in its
         # completer's window, not yet written.
         in_flight_bound=faults * WORKERS * 2 * CONCURRENCY,
@@ -220,3 +256,28 @@ def test_a_transaction_holding_back_vacuum_loses_no_job(chaos: Chaos) -> None:
             "SELECT backend_xmin FROM pg_stat_activity WHERE pid = pg_backend_pid()").fetchall()
         assert xmin is not None  # its snapshot held vacuum back all along
         blocker.execute("ROLLBACK")
+
+
+@pytest.mark.parametrize("chaos", [CUT_JOBS], indirect=True, ids=[f"{CUT_JOBS}-jobs"])
+def test_a_network_cut_loses_no_job_and_the_workers_recover_by_themselves(
+    chaos: Chaos, private_proxy: TcpProxy
+) -> None:
+    chaos.worker_dsn = private_proxy.dsn_through(chaos.dsn)
+    chaos.worker_settings["statement_deadline"] = CUT_DEADLINE
+
+    def cut() -> int:
+        private_proxy.cut()
+        try:
+            time.sleep(1)
+            frozen = chaos.completed()
+            time.sleep(CUT - 1)
+            assert chaos.completed() == frozen, "jobs completed during the cut: it leaked"
+        finally:
+            private_proxy.restore()
+        return 1
+
+    run(chaos, f"network cut between workers and database for {CUT:g} s", cut)
+    assert len(chaos.live()) == WORKERS, "a worker died instead of recovering"
+    gave_up = f"did not answer within {CUT_DEADLINE:g} s"
+    assert all(gave_up in worker.text() for worker in chaos.workers.started), (
+        "a worker never gave a silent connection up: the cut did not test the deadline")

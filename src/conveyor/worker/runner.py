@@ -14,6 +14,10 @@ it waits for a notification or its poll interval (with jitter). Alongside:
 - a listener turns notifications into wake-ups (``notify.py``), unless the worker
   polls only (``listen=False``, for PgBouncer in transaction mode).
 
+Every operation of the worker's own, maintenance aside, runs under the client's
+statement deadline (``_deadline.py``), so a connection that goes silent holds up
+nothing for longer than that.
+
 Leases are short (``lease``, 30 s by default, never longer than the job's
 ``expire_in``) and renewed while the handler runs; ``expire_in`` is the attempt's
 time limit, after which the handler is stopped and the attempt fails with
@@ -41,7 +45,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any, TypedDict, TypeVar
+from typing import Any, Protocol, TypedDict, TypeVar
 
 from conveyor import _claims, _flow, _validate, scheduler, tracing
 from conveyor._claims import Outcome
@@ -74,6 +78,14 @@ log = logging.getLogger("conveyor.worker")
 
 T = TypeVar("T")
 Run = Callable[[Operation[Any]], Awaitable[Any]]
+
+
+class RunWithin(Protocol):
+    """Runs an operation on a pool connection, giving the connection up when no
+    answer comes within ``deadline`` seconds (None: no deadline)."""
+
+    def __call__(self, op: Operation[Any], deadline: float | None = None) -> Awaitable[Any]: ...
+
 
 _RESCUE_BATCH = 500
 _STOP_GRACE = 10.0  # seconds for the final writes when stopping
@@ -183,9 +195,10 @@ def _fewer_collections(enabled: bool) -> Iterator[None]:
 class Worker:
     def __init__(
         self,
-        run: Run,
+        run: RunWithin,
         *,
         dsn: str,
+        statement_deadline: float,
         queries: Queries,
         max_payload_bytes: int,
         registrations: list[Registration],
@@ -199,7 +212,10 @@ class Worker:
         settings: dict[str, Any] = {**WORKER_DEFAULTS, **options}
         if not registrations:
             raise ConveyorError("no handlers registered: use work() or @task() first")
-        self._run = run
+        # The worker's own operations are short: past the deadline, their connection
+        # is given up. Maintenance's may rightly take longer, and go without.
+        self._run: Run = functools.partial(run, deadline=statement_deadline)
+        self._statement_deadline = statement_deadline
         self._dsn = dsn
         self._queries = queries
         self._max_payload = max_payload_bytes
@@ -214,7 +230,7 @@ class Worker:
         self._handle_signals = _validate.boolean(settings["handle_signals"], "handle_signals")
         self._tune_gc = _validate.boolean(settings["tune_gc"], "tune_gc")
         self._maintenance = Maintenance(
-            run, hooks,
+            self._run, hooks, run_tasks=run,
             lease=_seconds(settings, "leader_lease"),
             interval=_seconds(settings, "maintenance_interval"),
             stats_interval=_seconds(settings, "stats_interval"),
@@ -224,7 +240,8 @@ class Worker:
             schedules=functools.partial(scheduler.tick, max_payload_bytes),
         ) if _validate.boolean(settings["maintenance"], "maintenance") else None
         self.presence = Presence(
-            run, holder_name() if self._maintenance is None else self._maintenance.leader.holder,
+            self._run,
+            holder_name() if self._maintenance is None else self._maintenance.leader.holder,
             [reg.queue for reg in registrations],
             sum(reg.concurrency for reg in registrations))
         self._running: dict[str, JobControl] = {}
@@ -294,7 +311,8 @@ class Worker:
                     self._maintenance.run(), name="conveyor-maintenance"))
             if self._listen:
                 listener = Listener(self._dsn, self._queries,
-                                    lambda queue: self._wake(claimers, queue))
+                                    lambda queue: self._wake(claimers, queue),
+                                    deadline=self._statement_deadline)
                 background.append(asyncio.create_task(listener.run(), name="conveyor-listen"))
             loops = [asyncio.create_task(claimer.run(), name=f"conveyor-claim-{queue}")
                      for queue, claimer in claimers.items()]
