@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -9,7 +10,10 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from conveyor import Conveyor, JobState
+from conveyor import Conveyor, Job, JobState
+from conveyor._claims import claim, flow_state
+from conveyor._plan import Operation
+from conveyor._rows import JobDefaults
 
 
 def test_fetch_claims_jobs_and_marks_them_active_with_a_lease(cv: Conveyor) -> None:
@@ -53,6 +57,79 @@ def test_one_claim_returns_its_jobs_by_priority_then_start_after_then_id(
     claimed = cv.fetch("q", batch_size=400)
 
     assert len(claimed) == 330 or (flow and len(claimed) >= 300)  # fair claims go by depth
+    keys = [(-job.priority, job.start_after, uuid.UUID(job.id)) for job in claimed]
+    assert keys == sorted(keys)
+
+
+def _worker_claim(cv: Conveyor, schema: str, queue: str, limit: int,
+                  lease: timedelta | None = None,
+                  defaults: JobDefaults | None = None) -> list[Job]:
+    """A claim as a worker makes it: with the flow state (and the queue's job
+    defaults) read first, on Conveyor's own connections."""
+    flow = cv._run(Operation(flow_state(queue)))
+    assert flow.defaults is not None
+    if defaults is not None:
+        flow = flow._replace(defaults=defaults)
+    return cv._run(Operation(claim(queue, limit, lease, schema=schema, flow=flow)))
+
+
+# Defaults no job has: every setting then comes back in the rows.
+_UNLIKE_ANY_JOB = JobDefaults(priority=-7, retry_limit=99, retry_delay=timedelta(hours=9),
+                              retry_backoff=True, expire_in=timedelta(hours=9),
+                              delete_after=timedelta(hours=9), retention=timedelta(hours=9),
+                              policy="singleton")
+
+
+@pytest.mark.parametrize("flow", [False, True], ids=["plain", "flow-controlled"])
+@pytest.mark.parametrize("lease", [None, timedelta(seconds=45)], ids=["no-lease", "lease"])
+@pytest.mark.parametrize("defaults", ["queue", "unlike"])
+def test_a_workers_claim_returns_each_job_exactly_as_stored(
+    cv: Conveyor, schema: str, flow: bool, lease: timedelta | None, defaults: str
+) -> None:
+    """A worker's claim leaves out of its rows what the worker knows (the queue's
+    defaults, the state, the lease): the Jobs must still equal the stored ones,
+    field by field, whether their settings are the queue's or their own."""
+    cv.create_queue("q", retry_limit=4, retry_delay=3, expire_in=60, retention=3600,
+                    delete_after=120, **({"group_concurrency": 1000} if flow else {}))
+    retried = cv.send("q", {"retried": True}, priority=9, retry_delay=0)
+    [first] = cv.fetch("q")
+    assert first.id == retried
+    cv.fail(first, {"message": "first"})  # waits in retry: errors, a start of its own
+    cv.send("q", {"plain": True})
+    cv.send("q", {"own": True}, priority=4, retry_limit=1, retry_delay=7, retry_backoff=True,
+            retry_delay_max=30, expire_in=20, retention=600, delete_after=5,
+            dead_letter="q-dead", singleton_key="k", group_key="g",
+            start_after=datetime.now(UTC) - timedelta(seconds=30))
+    cv.send("q", {"long": True}, expire_in=timedelta(days=2))  # longer than the lease
+    cv.send("q", {"due earlier": True}, start_after=datetime.now(UTC) - timedelta(seconds=9))
+
+    claimed = _worker_claim(cv, schema, "q", 10, lease,
+                            _UNLIKE_ANY_JOB if defaults == "unlike" else None)
+
+    assert len(claimed) == 5
+    for job in claimed:
+        stored = cv.get_job(job.id)
+        assert stored is not None
+        for field in dataclasses.fields(Job):
+            assert getattr(job, field.name) == getattr(stored, field.name), field.name
+        assert type(job) is Job and job.state is JobState.ACTIVE
+    assert claimed[0].id == retried  # the highest priority
+
+
+@pytest.mark.parametrize("flow", [False, True], ids=["plain", "flow-controlled"])
+def test_a_workers_claim_returns_its_jobs_by_priority_then_start_after_then_id(
+    cv: Conveyor, schema: str, flow: bool
+) -> None:
+    if flow:
+        cv.create_queue("q", group_concurrency=1000)
+    now = datetime.now(UTC)
+    cv.insert("q", [{"data": n, "priority": n % 3, "group_key": f"g{n % 4}",
+                     "start_after": now - timedelta(seconds=(n * 7919) % 60)}
+                    for n in range(300)])
+
+    claimed = _worker_claim(cv, schema, "q", 400)
+
+    assert len(claimed) == 300 or (flow and len(claimed) >= 270)
     keys = [(-job.priority, job.start_after, uuid.UUID(job.id)) for job in claimed]
     assert keys == sorted(keys)
 

@@ -12,7 +12,7 @@ from psycopg import errors as pg_errors
 from conveyor import _validate
 from conveyor._options import Duration
 from conveyor._plan import Context, Execute, Failure, Operation, Plan, Together
-from conveyor._rows import JobRef, in_claim_order, job_from_row
+from conveyor._rows import JobDefaults, JobRef, claimed_jobs, in_claim_order, job_from_row
 from conveyor.job import Job
 
 _CLAIM_RACE_RETRIES = 3
@@ -30,22 +30,37 @@ def claim(
     looks it up first. A flow claim takes the queue's lock and claims in one
     transaction of its own, sent at once, so the lock is held only while the
     server works.
+
+    A worker passes the ``flow`` it read with the queue's defaults, on Conveyor's
+    own connections: its claims then return only what the worker cannot know
+    (``claimed_columns.sql``). Without it (``fetch``, possibly on a connection of
+    the caller's, in any time zone) they return every column.
     """
     params: dict[str, Any] = {"queue": queue, "limit": limit, "lease": lease}
     # Looked up here means run in one transaction (fetch), where a failed statement
     # ends the transaction: a lost race then claims nothing rather than retrying.
     retries = _CLAIM_RACE_RETRIES if flow is not None else 1
+    defaults = None if flow is None else flow.defaults
     if flow is None:
         flow = yield from flow_state(queue)
+    if defaults is None:
+        def jobs(rows: list[Any]) -> list[Job]:
+            return in_claim_order([job_from_row(row) for row in rows])
+        suffix = ""
+    else:
+        params.update(defaults.params())
+        def jobs(rows: list[Any]) -> list[Job]:
+            return claimed_jobs(rows, queue, defaults, lease)
+        suffix = "_worker"
     if flow.controlled:
         params["unkeyed"] = flow.unkeyed
         _, rows = yield Together((
             Execute("claim_flow_lock", {"schema": schema, "queue": queue}, "none"),
-            Execute("claim_flow", params, tuples=True)))
-        return [job_from_row(row) for row in in_claim_order(rows)]
+            Execute(f"claim_flow{suffix}", params, tuples=True)))
+        return jobs(rows)
     for attempt in range(retries):
         try:
-            rows = yield Execute("claim", params, tuples=True)
+            rows = yield Execute(f"claim{suffix}", params, tuples=True)
         except Failure as failure:
             # Two claims raced for the same key of a singleton or stately queue: the
             # unique index let one win. The loser tries again.
@@ -54,7 +69,7 @@ def claim(
             if attempt == retries - 1:
                 return []
             continue
-        return [job_from_row(row) for row in in_claim_order(rows)]
+        return jobs(rows)
     return []
 
 
@@ -71,18 +86,22 @@ class FlowState(NamedTuple):
     """Through flow control (``claim_flow.sql``): the queue has limits or is fair."""
     unkeyed: bool
     """Due jobs without a group key may be waiting, so flow claims look for them."""
+    defaults: JobDefaults | None = None
+    """The queue's job defaults, which a worker's claims leave out of the rows."""
 
 
 UNLIMITED = FlowState(controlled=False, unkeyed=False)
 
 
 def flow_state(queue: str) -> Plan[FlowState]:
-    """Whether claims of ``queue`` go through flow control, and whether due jobs
-    without a group key wait in it (``queue_flow.sql``)."""
+    """Whether claims of ``queue`` go through flow control, whether due jobs
+    without a group key wait in it, and the defaults of its jobs
+    (``queue_flow.sql``)."""
     row = yield Execute("queue_flow", {"queue": queue}, "one")
     if not row:
         return UNLIMITED
-    return FlowState(bool(row["flow"]), bool(row["unkeyed"]))
+    return FlowState(bool(row["flow"]), bool(row["unkeyed"]),
+                     JobDefaults(*(row[name] for name in JobDefaults._fields)))
 
 
 def fetch(ctx: Context, /, queue: str, batch_size: int = 1) -> Operation[list[Job]]:

@@ -63,7 +63,9 @@ class UuidInt(Dumper):
 
 def _parse(data: Buffer) -> Any:
     raw = bytes(data)
-    if _LONG_NUMBER in raw.translate(_DIGITS_AS_ZERO):
+    # count(), not ``in``: bytes.__contains__ first tries its argument as an
+    # integer and discards the TypeError, 0.4 µs a value here.
+    if raw.translate(_DIGITS_AS_ZERO).count(_LONG_NUMBER):
         return json.loads(raw)
     return orjson.loads(raw)
 

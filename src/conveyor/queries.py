@@ -53,6 +53,10 @@ _ASSEMBLED: dict[str, tuple[str, dict[str, str]]] = {
     f"{body}{suffix}": (body, {"input": source, **_ENQUEUE_PARTS})
     for body in ("enqueue", "enqueue_next_slot", "enqueue_debounce")
     for suffix, source in (("", "enqueue_input_one"), ("_staged", "enqueue_input_staged"))
+} | {
+    # A worker's claims return {claimed_columns} in place of the job's columns.
+    f"{body}_worker": (body, {"job_columns": "claimed_columns"})
+    for body in ("claim", "claim_flow")
 }
 
 

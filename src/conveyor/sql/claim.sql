@@ -51,4 +51,5 @@ chosen AS (
 -- claim's order (conveyor._rows.in_claim_order), which costs it a fraction of what
 -- sorting 500 whole rows here costs the server.
 {claim_update}
-RETURNING {job_columns};
+RETURNING
+    {job_columns};

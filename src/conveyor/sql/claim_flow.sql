@@ -151,7 +151,8 @@ chosen AS (
 ),
 claimed AS (
     {claim_update}
-    RETURNING {job_columns}
+    RETURNING
+        {job_columns}
 ),
 counted AS (
     -- The starts of this claim, in the windows of the limits that count them.
