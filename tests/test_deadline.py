@@ -15,11 +15,15 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import psycopg
 import pytest
+from psycopg import sql
 from tcp_proxy import TcpProxy
 from test_worker import finished, running, wait_until
 
 from conveyor import AsyncConveyor, Job, JobState
+from conveyor._plan import Execute, Operation, Plan
+from conveyor.errors import ConnectionLost
 from conveyor.notify import Listener
 from conveyor.queries import Queries
 
@@ -136,3 +140,40 @@ async def test_calls_the_application_makes_wait_out_a_cut_without_a_deadline(
 
     assert waited >= 3 * DEADLINE - 0.1
     assert job_id is not None and await acv.get_job(job_id) is not None
+
+
+async def test_a_workers_transaction_cut_off_midway_is_ended_by_the_server_locks_and_all(
+    acv: AsyncConveyor, database_url: str, schema: str, proxy: TcpProxy,
+) -> None:
+    """A transaction of several round trips (a rescue pass, a pause) whose network
+    goes silent between two statements: the worker gives its connection up, and the
+    server, told the deadline at the transaction's start, ends the session waiting
+    there, which frees the rows it had locked."""
+    job_id = await acv.send(QUEUE, {})
+    lock = sql.SQL("SELECT id FROM {}.job WHERE id = %(id)s FOR UPDATE").format(
+        sql.Identifier(schema)).as_string()
+
+    def lock_then_go_silent() -> Plan[None]:
+        yield Execute(lock, {"id": job_id}, raw=True)
+        proxy.cut()  # nothing moves, nothing is closed: the server hears nothing more
+        yield Execute("SELECT 1", raw=True)
+
+    async with through(proxy, database_url, schema) as cut_off:
+        with pytest.raises(ConnectionLost):
+            await cut_off._run(Operation(lock_then_go_silent(), atomic=True), deadline=DEADLINE)
+
+        # Past the row, straight to the server; the proxy stays cut meanwhile.
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as own:
+            async def row_free() -> bool:
+                try:
+                    async with own.transaction():
+                        await own.execute(lock.replace("FOR UPDATE", "FOR UPDATE NOWAIT"),
+                                          {"id": job_id})
+                except psycopg.errors.LockNotAvailable:
+                    return False
+                return True
+
+            try:
+                await wait_until(row_free, timeout=DEADLINE + 5)
+            finally:
+                proxy.restore()

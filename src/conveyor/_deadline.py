@@ -25,6 +25,14 @@ As after any lost connection, whether the statement took effect is unknown: a
 claim that committed leaves jobs active with no one to run them, and rescue
 retries them once their lease lapses.
 
+The server has its side too. A worker's transaction of several round trips (a
+rescue pass, a pause with its jobs handed back, maintenance) cut off in the middle
+would leave its session idle in transaction, holding its rows' locks, until the
+server's own keepalives ended it (two hours by default). So such a transaction
+first sets ``idle_in_transaction_session_timeout`` to the deadline, for itself
+only (``_plan.guarded``): the server then ends it, locks and all, once the deadline
+has passed without a word from the worker.
+
 Calls the application makes (``send``, ``insert``, ``migrate``...) and maintenance
 (whole-table statistics and batched deletes, which may rightly take longer) run
 without a deadline: TCP's timers are theirs.
@@ -102,3 +110,4 @@ def _shut_down(conn: psycopg.AsyncConnection[Any]) -> None:
             sock.shutdown(socket.SHUT_RDWR)
     finally:
         sock.detach()
+

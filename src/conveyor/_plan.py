@@ -13,8 +13,9 @@ handle the failures it expects (a policy's unique index, say) where its logic is
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Generator, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Generic, Literal, TypeVar
 
 import psycopg
@@ -91,6 +92,20 @@ class Operation(Generic[T]):
     plan: Plan[T]
     conn: Any = None
     atomic: bool = False
+
+
+def guarded(op: Operation[T], seconds: float) -> Operation[T]:
+    """``op``, whose transaction (when it is ``atomic``) the server ends if the
+    client leaves it waiting longer than ``seconds`` for its next statement
+    (``idle_guard.sql``; the server's side of a statement deadline, ``_deadline.py``)."""
+    if not op.atomic:
+        return op
+    return replace(op, plan=_guarded(op.plan, str(math.ceil(seconds * 1000))))
+
+
+def _guarded(plan: Plan[T], milliseconds: str) -> Plan[T]:
+    yield Execute("idle_guard", {"milliseconds": milliseconds}, "none")
+    return (yield from plan)
 
 
 class Failure(ConveyorError):

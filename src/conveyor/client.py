@@ -21,7 +21,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 from conveyor import _admin, _claims, _enqueue, _flow, _session, _status, scheduler
 from conveyor import migrate as migrations
 from conveyor._deadline import Deadline, Unanswered
-from conveyor._plan import Context, Operation, run_async, run_sync
+from conveyor._plan import Context, Operation, guarded, run_async, run_sync
 from conveyor.config import Settings, redact
 from conveyor.errors import ConnectionLost, InvalidArgument, InvalidOption, NotStarted
 from conveyor.queries import Queries
@@ -462,7 +462,7 @@ class AsyncConveyor(_Client[Awaitable[str | None]]):
                 if deadline is None:
                     return await run_async(conn, queries, op)
                 with Deadline(conn, deadline):
-                    return await run_async(conn, queries, op)
+                    return await run_async(conn, queries, guarded(op, deadline))
         except PoolTimeout:
             raise self._unreachable() from None
         except Unanswered:
