@@ -43,21 +43,16 @@ def claim(
     defaults = None if flow is None else flow.defaults
     if flow is None:
         flow = yield from flow_state(queue)
-    if defaults is None:
-        def jobs(rows: list[Any]) -> list[Job]:
-            return in_claim_order([job_from_row(row) for row in rows])
-        suffix = ""
-    else:
-        params.update(defaults.params())
-        def jobs(rows: list[Any]) -> list[Job]:
-            return claimed_jobs(rows, queue, defaults, lease)
+    suffix = ""
+    if defaults is not None:
+        params.update(defaults._asdict())
         suffix = "_worker"
     if flow.controlled:
         params["unkeyed"] = flow.unkeyed
         _, rows = yield Together((
             Execute("claim_flow_lock", {"schema": schema, "queue": queue}, "none"),
             Execute(f"claim_flow{suffix}", params, tuples=True)))
-        return jobs(rows)
+        return _jobs(rows, queue, defaults, lease)
     for attempt in range(retries):
         try:
             rows = yield Execute(f"claim{suffix}", params, tuples=True)
@@ -69,8 +64,18 @@ def claim(
             if attempt == retries - 1:
                 return []
             continue
-        return jobs(rows)
+        return _jobs(rows, queue, defaults, lease)
     return []
+
+
+def _jobs(
+    rows: list[Any], queue: str, defaults: JobDefaults | None, lease: timedelta | None
+) -> list[Job]:
+    """The Jobs of a claim's rows: every column (``job_columns.sql``), or a worker's
+    (``claimed_columns.sql``) when it sent the queue's ``defaults``."""
+    if defaults is None:
+        return in_claim_order([job_from_row(row) for row in rows])
+    return claimed_jobs(rows, queue, defaults, lease)
 
 
 def held_back(queue: str) -> Plan[bool]:

@@ -91,9 +91,6 @@ class JobDefaults(NamedTuple):
     retention: timedelta
     policy: str
 
-    def params(self) -> dict[str, Any]:
-        return self._asdict()
-
 
 _ACTIVE = JobState.ACTIVE
 
