@@ -209,3 +209,15 @@ def test_a_failed_bulk_insert_leaves_the_callers_transaction_usable(
         cv.insert("bulk", [{"data": 3}], conn=conn)
 
     assert cv.queue_counts("bulk")[JobState.CREATED] == 2
+
+
+def test_a_large_bulk_insert_leaves_the_callers_statistics_target_as_it_was(
+    cv: Conveyor, conn: psycopg.Connection
+) -> None:
+    with conn.transaction():
+        conn.execute("SET LOCAL default_statistics_target = 250")
+        cv.insert("bulk", [{"data": n} for n in range(10_000)], conn=conn)  # runs ANALYZE
+        target = conn.execute("SHOW default_statistics_target").fetchone()
+
+    assert target == ("250",)
+    assert cv.queue_counts("bulk")[JobState.CREATED] == 10_000

@@ -221,7 +221,9 @@ def _insert_many(
         # Claims read the jobs in index order only when the planner knows how many
         # there are; a table that just grew by a bulk load still has the statistics
         # of an empty one until autovacuum analyzes it, up to a minute later.
+        sample = yield Execute("jobs_analyze_sample", None, "one")
         yield Execute("jobs_analyze", None, "none")
+        yield Execute("jobs_analyze_sample_restore", {"previous": sample["previous"]}, "none")
     return inserted
 
 
