@@ -31,12 +31,20 @@ from conveyor.worker.runner import Worker
 
 
 def claimed_row(number: int, now: datetime) -> tuple[Any, ...]:
-    """A row of ``{job_columns}`` as a claim returns it."""
+    """A row of ``{claimed_columns}`` as a worker's claim returns it for a job with
+    its queue's defaults: those settings come back NULL."""
     return (
-        str(uuid.uuid4()), "bench", "active", {"n": number}, None, None, 0, 0, 2, now, now,
-        now, None, None, None, 1, timedelta(seconds=1), False, None, timedelta(minutes=15),
-        now, timedelta(days=7), None, None, "standard", now, None, None, None,
+        str(uuid.uuid4()), {"n": number}, None, None, None, 0, None, None, now, now, None,
+        None, None, 1, None, None, None, None, None, None, None, None, None, None, None, None,
     )
+
+
+QUEUE_FLOW = {
+    "flow": False, "unkeyed": False, "priority": 0, "retry_limit": 2,
+    "retry_delay": timedelta(0), "retry_backoff": False, "expire_in": timedelta(minutes=15),
+    "delete_after": timedelta(days=7), "retention": timedelta(days=14), "policy": "standard",
+}
+"""The answer to ``queue_flow.sql``: a queue without flow control, with defaults."""
 
 
 class InstantDatabase:
@@ -47,19 +55,21 @@ class InstantDatabase:
         self.position = 0
         self.completed = 0
 
-    async def run(self, operation: Any) -> Any:
+    async def run(self, operation: Any, deadline: float | None = None) -> Any:
         plan: Generator[Any, Any, Any] = operation.plan
         try:
             step = next(plan)
             while True:
                 await asyncio.sleep(0)  # a statement is a round trip: yield once
-                if step.query == "claim":
+                if step.query == "claim_worker":
                     limit = step.params["limit"]
                     result: Any = self.rows[self.position : self.position + limit]
                     self.position += len(result)
                 elif step.query == "complete":
                     self.completed += len(step.params["id"])
                     result = self.completed
+                elif step.query == "queue_flow":
+                    result = QUEUE_FLOW
                 else:
                     result = []
                 step = plan.send(result)
@@ -80,7 +90,8 @@ async def one_round(jobs: int, concurrency: int) -> tuple[float, float]:
             done.set()
 
     worker = Worker(
-        database.run, dsn="", queries=Queries("bench"), max_payload_bytes=1 << 20,
+        database.run, dsn="", statement_deadline=15.0, queries=Queries("bench"),
+        max_payload_bytes=1 << 20,
         registrations=[Registration.make("bench", noop, concurrency=concurrency)],
         hooks=Hooks(), options={"listen": False, "handle_signals": False},
     )

@@ -206,7 +206,7 @@ async def test_calls_that_never_wait_are_run_by_one_runner_without_waking_the_re
     loop.call_soon = counted  # type: ignore[method-assign]
     try:
         for _ in range(50):
-            pool.submit(HandlerCall([], interruptible=True))
+            pool.submit([HandlerCall([], interruptible=True)])
     finally:
         del loop.call_soon
     await pool.wait_empty()

@@ -19,11 +19,19 @@
   measured against the payload limit) is sent as it is (:class:`EncodedJsonb`),
   not decoded and encoded again; ids made by the client go as integers
   (:class:`UuidInt`).
+- a worker's batches of outcomes: the job ids (text, as claims return them) and
+  the attempts go as binary ``uuid[]`` and ``integer[]`` built in one pass each
+  (:class:`TextUuids`, :class:`Int4s`). psycopg dumps a list element by element
+  in Python, and a list of strings as ``text[]``, which the server then casts
+  to ``uuid[]`` value by value: together about 1.5 µs a job on both sides,
+  against 0.4 this way.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import struct
 from typing import Any
 
 import orjson
@@ -61,6 +69,48 @@ class UuidInt(Dumper):
         return obj.to_bytes(16)
 
 
+_ARRAY_HEADER = struct.Struct(">iiiii")
+"""A one-dimensional binary array: dimensions, has-nulls, element type, length,
+lower bound."""
+_UUID_OID = postgres.types["uuid"].oid
+_INT4_OID = postgres.types["int4"].oid
+_UUID_SIZE_HEX = "00000010"
+"""An element's length (16 bytes) in hex, as it precedes each uuid."""
+
+
+class TextUuids(list[str]):
+    """Job ids in their canonical text, for a ``uuid[]`` parameter on Conveyor's
+    own connections (:class:`TextUuidsDumper`)."""
+
+
+class Int4s(list[int]):
+    """Integers (none NULL), for an ``integer[]`` parameter on Conveyor's own
+    connections (:class:`Int4sDumper`)."""
+
+
+class TextUuidsDumper(Dumper):
+    """The ids' hex digits, each after its length, decoded in one call."""
+
+    format = psycopg.pq.Format.BINARY
+    oid = postgres.types["uuid"].array_oid
+
+    def dump(self, obj: TextUuids) -> bytes:
+        digits = (_UUID_SIZE_HEX + _UUID_SIZE_HEX.join(obj)).replace("-", "")
+        return _ARRAY_HEADER.pack(1, 0, _UUID_OID, len(obj), 1) + bytes.fromhex(digits)
+
+
+class Int4sDumper(Dumper):
+    """One ``struct.pack`` of every element after its length (4)."""
+
+    format = psycopg.pq.Format.BINARY
+    oid = postgres.types["int4"].array_oid
+
+    def dump(self, obj: Int4s) -> bytes:
+        count = len(obj)
+        return struct.pack(f">5i{2 * count}i", 1, 0, _INT4_OID, count, 1,
+                           *itertools.chain.from_iterable(zip(itertools.repeat(4), obj)))
+
+
 def _parse(data: Buffer) -> Any:
     raw = bytes(data)
     # count(), not ``in``: bytes.__contains__ first tries its argument as an
@@ -94,8 +144,10 @@ class JsonbBinaryLoader(Loader):
         return _parse(data[1:])
 
 
-def _set_loaders(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> None:
+def _set_adapters(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> None:
     adapters = conn.adapters
+    adapters.register_dumper(TextUuids, TextUuidsDumper)
+    adapters.register_dumper(Int4s, Int4sDumper)
     adapters.register_loader("json", JsonLoader)
     adapters.register_loader("jsonb", JsonLoader)
     adapters.register_loader("json", JsonBinaryLoader)
@@ -107,12 +159,12 @@ def _in_utc(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> boo
 
 
 def configure(conn: psycopg.Connection[Any], queries: Queries) -> None:
-    _set_loaders(conn)
+    _set_adapters(conn)
     if not _in_utc(conn):
         conn.execute(queries["session"])
 
 
 async def configure_async(conn: psycopg.AsyncConnection[Any], queries: Queries) -> None:
-    _set_loaders(conn)
+    _set_adapters(conn)
     if not _in_utc(conn):
         await conn.execute(queries["session"])

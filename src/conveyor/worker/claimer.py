@@ -87,10 +87,10 @@ class Slots:
         self.reserved -= count
         self._changed()
 
-    def take(self) -> None:
-        """A reserved slot starts a handler call."""
-        self.reserved -= 1
-        self.used += 1
+    def take(self, count: int) -> None:
+        """Reserved slots start handler calls."""
+        self.reserved -= count
+        self.used += count
 
     def give(self) -> None:
         self.used -= 1

@@ -16,9 +16,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any
 
 from conveyor._claims import Outcome, complete_params, fail_params
 from conveyor._plan import Execute, Operation, Plan
+from conveyor._session import Int4s, TextUuids
 from conveyor.errors import ConnectionLost, ConveyorError
 
 log = logging.getLogger("conveyor.worker")
@@ -30,9 +32,18 @@ def _settle(outcomes: Sequence[Outcome], channel: str) -> Plan[None]:
     completions = [o for o in outcomes if o.error is None]
     failures = [o for o in outcomes if o.error is not None]
     if completions:
-        yield Execute("complete", complete_params(completions), fetch="none")
+        yield Execute("complete", _compact(complete_params(completions)), fetch="none")
     if failures:
-        yield Execute("fail", fail_params(failures, channel))
+        yield Execute("fail", _compact(fail_params(failures, channel)))
+
+
+def _compact(params: dict[str, Any]) -> dict[str, Any]:
+    """The ids and attempts in the forms Conveyor's own connections send in one
+    pass each (``_session.TextUuids``, ``Int4s``): a worker's outcomes always
+    carry the attempt, and ids as the claim returned them."""
+    params["id"] = TextUuids(map(str, params["id"]))
+    params["attempt"] = Int4s(params["attempt"])
+    return params
 
 
 class Completer:
@@ -63,6 +74,11 @@ class Completer:
     def backlog(self) -> int:
         return len(self._pending)
 
+    @property
+    def full(self) -> bool:
+        """Whether the backlog is full: ``offer`` would refuse."""
+        return len(self._pending) >= self._backlog_limit
+
     async def add(self, outcomes: Iterable[Outcome]) -> None:
         """Queue outcomes for writing; waits while the backlog is full."""
         while not self.offer(outcomes):
@@ -72,7 +88,7 @@ class Completer:
     def offer(self, outcomes: Iterable[Outcome]) -> bool:
         """Queue outcomes for writing unless the backlog is full (then ``add`` them,
         which waits): ``add`` without a coroutine, for once per handler call."""
-        if len(self._pending) >= self._backlog_limit:
+        if self.full:
             return False
         self._pending.extend(outcomes)
         self._arrived.set()

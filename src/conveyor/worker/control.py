@@ -79,10 +79,15 @@ class HandlerCall:
 
     __slots__ = ("controls", "in_handler", "interruptible", "jobs", "slots", "stop_reason", "task")
 
-    def __init__(self, jobs: list[Job], interruptible: bool) -> None:
+    def __init__(self, jobs: list[Job], interruptible: bool, now: float | None = None) -> None:
+        """``now``: ``time.monotonic()``, from which the jobs' time limits run; one
+        reading serves all the calls of a claim."""
         self.jobs = jobs
-        now = time.monotonic()
-        self.controls = [JobControl(job, self, now) for job in jobs]
+        if now is None:
+            now = time.monotonic()
+        self.controls = (
+            [JobControl(jobs[0], self, now)] if len(jobs) == 1
+            else [JobControl(job, self, now) for job in jobs])
         self.task: asyncio.Task[Any] | None = None
         self.in_handler = False
         self.interruptible = interruptible

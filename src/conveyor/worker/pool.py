@@ -54,9 +54,12 @@ class HandlerPool:
             for n in range(self._size)
         ]
 
-    def submit(self, call: HandlerCall) -> None:
-        self._line.append(call)
-        self.active += 1
+    def submit(self, calls: list[HandlerCall]) -> None:
+        """Calls to run, in order."""
+        if not calls:
+            return
+        self._line.extend(calls)
+        self.active += len(calls)
         self._empty.clear()
         if not self._waking:
             self._wake(1)

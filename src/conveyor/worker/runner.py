@@ -414,21 +414,20 @@ class Worker:
     def _start(self, reg: Registration, slots: Slots, jobs: list[Job]) -> int:
         """Start a handler call per job (per batch for batch handlers); jobs claimed
         while stopping go back to their queue. Returns how many calls started."""
-        interruptible = reg.executor == "async"
+        interruptible, now = reg.executor == "async", time.monotonic()
         chunks = ([job] for job in jobs) if reg.batch_size == 1 else _chunks(jobs, reg.batch_size)
-        calls = [HandlerCall(chunk, interruptible) for chunk in chunks]
+        calls = [HandlerCall(chunk, interruptible, now) for chunk in chunks]
         if self._stopping is None or self._stopping.is_set():
             for call in calls:
                 self._to_release.extend(call.controls)
             return 0
         running = self._running
-        submit = self._pools[reg.queue].submit
         for call in calls:
-            slots.take()
             for control in call.controls:
                 running[control.id] = control
             call.slots = slots
-            submit(call)
+        slots.take(len(calls))
+        self._pools[reg.queue].submit(calls)
         return len(calls)
 
     # --- running one handler call ------------------------------------------------------
@@ -498,7 +497,7 @@ class Worker:
                 call.in_handler = False
                 if call.stop_reason is StopReason.SHUTDOWN:  # may have returned early
                     await self._stopped(StopReason.SHUTDOWN, call, completer, started)
-                else:
+                elif not self._offer_completion(result, call, completer):
                     await self._completed(result, call, completer, started)
         finally:
             for control in call.controls:
@@ -510,6 +509,25 @@ class Worker:
                 loop = asyncio.get_running_loop()
                 in_thread.add_done_callback(lambda _: loop.call_soon_threadsafe(slots.give))
 
+    def _offer_completion(self, result: Any, call: HandlerCall, completer: Completer) -> bool:
+        """Records a call's completion at once when nothing in it needs waiting for
+        (nothing listens to ``job_completed``, the output encodes, the completer's
+        backlog has room): the common case, without a coroutine. False when
+        ``_completed`` must do it."""
+        if self._hooks.wants("job_completed") or completer.full:
+            return False
+        try:
+            output = _validate.encode_json(result, self._max_payload, "output")
+        except InvalidPayload:
+            return False
+        # Room was checked above, with nothing awaited since: this offer is taken,
+        # and the progress it takes from the controls goes with it.
+        return completer.offer(self._completions(output, call))
+
+    def _completions(self, output: str | None, call: HandlerCall) -> list[Outcome]:
+        return [Outcome(c.id, c.attempt, output, None, None, False, self._last_progress(c))
+                for c in call.controls]
+
     async def _completed(
         self, result: Any, call: HandlerCall, completer: Completer, started: float
     ) -> None:
@@ -518,8 +536,7 @@ class Worker:
         except InvalidPayload as exc:
             await self._failed(exc, call, completer, started)
             return
-        outcomes = [Outcome(c.id, c.attempt, output, None, None, False, self._last_progress(c))
-                    for c in call.controls]
+        outcomes = self._completions(output, call)
         if not completer.offer(outcomes):
             await completer.add(outcomes)
         if self._hooks.wants("job_completed"):
