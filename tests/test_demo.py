@@ -19,6 +19,16 @@ from web_server import free_port
 from conveyor.embedded import EmbeddedPostgres
 
 DEMO = [sys.executable, "-c", "from conveyor.cli import main; main()", "demo"]
+# Ctrl-C as a terminal delivers it. A process started with SIGINT ignored (a
+# background job of a non-interactive shell, and so a test run launched as one)
+# passes the ignoring on to its children, and Python then never turns SIGINT into
+# KeyboardInterrupt: the handler is put back first.
+DEMO_INTERRUPTIBLE = [
+    sys.executable, "-c",
+    "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "from conveyor.cli import main; main()",
+    "demo",
+]
 TIMEOUT = 150.0
 
 
@@ -51,8 +61,8 @@ def test_ctrl_c_stops_the_demo_cleanly_and_leaves_no_job_running(
     database_url: str, schema: str
 ) -> None:
     process = subprocess.Popen(
-        [*DEMO, "--dsn", database_url, "--schema", schema, "--jobs", "20", "--keep-running",
-         "--port", str(free_port())],
+        [*DEMO_INTERRUPTIBLE, "--dsn", database_url, "--schema", schema, "--jobs", "20",
+         "--keep-running", "--port", str(free_port())],
         env=_environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         _wait_for_jobs(database_url, schema)
