@@ -32,12 +32,12 @@ def _settle(outcomes: Sequence[Outcome], channel: str) -> Plan[None]:
     completions = [o for o in outcomes if o.error is None]
     failures = [o for o in outcomes if o.error is not None]
     if completions:
-        yield Execute("complete", _compact(complete_params(completions)), fetch="none")
+        yield Execute("complete", _as_binary_arrays(complete_params(completions)), fetch="none")
     if failures:
-        yield Execute("fail", _compact(fail_params(failures, channel)))
+        yield Execute("fail", _as_binary_arrays(fail_params(failures, channel)))
 
 
-def _compact(params: dict[str, Any]) -> dict[str, Any]:
+def _as_binary_arrays(params: dict[str, Any]) -> dict[str, Any]:
     """The ids and attempts in the forms Conveyor's own connections send in one
     pass each (``_session.TextUuids``, ``Int4s``): a worker's outcomes always
     carry the attempt, and ids as the claim returned them."""
