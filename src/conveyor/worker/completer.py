@@ -74,11 +74,6 @@ class Completer:
     def backlog(self) -> int:
         return len(self._pending)
 
-    @property
-    def full(self) -> bool:
-        """Whether the backlog is full: ``offer`` would refuse."""
-        return len(self._pending) >= self._backlog_limit
-
     async def add(self, outcomes: Iterable[Outcome]) -> None:
         """Queue outcomes for writing; waits while the backlog is full."""
         while not self.offer(outcomes):
@@ -88,7 +83,7 @@ class Completer:
     def offer(self, outcomes: Iterable[Outcome]) -> bool:
         """Queue outcomes for writing unless the backlog is full (then ``add`` them,
         which waits): ``add`` without a coroutine, for once per handler call."""
-        if self.full:
+        if len(self._pending) >= self._backlog_limit:
             return False
         self._pending.extend(outcomes)
         self._arrived.set()

@@ -497,8 +497,8 @@ class Worker:
                 call.in_handler = False
                 if call.stop_reason is StopReason.SHUTDOWN:  # may have returned early
                     await self._stopped(StopReason.SHUTDOWN, call, completer, started)
-                elif not self._offer_completion(result, call, completer):
-                    await self._completed(result, call, completer, started)
+                elif (rest := self._complete(result, call, completer, started)) is not None:
+                    await rest
         finally:
             for control in call.controls:
                 self._running.pop(control.id, None)
@@ -509,35 +509,29 @@ class Worker:
                 loop = asyncio.get_running_loop()
                 in_thread.add_done_callback(lambda _: loop.call_soon_threadsafe(slots.give))
 
-    def _offer_completion(self, result: Any, call: HandlerCall, completer: Completer) -> bool:
-        """Records a call's completion at once when nothing in it needs waiting for
-        (nothing listens to ``job_completed``, the output encodes, the completer's
-        backlog has room): the common case, without a coroutine. False when
-        ``_completed`` must do it."""
-        if self._hooks.wants("job_completed") or completer.full:
-            return False
-        try:
-            output = _validate.encode_json(result, self._max_payload, "output")
-        except InvalidPayload:
-            return False
-        # Room was checked above, with nothing awaited since: this offer is taken,
-        # and the progress it takes from the controls goes with it.
-        return completer.offer(self._completions(output, call))
-
-    def _completions(self, output: str | None, call: HandlerCall) -> list[Outcome]:
-        return [Outcome(c.id, c.attempt, output, None, None, False, self._last_progress(c))
-                for c in call.controls]
-
-    async def _completed(
+    def _complete(
         self, result: Any, call: HandlerCall, completer: Completer, started: float
-    ) -> None:
+    ) -> Awaitable[None] | None:
+        """Hands a call's completion to the completer. Returns what is left to await
+        (an output that does not encode, a full backlog, the ``job_completed``
+        hook), or None: the common case, done without a coroutine."""
         try:
             output = _validate.encode_json(result, self._max_payload, "output")
         except InvalidPayload as exc:
-            await self._failed(exc, call, completer, started)
-            return
-        outcomes = self._completions(output, call)
-        if not completer.offer(outcomes):
+            return self._failed(exc, call, completer, started)
+        outcomes = [Outcome(c.id, c.attempt, output, None, None, False, self._last_progress(c))
+                    for c in call.controls]
+        offered = completer.offer(outcomes)
+        if offered and not self._hooks.wants("job_completed"):
+            return None
+        return self._completed(result, outcomes, offered, call, completer, started)
+
+    async def _completed(
+        self, result: Any, outcomes: list[Outcome], offered: bool, call: HandlerCall,
+        completer: Completer, started: float,
+    ) -> None:
+        """The rest of a completion: room in the completer's backlog, then the hook."""
+        if not offered:
             await completer.add(outcomes)
         if self._hooks.wants("job_completed"):
             duration = time.monotonic() - started
