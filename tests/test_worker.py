@@ -259,18 +259,55 @@ async def test_a_send_wakes_an_idle_worker_before_its_poll(acv: AsyncConveyor) -
     assert await state_of(acv, job_id) is JobState.COMPLETED
 
 
-async def test_sends_in_quick_succession_are_all_taken_before_the_poll(
-    acv: AsyncConveyor,
+async def _bursts_all_start_promptly(
+    acv: AsyncConveyor, send: Callable[[int], Awaitable[None]],
 ) -> None:
-    @acv.task("q", poll_interval=60)
-    async def handle(job: Job) -> None:
-        return None
+    """Bursts of three sends, 0 to 15 ms apart, to a worker that polls once a minute:
+    every job must start within half a second of its send, whichever of them the
+    client's debounce left without a notification of its own."""
+    started: dict[int, float] = {}
 
+    @acv.task("q", poll_interval=60, concurrency=10)
+    async def handle(job: Job) -> None:
+        started[job.data] = time.monotonic()
+
+    sent: dict[int, float] = {}
+    numbers = itertools.count()
     async with running(acv):
-        await asyncio.sleep(0.5)  # idle, waiting for a minute
-        for n in range(5):  # one notification; the rest debounced
-            await acv.send("q", n)
-        await wait_until(lambda: finished(acv, "q", 5), timeout=5)
+        await asyncio.sleep(0.3)  # idle, waiting for its minute
+        for _ in range(3):
+            for gap in range(16):
+                burst = []
+                for _ in range(3):
+                    n = next(numbers)
+                    await send(n)
+                    sent[n] = time.monotonic()
+                    burst.append(n)
+                    await asyncio.sleep(gap / 1000)
+                deadline = time.monotonic() + 5
+                while not all(n in started for n in burst) and time.monotonic() < deadline:
+                    await asyncio.sleep(0.005)
+                late = {n: round(started.get(n, time.monotonic()) - sent[n], 3) for n in burst
+                        if started.get(n, time.monotonic()) - sent[n] > 0.5}
+                assert not late, f"gap {gap} ms: jobs started late (seconds after the send): {late}"
+                await asyncio.sleep(0.03)  # the worker goes back to waiting for the poll
+
+
+async def test_sends_a_few_ms_apart_all_start_long_before_the_poll(acv: AsyncConveyor) -> None:
+    async def send(n: int) -> None:
+        await acv.send("q", n)
+
+    await _bursts_all_start_promptly(acv, send)
+
+
+async def test_sends_a_few_ms_apart_from_a_sync_client_all_start_long_before_the_poll(
+    acv: AsyncConveyor, database_url: str, schema: str,
+) -> None:
+    with Conveyor(database_url, schema=schema) as producer:
+        async def send(n: int) -> None:
+            await asyncio.to_thread(producer.send, "q", n)
+
+        await _bursts_all_start_promptly(acv, send)
 
 
 async def test_a_poll_only_worker_finds_jobs_by_polling(acv: AsyncConveyor) -> None:

@@ -302,13 +302,24 @@ def send(
             "group_key": group_key, "id": id,
         },
     )
-    notify = conn is not None or ctx.notify_gate.should_notify(name)
+    wakeup = None if conn is not None else ctx.notify_gate.decide(name)
+    notify = wakeup is None or wakeup.notifies
 
     def plan(trace_context: str | None) -> Plan[str | None]:
         traced = row if trace_context is None else row._replace(trace_context=trace_context)
         return send_one(name, traced, ctx.queries.schema, notify)
 
-    return Operation(tracing.sending(name, plan), conn)
+    return Operation(tracing.sending(name, plan), conn, wakeup=wakeup)
+
+
+def wake(ctx: Context, queues: list[str]) -> Operation[None]:
+    """Notify the workers of ``queues`` (the notifications a client owes for the
+    sends its debounce left quiet, ``notify.NotifyGate``)."""
+
+    def plan() -> Plan[None]:
+        yield Execute("notify_queues", {"channel": ctx.queries.schema, "queues": queues}, "none")
+
+    return Operation(plan())
 
 
 def insert(

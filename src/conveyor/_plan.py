@@ -24,7 +24,7 @@ from psycopg.adapt import Dumper
 from psycopg.rows import dict_row, tuple_row
 
 from conveyor.errors import ConnectionLost, ConveyorError, DatabaseError
-from conveyor.notify import NotifyGate
+from conveyor.notify import NotifyGate, Wakeup
 from conveyor.queries import Queries
 
 T = TypeVar("T")
@@ -86,12 +86,15 @@ class Context:
 
 @dataclass(slots=True)
 class Operation(Generic[T]):
-    """A plan with what it needs to run: the caller's connection, if any, and whether
-    its statements must commit together (``atomic``)."""
+    """A plan with what it needs to run: the caller's connection, if any, whether
+    its statements must commit together (``atomic``), and, for a send on the
+    client's own pool, what it decided about notifying (``wakeup``), which the
+    client reports to its :class:`~conveyor.notify.NotifyGate` once it committed."""
 
     plan: Plan[T]
     conn: Any = None
     atomic: bool = False
+    wakeup: Wakeup | None = None
 
 
 def guarded(op: Operation[T], seconds: float) -> Operation[T]:

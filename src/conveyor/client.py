@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import logging
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, Unpack
@@ -23,13 +24,22 @@ from conveyor import migrate as migrations
 from conveyor._deadline import Deadline, Unanswered
 from conveyor._plan import Context, Operation, guarded, run_async, run_sync
 from conveyor.config import Settings, redact
-from conveyor.errors import ConnectionLost, InvalidArgument, InvalidOption, NotStarted
+from conveyor.errors import (
+    ConnectionLost,
+    ConveyorError,
+    InvalidArgument,
+    InvalidOption,
+    NotStarted,
+)
+from conveyor.notify import Wakeup, WakeupThread
 from conveyor.queries import Queries
 from conveyor.tasks import JobCall, Task, TypedTask
 from conveyor.worker import Hooks, Registration, Registry, Worker
 from conveyor.worker.hooks import Callback
 from conveyor.worker.registry import HandlerOptions
 from conveyor.worker.runner import RunOptions, RunWithin
+
+log = logging.getLogger("conveyor")
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -259,6 +269,7 @@ class Conveyor(_Client[str | None]):
 
     _pool: ConnectionPool | None = None
     _twin: AsyncConveyor | None = None
+    _wakeups: WakeupThread | None = None
 
     def start(self) -> Self:
         """Open the connection pool and migrate the schema (unless ``migrate=False``)."""
@@ -273,6 +284,7 @@ class Conveyor(_Client[str | None]):
             pool.close()
             raise self._unreachable() from None
         self._pool = pool
+        self._wakeups = WakeupThread(self._context.notify_gate, self._notify)
         if self._migrate_on_start:
             try:
                 self.migrate()
@@ -282,13 +294,20 @@ class Conveyor(_Client[str | None]):
         return self
 
     def stop(self) -> None:
-        """Stop a running worker gracefully (see :meth:`run`), then close the
-        connection pool. Calling it again does nothing."""
+        """Stop a running worker gracefully (see :meth:`run`), send the
+        notifications still owed for quiet sends, then close the connection pool.
+        Calling it again does nothing."""
         twin = self._twin
         worker = None if twin is None else twin._active_worker
         if worker is not None:
             worker.stop()
             worker.finished.wait()
+        wakeups, self._wakeups = self._wakeups, None
+        if wakeups is not None:
+            wakeups.close()
+            owed = self._context.notify_gate.settle()
+            if owed:
+                self._notify(owed)
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.close()
@@ -331,12 +350,28 @@ class Conveyor(_Client[str | None]):
             raise NotStarted("call start() (or use `with Conveyor() as cv:`) before using it")
         try:
             with pool.connection() as conn:
-                return run_sync(conn, queries, op)
+                result = run_sync(conn, queries, op)
         except PoolTimeout:
             raise self._unreachable() from None
         except ConnectionLost:
             pool.check()  # replace every idle connection the outage broke
             raise
+        if op.wakeup is not None:
+            self._committed(op.wakeup)
+        return result
+
+    def _committed(self, wakeup: Wakeup) -> None:
+        delay = self._context.notify_gate.committed(wakeup)
+        wakeups = self._wakeups
+        if delay is not None and wakeups is not None:
+            wakeups.schedule(delay)
+
+    def _notify(self, queues: list[str]) -> None:
+        """Send the notifications owed for quiet sends (``notify.NotifyGate``)."""
+        try:
+            self._run(_enqueue.wake(self._context, queues))
+        except ConveyorError as exc:  # the workers' poll still finds the jobs
+            log.warning("could not wake the workers of %s (%s)", ", ".join(queues), exc)
 
     migrate = _sync(migrations.migrate)
     schema_version = _sync(migrations.schema_version)
@@ -383,6 +418,8 @@ class AsyncConveyor(_Client[Awaitable[str | None]]):
 
     _pool: AsyncConnectionPool | None = None
     _active_worker: Worker | None = None
+    _wakeup_timer: asyncio.TimerHandle | None = None
+    _wakeup_task: asyncio.Task[None] | None = None
 
     async def start(self) -> Self:
         """Open the connection pool and migrate the schema (unless ``migrate=False``)."""
@@ -406,13 +443,23 @@ class AsyncConveyor(_Client[Awaitable[str | None]]):
         return self
 
     async def stop(self) -> None:
-        """Stop a running worker gracefully (see :meth:`run`), then close the
-        connection pool. Calling it again does nothing."""
+        """Stop a running worker gracefully (see :meth:`run`), send the
+        notifications still owed for quiet sends, then close the connection pool.
+        Calling it again does nothing."""
         worker = self._active_worker
         if worker is not None:
             worker.stop()
             while not worker.finished.is_set():
                 await asyncio.sleep(0.05)
+        if self._wakeup_task is not None:  # it may schedule the next call
+            await self._wakeup_task
+        if self._wakeup_timer is not None:
+            self._wakeup_timer.cancel()
+            self._wakeup_timer = None
+        if self._pool is not None:
+            owed = self._context.notify_gate.settle()
+            if owed:
+                await self._notify(owed)
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
@@ -460,9 +507,10 @@ class AsyncConveyor(_Client[Awaitable[str | None]]):
         try:
             async with pool.connection() as conn:
                 if deadline is None:
-                    return await run_async(conn, queries, op)
-                with Deadline(conn, deadline):
-                    return await run_async(conn, queries, guarded(op, deadline))
+                    result = await run_async(conn, queries, op)
+                else:
+                    with Deadline(conn, deadline):
+                        result = await run_async(conn, queries, guarded(op, deadline))
         except PoolTimeout:
             raise self._unreachable() from None
         except Unanswered:
@@ -472,6 +520,33 @@ class AsyncConveyor(_Client[Awaitable[str | None]]):
         except ConnectionLost:
             await pool.check()
             raise
+        if op.wakeup is not None:
+            self._committed(op.wakeup)
+        return result
+
+    def _committed(self, wakeup: Wakeup) -> None:
+        delay = self._context.notify_gate.committed(wakeup)
+        if delay is not None:
+            self._wakeup_timer = asyncio.get_running_loop().call_later(delay, self._wake_owed)
+
+    def _wake_owed(self) -> None:
+        self._wakeup_timer = None
+        self._wakeup_task = asyncio.get_running_loop().create_task(self._send_owed())
+
+    async def _send_owed(self) -> None:
+        due, after = self._context.notify_gate.due()
+        if due:
+            await self._notify(due)
+        if after is not None:
+            self._wakeup_timer = asyncio.get_running_loop().call_later(after, self._wake_owed)
+        self._wakeup_task = None
+
+    async def _notify(self, queues: list[str]) -> None:
+        """Send the notifications owed for quiet sends (``notify.NotifyGate``)."""
+        try:
+            await self._run(_enqueue.wake(self._context, queues))
+        except ConveyorError as exc:  # the workers' poll still finds the jobs
+            log.warning("could not wake the workers of %s (%s)", ", ".join(queues), exc)
 
     migrate = _async(migrations.migrate)
     schema_version = _async(migrations.schema_version)

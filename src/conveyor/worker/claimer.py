@@ -10,9 +10,11 @@ at once, each for the slots free when it was sent (reserved until it answers).
   ``PATIENCE`` has passed), so that claims stay large under load.
 - After a short one, wait for the claims still under way, then for a notification
   or the poll interval (with jitter). A claim that found work is followed by
-  another ``FOUND_RECHECK`` (2 ms) later, for the sends whose notifications were
-  debounced (``notify.DEBOUNCE``); 2 ms rather than 5 took about a millisecond
-  off the pickup at 1,000 jobs/s (docs/benchmarks.md).
+  another ``FOUND_RECHECK`` (2 ms) later, which takes at once most sends whose
+  notifications were debounced (``notify.DEBOUNCE``); 2 ms rather than 5 took
+  about a millisecond off the pickup at 1,000 jobs/s (docs/benchmarks.md). A
+  debounced send that commits after that claim is announced by its client
+  once the window is over (``notify.NotifyGate``), never left for the poll.
 - Queues under flow control (limits or fairness) are claimed through
   ``claim_flow.sql``; when a short claim left due jobs waiting (a rate window or
   a key's slots are full), the next claim comes as soon as this worker has
@@ -58,7 +60,8 @@ HELD_BACK_RECHECK = 0.2
 """Seconds between claims while a flow-controlled queue's limits hold jobs back."""
 FOUND_RECHECK = 0.002
 """Seconds after a claim that found work before the next: sends debounce their
-notifications (``notify.DEBOUNCE``), so more jobs may have come unannounced."""
+notifications (``notify.DEBOUNCE``), so more jobs may have come whose
+notification is still to come."""
 
 
 class Slots:
