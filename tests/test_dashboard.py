@@ -286,6 +286,23 @@ async def test_job_page_offers_the_actions_its_state_allows(
     assert "/retry" not in waiting_page
 
 
+async def test_a_failed_job_and_its_dead_letter_copy_link_to_each_other(
+    dashboard: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    await acv.send("reports", {"report": 7}, retry_limit=0, dead_letter="reports-dlq")
+    [job] = await acv.fetch("reports")
+    await acv.fail(job, "upstream timed out")
+    [copy] = (await acv.find_jobs("reports-dlq")).jobs
+
+    source_page = (await dashboard.get(f"/jobs/{job.id}")).text
+    copy_page = (await dashboard.get(f"/jobs/{copy.id}")).text
+
+    assert f'class="mono copy-link" href="/jobs/{copy.id}"' in source_page
+    assert "Copied to reports-dlq" in source_page
+    assert f'class="mono source-link" href="/jobs/{job.id}"' in copy_page
+    assert "Dead-letter copy of" in copy_page and " in reports<" in copy_page
+
+
 @pytest.mark.parametrize("path", ["/jobs/{id}", "/partials/jobs/{id}"])
 @pytest.mark.parametrize("job_id", [str(uuid.uuid4()), "not-a-job-id", "%3Cb%3E"])
 async def test_a_job_that_does_not_exist_is_a_404_page(

@@ -14,6 +14,7 @@ from conveyor import Conveyor, Job, JobState
 from conveyor._claims import claim, flow_state
 from conveyor._plan import Operation
 from conveyor._rows import JobDefaults
+from conveyor.errors import InvalidArgument
 
 
 def test_fetch_claims_jobs_and_marks_them_active_with_a_lease(cv: Conveyor) -> None:
@@ -382,3 +383,45 @@ def test_a_missing_dead_letter_queue_is_created_when_first_needed(cv: Conveyor) 
 
     assert cv.get_queue("made-on-demand") is not None
     assert [j.data for j in cv.find_jobs("made-on-demand").jobs] == [{"x": 1}]
+
+
+def test_a_dead_letter_copy_names_its_source_and_carries_its_final_error(cv: Conveyor) -> None:
+    cv.send("q", {"chat": 7}, retry_limit=0, dead_letter="dlq", group_key="chat-7")
+    [job] = cv.fetch("q")
+    traced = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+    with psycopg.connect(cv.settings.dsn, autocommit=True) as conn:
+        conn.execute(f'UPDATE "{cv.schema}".job SET trace_context = %s WHERE id = %s',
+                     (psycopg.types.json.Jsonb(traced), job.id))
+
+    cv.fail(job, ValueError("chat 7 is gone"))
+
+    [copy] = cv.find_jobs("dlq").jobs
+    original = cv.get_job(job.id)
+    assert original is not None and original.error is not None
+    assert (copy.source_id, copy.source_queue) == (job.id, "q")
+    assert copy.error == original.error
+    assert copy.error["message"] == "chat 7 is gone"
+    assert copy.errors == []  # attempts of its own only
+    assert copy.group_key == "chat-7"
+    assert copy.trace_context == traced
+    assert (original.source_id, original.source_queue) == (None, None)
+    assert [j.id for j in cv.find_jobs(source_id=job.id)] == [copy.id]
+
+
+def test_finding_copies_by_a_source_that_is_not_a_job_id_is_refused(cv: Conveyor) -> None:
+    with pytest.raises(InvalidArgument, match="UUID"):
+        cv.find_jobs(source_id="not-an-id")
+
+
+def test_dead_letter_copies_take_their_place_among_jobs_by_creation_time(cv: Conveyor) -> None:
+    older = cv.send("dlq", "sent before the failure")
+    cv.send("q", "fails", retry_limit=0, dead_letter="dlq")
+    [job] = cv.fetch("q")
+    cv.fail(job, "fatal")
+    newer = cv.send("dlq", "sent after the failure")
+
+    listed = [j.id for j in cv.find_jobs("dlq").jobs]  # newest first
+
+    [copy] = [j for j in cv.find_jobs("dlq").jobs if j.source_id == job.id]
+    assert uuid.UUID(copy.id).version == 7
+    assert listed == [newer, copy.id, older]

@@ -105,11 +105,12 @@ def _search(text: str | None) -> tuple[str | None, uuid.UUID | None]:
 def _filter(
     ctx: Context, queue: str | None,
     state: JobState | str | Iterable[JobState | str] | None, singleton_key: str | None,
-    key: str | None, search: str | None, data_contains: object,
+    key: str | None, search: str | None, data_contains: object, source_id: object = None,
 ) -> dict[str, Any]:
     """The parameters of ``{job_filter}``, checked."""
     pattern, search_id = _search(search)
     return {
+        "source_id": None if source_id is None else _validate.job_id(source_id),
         "queue": None if queue is None else _validate.queue_name(queue),
         "states": _states(state),
         "singleton_key": None if singleton_key is None else _validate.text(
@@ -132,6 +133,7 @@ def find_jobs(
     key: str | None = None,
     search: str | None = None,
     data_contains: Mapping[str, Any] | list[Any] | None = None,
+    source_id: str | uuid.UUID | None = None,
     limit: int = 100,
     cursor: str | None = None,
     conn: Any = None,
@@ -144,7 +146,8 @@ def find_jobs(
     error contains the text (case-insensitive; this reads every job the other
     filters leave, so narrow it with ``queue`` or ``state`` on large tables);
     ``data_contains`` matches jobs whose data contains that JSON (PostgreSQL's
-    ``@>``). Pass the page's ``next_cursor`` as ``cursor`` for the next page::
+    ``@>``); ``source_id`` finds the dead-letter copies of that job. Pass the
+    page's ``next_cursor`` as ``cursor`` for the next page::
 
         page = cv.find_jobs("document-parse", state="failed", limit=50)
         while page.next_cursor:
@@ -153,7 +156,7 @@ def find_jobs(
     page_size = _validate.integer(limit, "limit", minimum=1)
     if page_size > _MAX_PAGE:
         raise InvalidArgument(f"limit must be at most {_MAX_PAGE}, got {limit}")
-    params = _filter(ctx, queue, state, singleton_key, key, search, data_contains)
+    params = _filter(ctx, queue, state, singleton_key, key, search, data_contains, source_id)
     params["before_id"] = None if cursor is None else _parse_cursor(cursor)
     params["limit"] = page_size + 1
 

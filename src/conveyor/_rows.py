@@ -42,7 +42,7 @@ def job_from_row(row: Sequence[Any]) -> Job:
      start_after, created_at, started_at, completed_at, singleton_key, progress, attempt,
      retry_delay, retry_backoff, retry_delay_max, expire_in, keep_until, delete_after,
      dead_letter, singleton_on, policy, lease_expires_at, group_key, errors,
-     trace_context) = row
+     trace_context, source_id, source_queue) = row
     job: Any = _new(_Unfrozen)
     job.id = id_
     job.queue = queue
@@ -73,6 +73,8 @@ def job_from_row(row: Sequence[Any]) -> Job:
     job.group_key = group_key
     job.errors = [] if errors is None else errors
     job.trace_context = trace_context
+    job.source_id = source_id
+    job.source_queue = source_queue
     job._control = None  # attached by a worker
     job.__class__ = Job
     return job  # type: ignore[no-any-return]
@@ -112,7 +114,8 @@ def claimed_jobs(
     for (id_, data, output, error, priority, retry_count, retry_limit, start_after,
          created_at, started_at, completed_at, singleton_key, progress, attempt, retry_delay,
          retry_backoff, retry_delay_max, expire_in, keep_until, delete_after, dead_letter,
-         singleton_on, policy, group_key, errors, trace_context) in rows:
+         singleton_on, policy, group_key, errors, trace_context, source_id,
+         source_queue) in rows:
         job: Any = _new(_Unfrozen)
         job.id = id_
         job.queue = queue
@@ -148,6 +151,8 @@ def claimed_jobs(
         job.group_key = group_key
         job.errors = [] if errors is None else errors
         job.trace_context = trace_context
+        job.source_id = source_id
+        job.source_queue = source_queue
         job._control = None  # attached by a worker
         job.__class__ = Job
         jobs.append(job)

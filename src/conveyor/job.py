@@ -123,6 +123,11 @@ class Job:
     trace_context: dict[str, str] | None = None
     """The W3C trace context (``traceparent``, ``tracestate``) of the span that sent
     the job, when :mod:`conveyor.tracing` was on; ``None`` otherwise."""
+    source_id: str | None = None
+    """On a dead-letter copy, the id of the job that failed for good (whose final
+    error is the copy's ``error``); ``None`` on every other job."""
+    source_queue: str | None = None
+    """On a dead-letter copy, the queue of the job that failed for good."""
     _control: Any = field(default=None, repr=False, compare=False)
 
     # --- inside a handler: the worker attaches a control to the job it passes ---

@@ -46,17 +46,20 @@ dead_letter_queue AS (
 ),
 dead_letter_copy AS (
     -- The copy takes the dead-letter queue's defaults, or the failed job's own
-    -- settings when that queue is new.
+    -- settings when that queue is new. It keeps the job's group key and trace
+    -- context, carries its final error, and names its source.
     INSERT INTO {schema}.job (
         id, queue, policy, priority, data, retry_limit, retry_delay, retry_backoff,
-        retry_delay_max, expire_in, start_after, keep_until, delete_after, singleton_key
+        retry_delay_max, expire_in, start_after, keep_until, delete_after, singleton_key,
+        group_key, trace_context, error, source_id, source_queue
     )
-    SELECT gen_random_uuid(), d.dead_letter, COALESCE(q.policy, 'standard'),
+    SELECT {schema}.uuid7(), d.dead_letter, COALESCE(q.policy, 'standard'),
            COALESCE(q.priority, d.priority), d.data, COALESCE(q.retry_limit, d.retry_limit),
            COALESCE(q.retry_delay, d.retry_delay), COALESCE(q.retry_backoff, d.retry_backoff),
            COALESCE(q.retry_delay_max, d.retry_delay_max), COALESCE(q.expire_in, d.expire_in),
            now(), now() + COALESCE(q.retention, d.keep_until - d.start_after),
-           COALESCE(q.delete_after, d.delete_after), d.singleton_key
+           COALESCE(q.delete_after, d.delete_after), d.singleton_key,
+           d.group_key, d.trace_context, d.error, d.id, d.queue
     FROM dead AS d
     LEFT JOIN {schema}.queue AS q ON q.name = d.dead_letter
     ON CONFLICT DO NOTHING

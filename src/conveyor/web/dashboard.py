@@ -339,6 +339,11 @@ def timeline(job: Job) -> list[Event]:
     return known + [e for e in events if e.at is None]
 
 
+_MAX_COPIES = 10
+"""Dead-letter copies of a job listed on its page (a job retried by hand and
+failed again has one per failure)."""
+
+
 async def _job_part(request: Request, job_id: str) -> Live | None:
     """The job's part of its page, or None when there is no such job."""
     try:
@@ -348,8 +353,10 @@ async def _job_part(request: Request, job_id: str) -> Live | None:
     if job is None:
         return None
     actions = [action for action in JOB_ACTIONS if job.state in action.states]
+    copies = [] if job.dead_letter is None or job.state is not JobState.FAILED else (
+        await (await _client(request)).find_jobs(source_id=job.id, limit=_MAX_COPIES)).jobs
     return _live(request, "partial_job.html", f"/partials/jobs/{job.id}", job=job,
-                 events=timeline(job), actions=actions)
+                 events=timeline(job), actions=actions, copies=copies)
 
 
 def _no_job(request: Request, job_id: str) -> HTMLResponse:
