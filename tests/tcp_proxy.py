@@ -61,12 +61,13 @@ def _server_address(dsn: str) -> tuple[int, str | tuple[str, int]]:
 
 
 class TcpProxy:
-    """Forwards 127.0.0.1:``port`` to the server of ``dsn``; ``dsn_through`` gives the
-    DSN that goes through it. Use it as a context manager, or call :meth:`close`."""
+    """Forwards 127.0.0.1:``port`` (a free one unless given) to the server of
+    ``dsn``; ``dsn_through`` gives the DSN that goes through it. Use it as a
+    context manager, or call :meth:`close`."""
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, port: int = 0) -> None:
         self._family, self._address = _server_address(dsn)
-        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener = socket.create_server(("127.0.0.1", port))
         self._listener.settimeout(_TICK)
         self.port: int = self._listener.getsockname()[1]
         self._flowing = threading.Event()

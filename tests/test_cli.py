@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import psycopg.conninfo
 import pytest
 from click.testing import Result
 from typer.testing import CliRunner
@@ -443,6 +444,20 @@ def test_a_typed_error_prints_as_one_line_and_exits_with_code_1(
     err = capsys.readouterr().err
     assert code == 1
     assert err.count("\n") == 1 and err.startswith("error: a job id must be a UUID")
+
+
+def test_a_database_that_does_not_exist_is_one_line_at_once(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], database_url: str,
+) -> None:
+    missing = psycopg.conninfo.make_conninfo(database_url, dbname="no_such_database")
+    began = time.monotonic()
+
+    code = run_main(monkeypatch, "queues", "--dsn", missing)
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert time.monotonic() - began < 5
+    assert err.count("\n") == 1 and 'database "no_such_database" does not exist' in err
 
 
 def test_no_database_configured_says_how_to_set_database_url(

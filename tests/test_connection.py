@@ -7,6 +7,8 @@ Restarts use a PostgreSQL cluster of this module's own, never the shared one."""
 from __future__ import annotations
 
 import asyncio
+import socket
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -15,11 +17,12 @@ from typing import TypeVar
 import psycopg
 import psycopg.conninfo
 import pytest
+from tcp_proxy import TcpProxy
 
 from conveyor import AsyncConveyor, Conveyor, JobState
 from conveyor.config import NETWORK_DEFAULTS
 from conveyor.embedded import EmbeddedPostgres
-from conveyor.errors import ConnectionLost, NotStarted
+from conveyor.errors import ConnectionLost, ConnectionRejected, NotStarted
 
 T = TypeVar("T")
 
@@ -167,6 +170,80 @@ def test_connection_lost_at_start_does_not_reveal_the_password() -> None:
     assert "s3cret" not in str(info.value)
     assert "s3cret" not in repr(info.value)
     assert "127.0.0.1" in str(info.value)  # it does say where it tried
+
+
+def _elsewhere(database_url: str, **parts: str) -> str:
+    """The test database's URL with ``parts`` (dbname, user) replaced."""
+    return psycopg.conninfo.make_conninfo(database_url, **parts)
+
+
+@pytest.mark.parametrize(("part", "cause"), [
+    ({"dbname": "no_such_database"}, 'database "no_such_database" does not exist'),
+    ({"user": "no_such_role"}, 'role "no_such_role" does not exist'),
+])
+def test_a_database_or_role_that_does_not_exist_fails_at_once_naming_it(
+    database_url: str, part: dict[str, str], cause: str, caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = Conveyor(_elsewhere(database_url, **part), connect_timeout=30)
+    began = time.monotonic()
+
+    with pytest.raises(ConnectionRejected) as info:
+        client.start()
+
+    assert time.monotonic() - began < 5  # not the 30 s timeout
+    assert cause in str(info.value)
+    assert not [r for r in caplog.records if r.name.startswith("psycopg")]
+    with pytest.raises(NotStarted):
+        client.schema_version()
+
+
+async def test_an_async_client_naming_a_missing_database_fails_at_once(
+    database_url: str, caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = AsyncConveyor(_elsewhere(database_url, dbname="no_such_database"),
+                           connect_timeout=30)
+    began = time.monotonic()
+
+    with pytest.raises(ConnectionRejected, match='database "no_such_database" does not exist'):
+        await client.start()
+
+    assert time.monotonic() - began < 5
+    assert not [r for r in caplog.records if r.name.startswith("psycopg")]
+
+
+def test_a_refused_connection_is_tried_until_the_timeout_and_named(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    began = time.monotonic()
+
+    with pytest.raises(ConnectionLost) as info:
+        Conveyor(UNREACHABLE, connect_timeout=1.5).start()
+
+    assert time.monotonic() - began >= 1.0  # it kept trying
+    assert "Connection refused" in str(info.value)
+    assert not [r for r in caplog.records if r.name.startswith("psycopg")]
+
+
+def test_a_client_started_while_the_server_is_down_connects_once_it_is_up(
+    database_url: str, schema: str,
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]  # closed again: connections are refused
+    down = psycopg.conninfo.make_conninfo(database_url, host="127.0.0.1",
+                                          hostaddr="127.0.0.1", port=port)
+    client = Conveyor(down, schema=schema, connect_timeout=60)
+    starting = threading.Thread(target=client.start)
+    starting.start()
+    time.sleep(1.0)
+    assert starting.is_alive()  # still trying: a refused connection is not for good
+
+    with TcpProxy(database_url, port=port):  # the server is up
+        starting.join(timeout=60)
+        try:
+            assert not starting.is_alive()
+            assert client.schema_version() > 0
+        finally:
+            client.stop()
 
 
 # --- before start ---------------------------------------------------------------------

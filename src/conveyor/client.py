@@ -19,11 +19,11 @@ from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, Unpack
 import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
-from conveyor import _admin, _claims, _enqueue, _flow, _session, _status, scheduler
+from conveyor import _admin, _claims, _connect, _enqueue, _flow, _session, _status, scheduler
 from conveyor import migrate as migrations
 from conveyor._deadline import Deadline, Unanswered
 from conveyor._plan import Context, Operation, guarded, run_async, run_sync
-from conveyor.config import Settings, redact
+from conveyor.config import Settings
 from conveyor.errors import (
     ConnectionLost,
     ConveyorError,
@@ -189,10 +189,7 @@ class _Client(Generic[Sent]):
         }
 
     def _unreachable(self) -> ConnectionLost:
-        return ConnectionLost(
-            f"could not connect to PostgreSQL at {redact(self.settings.dsn)} within "
-            f"{self.settings.connect_timeout:g} s; check that it is running and reachable"
-        )
+        return _connect.unreachable(self.settings.dsn, self.settings.connect_timeout)
 
     def _own_connection(self, conn: object, kind: type) -> None:
         if not isinstance(conn, kind):
@@ -275,6 +272,8 @@ class Conveyor(_Client[str | None]):
         """Open the connection pool and migrate the schema (unless ``migrate=False``)."""
         if self._pool is not None:
             return self
+        settings = self.settings
+        _connect.reach(settings.conninfo(), settings.dsn, settings.connect_timeout)
         pool = ConnectionPool(
             configure=functools.partial(_session.configure, queries=self._context.queries),
             **self._pool_options())
@@ -425,6 +424,8 @@ class AsyncConveyor(_Client[Awaitable[str | None]]):
         """Open the connection pool and migrate the schema (unless ``migrate=False``)."""
         if self._pool is not None:
             return self
+        settings = self.settings
+        await _connect.reach_async(settings.conninfo(), settings.dsn, settings.connect_timeout)
         pool = AsyncConnectionPool(
             configure=functools.partial(_session.configure_async, queries=self._context.queries),
             **self._pool_options())

@@ -24,6 +24,13 @@ class InvalidQueueName(InvalidArgument):
     """A queue name is empty, too long or uses characters outside ``[A-Za-z0-9_.:/-]``."""
 
 
+class ConnectionRejected(ConfigurationError):
+    """PostgreSQL answered and refused this client for good: the database or role
+    does not exist, the password is wrong or missing, or ``pg_hba.conf`` has no
+    entry for it. Raised at once by ``start()``: waiting will not help, the
+    database URL or the server's access rules must change."""
+
+
 class InvalidSchemaName(ConfigurationError):
     """A schema name is not a plain lower-case PostgreSQL identifier."""
 

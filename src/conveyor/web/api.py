@@ -219,7 +219,8 @@ async def list_jobs(
     state: Annotated[list[JobState] | None, Query(description="one or more states")] = None,
     key: Annotated[str | None, Query(description="singleton key or group key")] = None,
     q: Annotated[str | None, Query(description="an id, or text in data, output or error")] = None,
-    source_id: Annotated[str | None, Query(description="the job whose dead-letter copies to list")] = None,
+    source_id: Annotated[
+        str | None, Query(description="the job whose dead-letter copies to list")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     cursor: str | None = None,
 ) -> JobPageOut:
