@@ -170,6 +170,15 @@ def test_malformed_number_in_the_environment_raises_configuration_error(
         Settings.resolve(ARG_URL, environ={variable: text})
 
 
+def test_a_word_for_a_whole_number_in_the_environment_is_explained_plainly() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        Settings.resolve(ARG_URL, environ={"CONVEYOR_POOL_SIZE": "ten"})
+
+    assert str(info.value) == (
+        "CONVEYOR_POOL_SIZE='ten' is not a whole number: give a positive whole number, "
+        "like 10")
+
+
 @pytest.mark.parametrize("variable", NUMERIC_VARIABLES)
 @pytest.mark.parametrize("text", ["0", "-1"])
 def test_non_positive_number_in_the_environment_raises_configuration_error(

@@ -154,3 +154,23 @@ def test_find_jobs_refuses_a_bad_state_a_bad_cursor_and_a_huge_limit(cv: Conveyo
         cv.find_jobs("q", cursor="garbage")
     with pytest.raises(InvalidArgument):
         cv.find_jobs("q", limit=100_000)
+
+
+def test_a_page_of_jobs_is_a_read_only_sequence_of_them(cv: Conveyor) -> None:
+    ids = [cv.send("q", n) for n in range(3)]
+
+    page = cv.find_jobs("q")
+
+    assert [job.id for job in page] == ids[::-1]  # newest first
+    assert page[0].id == ids[2] and page[-1].id == ids[0]
+    assert [job.id for job in page[1:]] == ids[1::-1]
+    assert len(page) == 3 and page
+    assert page == list(page.jobs) and list(page.jobs) == page
+    assert page == cv.find_jobs("q")
+    assert page.next_cursor is None
+    assert page.index(page[1]) == 1 and page[1] in page
+    assert not cv.find_jobs("empty")
+    with pytest.raises(IndexError):
+        page[3]
+    with pytest.raises(TypeError):
+        page[0] = page[1]  # type: ignore[index]

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from conveyor import Conveyor
+from conveyor import AsyncConveyor, Conveyor
 from conveyor.errors import (
     ConveyorError,
     InvalidArgument,
     InvalidOption,
     InvalidPayload,
     InvalidQueueName,
+    InvalidSchemaName,
     PayloadTooLarge,
     UnknownOption,
 )
@@ -30,6 +31,18 @@ def test_an_invalid_queue_name_is_refused(cv: Conveyor, name: Any) -> None:
     with pytest.raises(InvalidQueueName):
         cv.send(name, {})
     assert_nothing_written(cv)
+
+
+@pytest.mark.parametrize("name", ["emails\n", "emails\n\n", "\nemails", "emails\r", "emails\t"])
+def test_a_queue_name_with_a_line_break_or_tab_is_refused(cv: Conveyor, name: str) -> None:
+    with pytest.raises(InvalidQueueName):
+        cv.send(name, {})
+    assert_nothing_written(cv)
+
+
+def test_a_schema_name_with_a_trailing_newline_is_refused(database_url: str) -> None:
+    with pytest.raises(InvalidSchemaName):
+        Conveyor(database_url, schema="conveyor\n")
 
 
 @pytest.mark.parametrize("name", ["a", "document-parse", "tenant:42/emails", "v1.reports_x"])
@@ -81,14 +94,57 @@ def test_an_option_with_a_bad_value_is_refused(cv: Conveyor, options: dict[str, 
 
 
 def test_a_naive_datetime_error_says_how_to_fix_it(cv: Conveyor) -> None:
-    with pytest.raises(InvalidOption, match="aware"):
+    with pytest.raises(InvalidOption, match="aware datetime"):
         cv.send("q", {}, start_after=datetime(2030, 1, 1))
+
+
+@pytest.mark.parametrize("text", [
+    "2030-01-01T12:00:00+01:00", "2030-01-01T11:00:00Z", "2030-01-01 11:00:00+00:00",
+    "2030-01-01T11:00:00.000Z",
+])
+def test_start_after_takes_iso_8601_text_with_an_offset(cv: Conveyor, text: str) -> None:
+    job = cv.get_job(cv.send("q", {}, start_after=text))  # type: ignore[arg-type]
+
+    assert job is not None
+    assert job.start_after == datetime(2030, 1, 1, 11, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("text", ["2030-01-01T11:00:00", "2030-01-01", "tomorrow", "60", ""])
+def test_start_after_text_without_an_offset_or_not_iso_is_refused_saying_what_works(
+    cv: Conveyor, text: str,
+) -> None:
+    with pytest.raises(InvalidOption, match="ISO 8601 text with an offset") as info:
+        cv.send("q", {}, start_after=text)
+    assert "aware datetime" in str(info.value) and "timedelta" in str(info.value)
+    assert_nothing_written(cv)
+
+
+def test_a_bad_delay_type_names_every_form_start_after_takes(cv: Conveyor) -> None:
+    with pytest.raises(InvalidOption, match="aware datetime, or ISO 8601"):
+        cv.send("q", {}, start_after=[60])  # type: ignore[arg-type]
 
 
 def test_an_unknown_option_is_refused_by_name(cv: Conveyor) -> None:
     with pytest.raises(UnknownOption, match="retries"):
         cv.send("q", {}, retries=3)  # type: ignore[call-arg]
     assert_nothing_written(cv)
+
+
+def test_an_unknown_option_error_suggests_the_closest_name(cv: Conveyor) -> None:
+    with pytest.raises(UnknownOption, match=r"retry_limt \(did you mean retry_limit\?\)"):
+        cv.send("q", {}, retry_limt=3)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("client", [Conveyor, AsyncConveyor])
+def test_a_mistyped_client_argument_is_refused_naming_the_valid_ones(
+    client: type[Conveyor] | type[AsyncConveyor], database_url: str,
+) -> None:
+    with pytest.raises(UnknownOption) as info:
+        client(database_url, pool_sise=3)  # type: ignore[call-arg]
+
+    assert "pool_sise (did you mean pool_size?)" in str(info.value)
+    for name in ("dsn", "schema", "pool_size", "connect_timeout", "statement_deadline"):
+        assert name in str(info.value)
 
 
 def test_an_invalid_custom_id_is_refused(cv: Conveyor) -> None:

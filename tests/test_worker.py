@@ -5,7 +5,9 @@ processes, restarts) are in test_worker_faults.py."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
+import logging
 import os
 import threading
 import time
@@ -672,6 +674,30 @@ async def test_jobs_still_running_at_the_shutdown_timeout_go_back_uncounted(
     assert job is not None and job.state is JobState.CREATED
     assert job.retry_count == 0 and job.errors == []
     assert (await acv.queue_counts("q"))[JobState.ACTIVE] == 0
+
+
+async def test_a_thread_handler_handed_back_at_shutdown_logs_no_error(
+    acv: AsyncConveyor, caplog: pytest.LogCaptureFixture,
+) -> None:
+    started = threading.Event()
+
+    @acv.task("q")
+    def handle(job: Job) -> None:
+        started.set()
+        for _ in range(100):  # stops early once the worker asks
+            if job.cancelled:
+                return
+            time.sleep(0.05)
+
+    job_id = await acv.send("q", None)
+    async with running(acv, shutdown_timeout=0.2):
+        await asyncio.to_thread(started.wait, 10)
+    gc.collect()  # futures nobody read report it when collected
+    await asyncio.sleep(0.05)
+
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+    job = await acv.get_job(job_id)  # type: ignore[arg-type]
+    assert job is not None and job.state is JobState.CREATED
 
 
 # --- registration ------------------------------------------------------------------------

@@ -234,7 +234,7 @@ def send(
     data: Any = None,
     *,
     priority: int | None = None,
-    start_after: Duration | datetime | None = None,
+    start_after: Duration | datetime | str | None = None,
     retry_limit: int | None = None,
     retry_delay: Duration | None = None,
     retry_backoff: bool | None = None,
@@ -260,7 +260,8 @@ def send(
     left out take the queue's defaults.
 
     - ``priority``: higher runs first.
-    - ``start_after``: a delay (seconds or timedelta) or an aware datetime.
+    - ``start_after``: a delay (seconds or timedelta), an aware datetime, or ISO 8601
+      text with an offset (``"2026-12-05T14:30:00Z"``).
     - ``retry_limit``: retries after the first attempt; ``retry_delay`` between them;
       ``retry_backoff`` doubles the delay each time, with jitter, up to
       ``retry_delay_max``.

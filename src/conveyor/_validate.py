@@ -6,6 +6,7 @@ Each function returns the normalised value or raises a typed error from
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
@@ -28,8 +29,9 @@ from conveyor.errors import (
 )
 from conveyor.job import Job
 
-_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:/\-]{0,127}$")
+# Matched whole (fullmatch): "$" would also match before a trailing newline.
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:/\-]{0,127}")
 _INT32_MAX = 2**31 - 1
 # A NUL written as JSON: \u0000 after an even number of backslashes (an odd number
 # would make it the text "\u0000", which is fine).
@@ -40,7 +42,7 @@ _JSON = json.JSONEncoder(allow_nan=False, separators=(",", ":"), ensure_ascii=Fa
 
 def schema_name(value: object) -> str:
     """A schema is a plain lower-case identifier, so it never needs case-folding rules."""
-    if not isinstance(value, str) or not _SCHEMA_NAME.match(value):
+    if not isinstance(value, str) or not _SCHEMA_NAME.fullmatch(value):
         raise InvalidSchemaName(
             f"invalid schema name {value!r}: use 1-63 characters of a-z, 0-9 and _, "
             "not starting with a digit"
@@ -49,7 +51,7 @@ def schema_name(value: object) -> str:
 
 
 def queue_name(value: object, argument: str = "queue") -> str:
-    if not isinstance(value, str) or not _QUEUE_NAME.match(value):
+    if not isinstance(value, str) or not _QUEUE_NAME.fullmatch(value):
         raise InvalidQueueName(
             f"invalid {argument} name {value!r}: use 1-128 characters of letters, digits "
             "and _ . : / -, starting with a letter, digit or _"
@@ -136,15 +138,31 @@ def positive_duration(value: object, argument: str) -> timedelta:
     return result
 
 
+_START_AFTER_FORMS = (
+    "seconds (int or float), a timedelta, an aware datetime, or ISO 8601 text with "
+    "an offset ('2026-12-05T14:30:00+01:00' or '...Z')"
+)
+
+
 def start_after(value: object) -> tuple[datetime | None, timedelta | None]:
-    """An absolute time (aware datetime) or a delay; exactly one side is set."""
+    """An absolute time (an aware datetime, or ISO 8601 text with an offset, as
+    pg-boss takes it) or a delay; exactly one side is set."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidOption(
+                f"start_after must be {_START_AFTER_FORMS}; {value!r} is not ISO 8601"
+            ) from None
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
             raise InvalidOption(
-                "start_after must be an aware datetime (for example "
-                "datetime.now(timezone.utc) + timedelta(minutes=5)), not a naive one"
+                f"start_after must be {_START_AFTER_FORMS}, not a time without an offset "
+                f"({value.isoformat()}): say which zone it is in"
             )
         return value, None
+    if isinstance(value, bool) or not isinstance(value, int | float | timedelta):
+        raise InvalidOption(f"start_after must be {_START_AFTER_FORMS}, not {value!r}")
     return None, duration(value, "start_after")
 
 
@@ -197,10 +215,19 @@ def job_ids(value: object) -> list[uuid.UUID]:
     return [job_id(item) for item in job_refs(value)]
 
 
-def unknown_options(unknown: Mapping[str, object], known: Iterable[str]) -> None:
+def unknown_options(
+    unknown: Mapping[str, object], known: Iterable[str], what: str = "option",
+) -> None:
+    """Raise :class:`UnknownOption` naming the unknown names, the closest known name
+    to each (a typo, most often), and every known one."""
     if unknown:
-        names = ", ".join(sorted(unknown))
-        raise UnknownOption(f"unknown option(s) {names}; known options: {', '.join(known)}")
+        known = list(known)
+        guesses = []
+        for name in sorted(unknown):
+            close = difflib.get_close_matches(name, known, n=1)
+            guesses.append(f"{name} (did you mean {close[0]}?)" if close else name)
+        raise UnknownOption(
+            f"unknown {what}(s) {', '.join(guesses)}; known {what}s: {', '.join(known)}")
 
 
 def error_json(error: object, limit: int) -> str:

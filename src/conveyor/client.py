@@ -14,12 +14,22 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, Unpack
+from typing import Any, Concatenate, Generic, Never, ParamSpec, Self, TypeVar, Unpack
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
-from conveyor import _admin, _claims, _connect, _enqueue, _flow, _session, _status, scheduler
+from conveyor import (
+    _admin,
+    _claims,
+    _connect,
+    _enqueue,
+    _flow,
+    _session,
+    _status,
+    _validate,
+    scheduler,
+)
 from conveyor import migrate as migrations
 from conveyor._deadline import Deadline, Unanswered
 from conveyor._plan import Context, Operation, guarded, run_async, run_sync
@@ -62,7 +72,9 @@ class _Client(Generic[Sent]):
         pgbouncer: bool | None = None,
         statement_deadline: float | None = None,
         migrate: bool = True,
+        **unknown: Never,
     ) -> None:
+        _validate.unknown_options(unknown, _CLIENT_ARGUMENTS, "argument")
         self.settings = Settings.resolve(
             dsn,
             schema=schema,
@@ -220,6 +232,12 @@ class _Client(Generic[Sent]):
             hooks=self._hooks,
             options=settings,
         )
+
+
+_CLIENT_ARGUMENTS = tuple(
+    name for name, parameter in inspect.signature(_Client.__init__).parameters.items()
+    if name != "self" and parameter.kind is not inspect.Parameter.VAR_KEYWORD)
+"""What a client takes, named when an argument is unknown."""
 
 
 def _signature_of(op: Callable[..., Any]) -> inspect.Signature:

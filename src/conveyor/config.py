@@ -142,7 +142,10 @@ def _positive(
         try:
             given = kind(raw)
         except ValueError:
-            raise ConfigurationError(f"{source} is not a {kind.__name__}") from None
+            expected = "a whole number" if kind is int else "a number"
+            raise ConfigurationError(
+                f"{source} is not {expected}: give a positive {expected.removeprefix('a ')}, "
+                f"like {default}") from None
     if (
         isinstance(given, bool) or not isinstance(given, int | float)
         or not math.isfinite(given) or given <= 0

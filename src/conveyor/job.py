@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, overload
 
 
 class JobState(StrEnum):
@@ -196,22 +196,45 @@ class Group:
     updated_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class JobPage:
-    """One page of :meth:`Conveyor.find_jobs`, newest first.
+@dataclass(frozen=True, slots=True, eq=False)
+class JobPage(Sequence[Job]):
+    """One page of :meth:`Conveyor.find_jobs`, newest first: a read-only sequence
+    of its jobs (``page[0]``, ``page[:10]``, ``len(page)``, ``if page:``, ``for job
+    in page``), equal to a list of the same jobs.
 
     Pass ``next_cursor`` back as ``cursor`` to read the next page; it is ``None``
-    on the last page. Iterating a page yields its jobs.
+    on the last page.
     """
 
     jobs: list[Job]
     next_cursor: str | None
+
+    @overload
+    def __getitem__(self, index: int) -> Job: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Job]: ...
+
+    def __getitem__(self, index: int | slice) -> Job | list[Job]:
+        return self.jobs[index]
 
     def __iter__(self) -> Iterator[Job]:
         return iter(self.jobs)
 
     def __len__(self) -> int:
         return len(self.jobs)
+
+    def __bool__(self) -> bool:
+        return bool(self.jobs)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, JobPage):
+            return self.jobs == other.jobs and self.next_cursor == other.next_cursor
+        if isinstance(other, list):
+            return self.jobs == other
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True, slots=True)

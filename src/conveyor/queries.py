@@ -20,7 +20,7 @@ from psycopg import sql
 
 from conveyor import _validate
 
-_MIGRATION_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_MIGRATION_FILE = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +106,7 @@ def _migration_sources() -> tuple[Migration, ...]:
     folder = resources.files("conveyor") / "sql" / "migrations"
     found = []
     for entry in folder.iterdir():
-        match = _MIGRATION_FILE.match(entry.name)
+        match = _MIGRATION_FILE.fullmatch(entry.name)
         if match:
             found.append(Migration(int(match[1]), match[2], entry.read_text("utf-8")))
     found.sort(key=lambda m: m.version)

@@ -36,7 +36,7 @@ class SendOptions(TypedDict, total=False):
     """The options of ``send`` (see :meth:`~conveyor.Conveyor.send`)."""
 
     priority: int | None
-    start_after: Duration | datetime | None
+    start_after: Duration | datetime | str | None
     retry_limit: int | None
     retry_delay: Duration | None
     retry_backoff: bool | None

@@ -355,10 +355,14 @@ class Worker:
     def _active(self) -> int:
         return sum(pool.active for pool in self._pools.values())
 
+    async def _pools_empty(self) -> None:
+        """Until no pool has a call (none gets new calls: claiming has stopped)."""
+        for pool in self._pools.values():
+            await pool.wait_empty()
+
     async def _calls_done(self, timeout: float, forced: asyncio.Event | None = None) -> None:
         """Until no handler call is running, ``timeout`` passes, or ``forced`` is set."""
-        waits: set[asyncio.Future[Any]] = {asyncio.ensure_future(
-            asyncio.gather(*(pool.wait_empty() for pool in self._pools.values())))}
+        waits: set[asyncio.Future[Any]] = {asyncio.ensure_future(self._pools_empty())}
         if forced is not None:
             waits.add(asyncio.ensure_future(forced.wait()))
         try:
@@ -366,6 +370,8 @@ class Worker:
         finally:
             for wait in waits:
                 wait.cancel()
+            # Read what the waits ended with, so that none is reported unread.
+            await asyncio.gather(*waits, return_exceptions=True)
 
     async def _drain(self) -> None:
         """Wait for running handlers up to the shutdown timeout, then stop them."""
