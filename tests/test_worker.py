@@ -5,6 +5,7 @@ processes, restarts) are in test_worker_faults.py."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import itertools
 import logging
@@ -15,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import psycopg
 import pytest
 
 from conveyor import (
@@ -604,6 +606,135 @@ async def test_a_lapsed_lease_is_rescued_as_a_failed_attempt(acv: AsyncConveyor)
     assert job is not None and job.state is JobState.COMPLETED
     assert job.retry_count == 1
     assert job.errors[0]["type"] == "conveyor.errors.LeaseExpired"
+
+
+# --- a handler completing its job in its own transaction -------------------------------
+
+
+@pytest.fixture
+async def orders(acv: AsyncConveyor, database_url: str) -> str:
+    """A business table of the application's own, with order 1 'new'."""
+    table = f'"{acv.schema}".orders'
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        await conn.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, status text)")
+        await conn.execute(f"INSERT INTO {table} VALUES (1, 'new')")
+    return table
+
+
+async def order_status(acv: AsyncConveyor, database_url: str, table: str) -> str:
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        row = await (await conn.execute(f"SELECT status FROM {table}")).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+async def test_a_thread_handler_completing_its_job_in_its_transaction_keeps_its_return_value(
+    acv: AsyncConveyor, database_url: str, schema: str, orders: str,
+) -> None:
+    with Conveyor(database_url, schema=schema) as cv:
+
+        @acv.task("charge")
+        def charge(job: Job) -> dict[str, bool]:
+            with psycopg.connect(database_url) as conn, conn.transaction():
+                conn.execute(f"UPDATE {orders} SET status = 'paid' WHERE id = 1")
+                cv.complete(job, conn=conn)
+            return {"charged": True}
+
+        job_id = await acv.send("charge", {"order": 1})
+        async with running(acv):
+            await wait_until(lambda: finished(acv, "charge", 1))
+            await wait_until(lambda: output_of(acv, job_id, {"charged": True}))
+
+    job = await acv.get_job(job_id)  # type: ignore[arg-type]
+    assert job is not None and job.state is JobState.COMPLETED and job.attempt == 1
+    assert await order_status(acv, database_url, orders) == "paid"
+
+
+async def output_of(acv: AsyncConveyor, job_id: str | None, expected: Any) -> bool:
+    job = await acv.get_job(job_id)  # type: ignore[arg-type]
+    return job is not None and job.output == expected
+
+
+async def test_an_output_given_to_complete_in_the_handlers_transaction_is_stored(
+    acv: AsyncConveyor, database_url: str, orders: str,
+) -> None:
+    @acv.task("charge")
+    async def charge(job: Job) -> None:
+        async with (await psycopg.AsyncConnection.connect(database_url) as conn,
+                    conn.transaction()):
+                await conn.execute(f"UPDATE {orders} SET status = 'paid' WHERE id = 1")
+                await acv.complete(job, {"receipt": "r-1"}, conn=conn)
+
+    job_id = await acv.send("charge", {"order": 1})
+    async with running(acv):
+        await wait_until(lambda: finished(acv, "charge", 1))
+
+    assert await output_of(acv, job_id, {"receipt": "r-1"})
+    assert await order_status(acv, database_url, orders) == "paid"
+
+
+async def test_a_return_value_that_differs_from_the_output_given_to_complete_is_reported(
+    acv: AsyncConveyor, database_url: str, orders: str,
+) -> None:
+    warnings: list[str] = []
+    acv.on("warning", lambda event: warnings.append(event.message or ""))
+
+    @acv.task("charge")
+    async def charge(job: Job) -> str:
+        async with (await psycopg.AsyncConnection.connect(database_url) as conn,
+                    conn.transaction()):
+                await acv.complete(job, {"receipt": "r-1"}, conn=conn)
+        return "something else"
+
+    job_id = await acv.send("charge", {"order": 1})
+    async with running(acv):
+        await wait_until(lambda: finished(acv, "charge", 1))
+        await wait_until(lambda: asyncio.sleep(0, bool(warnings)))
+
+    assert await output_of(acv, job_id, {"receipt": "r-1"})
+    assert job_id in warnings[0] and "return value is not stored" in warnings[0]
+
+
+async def test_a_handler_whose_own_completion_rolled_back_but_returned_completes_its_job(
+    acv: AsyncConveyor, database_url: str, orders: str,
+) -> None:
+    @acv.task("charge")
+    async def charge(job: Job) -> str:
+        async with await psycopg.AsyncConnection.connect(database_url) as conn:
+            with contextlib.suppress(RuntimeError):
+                async with conn.transaction():
+                    await conn.execute(f"UPDATE {orders} SET status = 'paid' WHERE id = 1")
+                    await acv.complete(job, conn=conn)
+                    raise RuntimeError("the provider said no; nothing to charge")
+        return "skipped"
+
+    job_id = await acv.send("charge", {"order": 1})
+    async with running(acv):
+        await wait_until(lambda: finished(acv, "charge", 1))
+
+    assert await output_of(acv, job_id, "skipped")
+    assert await order_status(acv, database_url, orders) == "new"
+
+
+async def test_a_handler_that_raises_after_completing_in_its_transaction_leaves_it_completed(
+    acv: AsyncConveyor, database_url: str, orders: str,
+) -> None:
+    @acv.task("charge")
+    async def charge(job: Job) -> None:
+        async with (await psycopg.AsyncConnection.connect(database_url) as conn,
+                    conn.transaction()):
+                await conn.execute(f"UPDATE {orders} SET status = 'paid' WHERE id = 1")
+                await acv.complete(job, {"receipt": "r-1"}, conn=conn)
+        raise RuntimeError("after the commit")
+
+    job_id = await acv.send("charge", {"order": 1}, retry_limit=3)
+    async with running(acv):
+        await wait_until(lambda: finished(acv, "charge", 1))
+        await asyncio.sleep(0.3)  # the failure, which finds the job completed
+
+    job = await acv.get_job(job_id)  # type: ignore[arg-type]
+    assert job is not None and job.state is JobState.COMPLETED
+    assert job.output == {"receipt": "r-1"} and job.errors == []
 
 
 # --- hooks and stopping ------------------------------------------------------------------

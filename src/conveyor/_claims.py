@@ -149,9 +149,29 @@ def complete(
     holds it; a bare id completes the job whatever attempt is running. With ``conn``
     the completion commits with your own transaction, together with your business
     state.
+
+    Inside a worker's handler, completing the handler's own job with ``conn`` is the
+    way to make business state and job state commit together::
+
+        @cv.task("charge")
+        def charge(job: Job) -> dict:
+            with psycopg.connect(url) as conn, conn.transaction():
+                conn.execute("UPDATE orders SET paid = true WHERE id = %s", (job.data["order"],))
+                cv.complete(job, conn=conn)
+            return {"charged": True}       # stored as the output: complete() gave none
+
+    The worker then records only what is left: the handler's return value, when
+    ``complete`` gave no output (an output given to ``complete`` wins, and a
+    different return value is reported by a warning), and its completion if your
+    transaction rolled back while the handler still returned.
     """
     ids, attempts = _fence(jobs)
     encoded = _validate.encode_json(output, ctx.max_payload_bytes, "output")
+    if conn is not None:
+        for item in _validate.job_refs(jobs):
+            control = getattr(item, "_control", None)  # a handler's own running job
+            if control is not None:
+                control.completed_in_transaction(encoded)
     outcomes = [
         Outcome(job_id, attempt, output=encoded)
         for job_id, attempt in zip(ids, attempts, strict=True)
@@ -186,6 +206,13 @@ def complete_params(outcomes: Sequence[Outcome]) -> dict[str, Any]:
         "output": _sparse([o.output for o in outcomes]),
         "progress": _sparse([o.progress for o in outcomes]),
     }
+
+
+def complete_settled(outcomes: Sequence[Outcome]) -> Plan[int]:
+    """Records the outcomes of jobs their handler completed in its own transaction
+    (``complete_settled.sql``); returns how many rows it changed."""
+    count: int = yield Execute("complete_settled", complete_params(outcomes), fetch="none")
+    return count
 
 
 def fail_params(outcomes: Sequence[Outcome], channel: str) -> dict[str, Any]:

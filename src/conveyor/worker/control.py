@@ -28,10 +28,16 @@ class StopReason(Enum):
     SHUTDOWN = "the worker is stopping"
 
 
-class JobControl:
-    """One running attempt: its deadline, pending progress and stop request."""
+NOT_SETTLED: Any = object()
+"""``JobControl.settled_output`` of an attempt its handler did not complete itself."""
 
-    __slots__ = ("_progress", "_sent", "attempt", "call", "deadline", "expire_in", "id")
+
+class JobControl:
+    """One running attempt: its deadline, pending progress and stop request, and
+    whether its handler completed it in a transaction of its own."""
+
+    __slots__ = ("_progress", "_sent", "attempt", "call", "deadline", "expire_in", "id",
+                 "settled_output")
 
     def __init__(self, job: Job, call: HandlerCall, now: float) -> None:
         self.id = job.id
@@ -44,6 +50,9 @@ class JobControl:
         self.deadline = now + self.expire_in
         self._progress: dict[str, Any] | None = None
         self._sent: dict[str, Any] | None = None
+        self.settled_output: str | None = NOT_SETTLED
+        """The output (JSON, or None) with which the handler completed this attempt
+        in its own transaction, or ``NOT_SETTLED``."""
 
     # --- called by handlers (any thread) ---
 
@@ -54,6 +63,12 @@ class JobControl:
 
     def extend(self) -> None:
         self.deadline = time.monotonic() + self.expire_in
+
+    def completed_in_transaction(self, output: str | None) -> None:
+        """The handler completes this attempt in its own transaction, with
+        ``output`` (JSON text, or None to store what the handler returns)."""
+        self.settled_output = output
+        self.call.settled = True
 
     @property
     def cancelled(self) -> bool:
@@ -77,7 +92,8 @@ class JobControl:
 class HandlerCall:
     """One call of a handler: one job, or a batch. It is stopped as a whole."""
 
-    __slots__ = ("controls", "in_handler", "interruptible", "jobs", "slots", "stop_reason", "task")
+    __slots__ = ("controls", "in_handler", "interruptible", "jobs", "settled", "slots",
+                 "stop_reason", "task")
 
     def __init__(self, jobs: list[Job], interruptible: bool, now: float | None = None) -> None:
         """``now``: ``time.monotonic()``, from which the jobs' time limits run; one
@@ -93,6 +109,8 @@ class HandlerCall:
         self.interruptible = interruptible
         """An async handler can be cancelled; a thread or process cannot."""
         self.stop_reason: StopReason | None = None
+        self.settled = False
+        """Whether the handler completed any of its jobs in its own transaction."""
         self.slots: Any = None
         """The queue's slots (``claimer.Slots``), given back when the call is over."""
 

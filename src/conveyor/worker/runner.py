@@ -68,7 +68,7 @@ from conveyor.notify import Listener
 from conveyor.queries import Queries
 from conveyor.worker.claimer import Claimer, Slots
 from conveyor.worker.completer import Completer
-from conveyor.worker.control import HandlerCall, JobControl, StopReason
+from conveyor.worker.control import NOT_SETTLED, HandlerCall, JobControl, StopReason
 from conveyor.worker.hooks import HookEvent, Hooks
 from conveyor.worker.pool import HandlerPool
 from conveyor.worker.presence import Presence
@@ -521,6 +521,8 @@ class Worker:
         """Hands a call's completion to the completer. Returns what is left to await
         (an output that does not encode, a full backlog, the ``job_completed``
         hook), or None: the common case, done without a coroutine."""
+        if call.settled:
+            return self._settled(result, call, started)
         try:
             output = _validate.encode_json(result, self._max_payload, "output")
         except InvalidPayload as exc:
@@ -544,6 +546,46 @@ class Worker:
             for job in call.jobs:
                 await self._hooks.emit(HookEvent("job_completed", job=job, output=result,
                                                  duration=duration))
+
+    async def _settled(self, result: Any, call: HandlerCall, started: float) -> None:
+        """The rest of a call whose handler completed its job(s) in its own
+        transaction (``complete(job, output, conn=...)``): the returned output for a
+        job completed without one, and the completion of a job still active (the
+        handler's transaction rolled back, and it returned all the same), in one
+        fenced statement (``complete_settled.sql``)."""
+        try:
+            returned = _validate.encode_json(result, self._max_payload, "output")
+        except InvalidPayload as exc:
+            returned = None
+            await self._warn(f"{exc}; the handler had completed its job itself, "
+                             "which keeps the output it gave")
+        outcomes = []
+        for control in call.controls:
+            given = control.settled_output
+            if given is NOT_SETTLED or given is None:
+                given = returned
+            elif returned is not None and returned != given:
+                await self._warn(
+                    f"job {control.id} was completed by its handler's own transaction with "
+                    "an output, and the handler returned another: the return value is not "
+                    "stored (return None, or pass it to complete())")
+            outcomes.append(Outcome(control.id, control.attempt, given,
+                                    progress=self._last_progress(control)))
+        try:
+            await self._run(Operation(_claims.complete_settled(outcomes)))
+        except ConveyorError as exc:
+            log.warning("could not record the outcome of %d jobs their handler completed "
+                        "(%s); a job still active is rescued when its lease lapses",
+                        len(outcomes), exc)
+        if self._hooks.wants("job_completed"):
+            duration = time.monotonic() - started
+            for job in call.jobs:
+                await self._hooks.emit(HookEvent("job_completed", job=job, output=result,
+                                                 duration=duration))
+
+    async def _warn(self, message: str) -> None:
+        log.warning("%s", message)
+        await self._hooks.emit(HookEvent("warning", message=message))
 
     def _last_progress(self, control: JobControl) -> str | None:
         """Progress reported since it was last taken (by a heartbeat or an outcome), as
