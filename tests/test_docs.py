@@ -182,3 +182,66 @@ def _execute(code: str, names: dict[str, Any]) -> None:
         asyncio.run(coroutine())
     else:
         exec(compiled, names)
+
+
+# --- docs/reference.md against the code -----------------------------------------------
+
+REFERENCE = (ROOT / "docs" / "reference.md").read_text("utf-8")
+
+
+def _reference_rows() -> list[list[str]]:
+    """The cells of every table row of the reference, backticks and escapes removed."""
+    rows = []
+    for line in REFERENCE.splitlines():
+        if line.startswith("| ") and not line.startswith("| ---"):
+            cells = re.split(r"(?<!\\)\|", line.strip().strip("|"))
+            rows.append([c.strip().replace("\\|", "|").strip("`") for c in cells])
+    return rows
+
+
+def _type_text(annotation: Any) -> str:
+    """``list[conveyor.job.Job]`` as ``list[Job]``, ``<class 'int'>`` as ``int``."""
+    text = annotation.__name__ if isinstance(annotation, type) and not getattr(
+        annotation, "__args__", None) else str(annotation)
+    return re.sub(r"\b(?:[a-z_]+\.)+([A-Za-z_]+)", r"\1", text).replace("NoneType", "None")
+
+
+def _documented_fields(type_name: str) -> set[str]:
+    """The field names in the table that follows the type's heading, or the
+    paragraph that starts with its name."""
+    found = re.search(rf"^(?:## `{type_name}`$|`{type_name}` \()", REFERENCE, re.M)
+    assert found is not None, f"{type_name} has no heading or paragraph of its own"
+    start = found.start()
+    table = REFERENCE[start:].split("\n\n| field")[1].split("\n\n")[0]
+    return {row.split("|")[1].strip().strip("`") for row in table.splitlines()[2:]}
+
+
+@pytest.mark.parametrize("type_name", [
+    "Job", "JobPage", "Queue", "Group", "Schedule", "QueueSummary", "QueueStats", "Health",
+    "WorkerInfo", "LeaderLease", "MigrationResult", "HookEvent",
+])
+def test_the_reference_lists_every_field_of_each_type(type_name: str) -> None:
+    import dataclasses
+
+    import conveyor
+    from conveyor.migrate import MigrationResult
+    from conveyor.worker.hooks import HookEvent
+
+    kind = {"MigrationResult": MigrationResult, "HookEvent": HookEvent}.get(
+        type_name) or getattr(conveyor, type_name)
+    fields = {f.name for f in dataclasses.fields(kind) if not f.name.startswith("_")}
+
+    assert _documented_fields(type_name) == fields
+
+
+def test_the_reference_gives_every_public_method_with_its_return_type() -> None:
+    documented = {row[0].split("(")[0]: row[1] for row in _reference_rows()
+                  if "(" in row[0] and len(row) >= 3}
+    methods = {name for name in dir(Conveyor) if not name.startswith("_")
+               and callable(getattr(Conveyor, name))}
+
+    assert set(documented) == methods
+    for name in methods:
+        returns = inspect.signature(getattr(Conveyor, name)).return_annotation
+        if returns is not inspect.Signature.empty and not isinstance(returns, str):
+            assert documented[name] == _type_text(returns), name

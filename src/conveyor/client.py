@@ -12,6 +12,7 @@ import asyncio
 import functools
 import inspect
 import logging
+import typing
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Concatenate, Generic, Never, ParamSpec, Self, TypeVar, Unpack
@@ -241,13 +242,13 @@ _CLIENT_ARGUMENTS = tuple(
 
 
 def _signature_of(op: Callable[..., Any]) -> inspect.Signature:
-    """The operation's signature with ``self`` in place of its context."""
+    """The operation's signature with ``self`` in place of its context, returning
+    what its ``Operation`` gives (``help()`` and the reference show it)."""
     signature = inspect.signature(op)
     params = list(signature.parameters.values())
     self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
-    return signature.replace(
-        parameters=[self_param, *params[1:]], return_annotation=inspect.Signature.empty
-    )
+    returns = typing.get_args(typing.get_type_hints(op)["return"])[0]
+    return signature.replace(parameters=[self_param, *params[1:]], return_annotation=returns)
 
 
 def _sync(
