@@ -60,9 +60,12 @@ async def test_a_job_the_queue_policy_turns_away_answers_409(
 @pytest.mark.parametrize(
     ("body", "status", "message"),
     [
-        ({"queue": "bad name!"}, 400, "invalid queue name"),
+        ({"queue": "bad name!"}, 422, "queue"),
+        ({"queue": "emails\n"}, 422, "queue"),
         ({"queue": "mail", "start_after": -5}, 400, "start_after"),
-        ({"queue": "mail", "retry_limit": -1}, 400, "retry_limit"),
+        ({"queue": "mail", "start_after": "2030-01-01T00:00:00"}, 400, "offset"),
+        ({"queue": "mail", "retry_limit": -1}, 422, "retry_limit"),
+        ({"queue": "mail", "retry_delay": True}, 422, "retry_delay"),
         ({"queue": "mail", "colour": "red"}, 422, "colour"),
         ({"queue": "mail", "priority": "high"}, 422, "priority"),
         ({"data": {}}, 422, "queue"),
@@ -323,3 +326,30 @@ async def test_the_api_explorer_loads_its_files_from_the_app_not_a_cdn(
     assert "/static/swagger-ui-bundle.js" in page.text
     assert "cdn" not in page.text.lower()
     assert (await api.get("/static/swagger-ui-bundle.js")).status_code == 200
+
+
+@pytest.mark.parametrize(("method", "path", "allowed"), [
+    ("OPTIONS", "/api/jobs", "GET, POST"),
+    ("PUT", "/api/jobs", "GET, POST"),
+    ("PATCH", "/api/jobs/0190a1b2-0000-7000-8000-000000000000", "GET, DELETE"),
+    ("GET", "/api/queues/a/b/pause", "POST"),
+])
+async def test_a_method_a_path_does_not_take_is_answered_with_every_method_it_does(
+    api: httpx.AsyncClient, method: str, path: str, allowed: str,
+) -> None:
+    answer = await api.request(method, path)
+
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == allowed
+
+
+async def test_a_pause_of_true_seconds_is_refused_not_taken_for_one(
+    api: httpx.AsyncClient, acv: AsyncConveyor,
+) -> None:
+    await acv.create_queue("mail")
+
+    answer = await api.post("/api/queues/mail/pause", json={"seconds": True})
+
+    assert answer.status_code == 422 and "seconds" in answer.text
+    queue = await acv.get_queue("mail")
+    assert queue is not None and queue.paused_until is None

@@ -31,7 +31,10 @@ from conveyor.job import Job
 
 # Matched whole (fullmatch): "$" would also match before a trailing newline.
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-_QUEUE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:/\-]{0,127}")
+QUEUE_NAME_PATTERN = r"[A-Za-z0-9_][A-Za-z0-9_.:/\-]{0,127}"
+"""What a queue (or schedule) name may be, matched whole; the REST API's spec
+states it too."""
+_QUEUE_NAME = re.compile(QUEUE_NAME_PATTERN)
 _INT32_MAX = 2**31 - 1
 # A NUL written as JSON: \u0000 after an even number of backslashes (an odd number
 # would make it the text "\u0000", which is fine).
@@ -181,11 +184,20 @@ def boolean(value: object, argument: str) -> bool:
 
 
 def text(value: object, argument: str, max_length: int = 255) -> str:
+    """Non-empty text PostgreSQL can store: no NUL, and valid Unicode (a lone
+    surrogate, which JSON's ``\\ud800`` escapes can carry, has no UTF-8 form)."""
     if not isinstance(value, str) or not value or len(value) > max_length or "\x00" in value:
         raise InvalidOption(
             f"{argument} must be a non-empty string of at most {max_length} characters, "
             f"not {value!r}"
         )
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise InvalidOption(
+                f"{argument} must be valid Unicode text; {value!r} holds a lone surrogate"
+            ) from None
     return value
 
 

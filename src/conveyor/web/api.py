@@ -15,8 +15,9 @@ from typing import Annotated, Any, Literal
 import pydantic
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
+from conveyor import _validate
 from conveyor.client import AsyncConveyor
 from conveyor.errors import (
     ConnectionLost,
@@ -130,30 +131,40 @@ class JobPageOut(BaseModel):
     next_cursor: str | None = Field(description="pass as `cursor` for the next page")
 
 
+# What the input models take, stated in the spec as the server enforces it:
+# numbers are numbers (never true or "5"), names match the client's pattern.
+_NAME_PATTERN = f"^{_validate.QUEUE_NAME_PATTERN}$"
+QueueName = Annotated[StrictStr, Field(pattern=_NAME_PATTERN, min_length=1, max_length=128,
+                                       description="letters, digits and _ . : / -")]
+Key = Annotated[StrictStr, Field(min_length=1, max_length=255)]
+Seconds = Annotated[StrictFloat | StrictInt, Field(description="seconds")]
+Integer = Annotated[StrictInt, Field(ge=-(2**31), le=2**31 - 1)]
+
+
 class SendIn(BaseModel):
     """A job to send; the options are those of ``send`` (durations in seconds)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    queue: str
+    queue: QueueName
     data: Any = None
-    priority: int | None = None
-    start_after: float | datetime | None = Field(
-        None, description="a delay in seconds, or when to start (with a time zone)")
-    retry_limit: int | None = None
-    retry_delay: float | None = None
-    retry_backoff: bool | None = None
-    retry_delay_max: float | None = None
-    expire_in: float | None = None
-    retention: float | None = None
-    delete_after: float | None = None
-    dead_letter: str | None = None
-    singleton_key: str | None = None
-    singleton_seconds: float | None = None
-    singleton_next_slot: bool = False
-    debounce_seconds: float | None = None
-    group_key: str | None = None
-    id: str | None = None
+    priority: Integer | None = None
+    start_after: StrictFloat | StrictInt | StrictStr | None = Field(
+        None, description="a delay in seconds, or when to start: ISO 8601 with an offset")
+    retry_limit: Annotated[StrictInt, Field(ge=0, le=2**31 - 1)] | None = None
+    retry_delay: Seconds | None = None
+    retry_backoff: StrictBool | None = None
+    retry_delay_max: Seconds | None = None
+    expire_in: Seconds | None = None
+    retention: Seconds | None = None
+    delete_after: Seconds | None = None
+    dead_letter: QueueName | None = None
+    singleton_key: Key | None = None
+    singleton_seconds: Seconds | None = None
+    singleton_next_slot: StrictBool = False
+    debounce_seconds: Seconds | None = None
+    group_key: Key | None = None
+    id: StrictStr | None = Field(None, description="a UUID of your own")
 
 
 class SentOut(BaseModel):
@@ -166,10 +177,11 @@ class FilterIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    queue: str | None = None
+    queue: QueueName | None = None
     state: list[JobState] | JobState | None = None
-    key: str | None = None
-    q: str | None = Field(None, description="search text, as in the job list")
+    key: Key | None = None
+    q: Annotated[StrictStr, Field(min_length=1, max_length=1000)] | None = Field(
+        None, description="search text, as in the job list")
 
 
 class CountOut(BaseModel):
@@ -184,7 +196,7 @@ class ChangedOut(BaseModel):
 class PauseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    seconds: float | None = Field(None, description="how long; until resumed when left out")
+    seconds: Seconds | None = Field(None, description="how long; until resumed when left out")
 
 
 class QueueStateOut(BaseModel):

@@ -12,14 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import Match
 
 from conveyor.client import AsyncConveyor
 from conveyor.errors import ConveyorError
@@ -168,8 +173,33 @@ def _answer_errors(app: FastAPI) -> None:
         assert isinstance(exc, ConveyorError)
         return answer(request, *api.answer_of(exc))
 
+    async def invalid_request(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        problems = _json_safe(jsonable_encoder(exc.errors()))
+        if _for_machines(app_path(request)):
+            return JSONResponse({"detail": problems}, status_code=422)
+        return answer(request, 422, "; ".join(
+            f"{'.'.join(str(p) for p in problem.get('loc', ()))}: {problem.get('msg', '')}"
+            for problem in problems))
+
     app.add_exception_handler(api.ApiError, api_error)
     app.add_exception_handler(ConveyorError, conveyor_error)
+    app.add_exception_handler(RequestValidationError, invalid_request)
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` as strict JSON can carry it: a validation error echoes the input,
+    which may hold NaN, infinities (that Python's JSON reader takes) or lone
+    surrogates (from ``\\ud800`` escapes): they come back as text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_json_safe(key): _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    return value
 
 
 def _version() -> str:
@@ -182,6 +212,18 @@ def _version() -> str:
 
 
 Handler = Callable[[Request], Awaitable[Response]]
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route takes for the request's path (Starlette names only
+    the first route's, and the API has several routes on one path)."""
+    routes = request.app.router.routes
+    return ", ".join(method for method in _METHODS if any(
+        route.matches({**request.scope, "method": method})[0] is Match.FULL
+        for route in routes))
 
 
 def _guard(settings: WebSettings) -> Callable[[Request, Handler], Awaitable[Response]]:
@@ -212,6 +254,8 @@ def _guard(settings: WebSettings) -> Callable[[Request, Handler], Awaitable[Resp
         token = request.cookies.get(security.CSRF_COOKIE) or security.new_csrf_token()
         request.state.csrf_token = token
         response = await call_next(request)
+        if response.status_code == 405:
+            response.headers["allow"] = _allowed_methods(request)
         # Pages hand out the cookie, the API does not: a script keeping cookies
         # would otherwise be taken for a browser and asked for the header.
         page = response.headers.get("content-type", "").startswith("text/html")

@@ -270,8 +270,10 @@ def _page_size(query: Mapping[str, str]) -> int:
     given = query.get("limit", "").strip()
     if not given:
         return PAGE_SIZE
-    if not given.isdigit():
-        raise InvalidArgument(f"limit must be a positive whole number, not {given!r}")
+    # ASCII digits only ("²".isdigit() is true), and few of them: int() refuses
+    # thousands of digits, and find_jobs refuses any page over 1,000 anyway.
+    if not (given.isascii() and given.isdigit() and len(given) <= 6):
+        raise InvalidArgument(f"limit must be a whole number from 1 to 1000, not {given[:20]!r}")
     return int(given)
 
 
