@@ -24,6 +24,8 @@ from conveyor.web.security import CSRF_COOKIE, SESSION_COOKIE
 
 SCRIPT = "<script>alert(1)</script>"
 
+TOKEN = "s3cret-s3cret-s3cret"
+
 
 @contextlib.asynccontextmanager
 async def browsing(
@@ -370,33 +372,61 @@ async def test_a_read_only_dashboard_renders_no_action_buttons(acv: AsyncConveyo
 async def test_pages_send_a_browser_without_a_session_to_the_login_page(
     acv: AsyncConveyor,
 ) -> None:
-    async with browsing(acv, WebSettings(token="s3cret")) as client:
-        for path in ("/", "/jobs", "/schedules", "/partials/queues"):
+    async with browsing(acv, WebSettings(token=TOKEN)) as client:
+        for path, login_page in [
+            ("/", "/login"), ("/jobs?state=failed", "/login?next=%2Fjobs%3Fstate%3Dfailed"),
+            ("/schedules", "/login?next=%2Fschedules"), ("/partials/queues", "/login"),
+        ]:
             answer = await client.get(path)
             assert answer.status_code == 303
-            assert answer.headers["location"] == "/login"
-        login = await client.get("/login")
+            assert answer.headers["location"] == login_page
+        login = await client.get("/login?next=%2Fjobs%3Fstate%3Dfailed")
 
     assert login.status_code == 200 and 'name="token"' in login.text
+    assert 'name="next" value="/jobs?state=failed"' in login.text
+
+
+async def test_after_sign_in_the_browser_returns_to_the_page_it_asked_for(
+    acv: AsyncConveyor,
+) -> None:
+    async with browsing(acv, WebSettings(token=TOKEN)) as client:
+        answer = await client.post("/login", data={"token": TOKEN,
+                                                   "next": "/jobs?state=failed"})
+
+    assert answer.status_code == 303 and answer.headers["location"] == "/jobs?state=failed"
+
+
+@pytest.mark.parametrize("elsewhere", [
+    "//evil.example/", "https://evil.example/", "/\\evil.example", "javascript:alert(1)",
+    "evil", "/\t/evil.example",
+])
+async def test_sign_in_never_sends_the_browser_to_another_site(
+    acv: AsyncConveyor, elsewhere: str,
+) -> None:
+    async with browsing(acv, WebSettings(token=TOKEN)) as client:
+        answer = await client.post("/login", data={"token": TOKEN, "next": elsewhere})
+
+    assert answer.headers["location"] == "/"
 
 
 async def test_login_with_the_token_sets_the_session_cookie_and_opens_the_overview(
     acv: AsyncConveyor,
 ) -> None:
-    settings = WebSettings(token="s3cret")
+    settings = WebSettings(token=TOKEN)
     async with browsing(acv, settings) as client:
-        answer = await client.post("/login", data={"token": "s3cret"})
+        answer = await client.post("/login", data={"token": TOKEN})
         overview = await client.get("/")
 
     assert answer.status_code == 303 and answer.headers["location"] == "/"
     cookie = answer.headers["set-cookie"]
-    assert f"{SESSION_COOKIE}={settings.credentials.session_value()}" in cookie
+    assert cookie.startswith(f"{SESSION_COOKIE}=") and TOKEN not in cookie
+    assert f"Max-Age={int(settings.session_seconds)}" in cookie
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/" in cookie
     assert overview.status_code == 200 and "Overview" in overview.text
 
 
 async def test_login_with_a_wrong_token_is_refused_with_401(acv: AsyncConveyor) -> None:
-    async with browsing(acv, WebSettings(token="s3cret")) as client:
+    async with browsing(acv, WebSettings(token=TOKEN)) as client:
         answer = await client.post("/login", data={"token": "guess"})
         overview = await client.get("/")
 
@@ -407,8 +437,8 @@ async def test_login_with_a_wrong_token_is_refused_with_401(acv: AsyncConveyor) 
 
 
 async def test_login_under_a_mount_prefix_scopes_the_cookie_to_it(acv: AsyncConveyor) -> None:
-    async with browsing(acv, WebSettings(token="s3cret"), mount="/conveyor") as client:
-        answer = await client.post("/conveyor/login", data={"token": "s3cret"})
+    async with browsing(acv, WebSettings(token=TOKEN), mount="/conveyor") as client:
+        answer = await client.post("/conveyor/login", data={"token": TOKEN})
 
     assert answer.headers["location"] == "/conveyor/"
     assert "Path=/conveyor" in answer.headers["set-cookie"]
@@ -445,7 +475,7 @@ async def test_the_fastapi_example_sends_jobs_and_serves_the_dashboard_under_con
 ) -> None:
     monkeypatch.setenv("CONVEYOR_DATABASE_URL", database_url)
     monkeypatch.setenv("CONVEYOR_SCHEMA", schema)
-    monkeypatch.setenv("CONVEYOR_DASHBOARD_TOKEN", "s3cret")
+    monkeypatch.setenv("CONVEYOR_DASHBOARD_TOKEN", TOKEN)
     path = Path(__file__).resolve().parents[1] / "examples" / "fastapi_mount.py"
     spec = importlib.util.spec_from_file_location("fastapi_mount_example", path)
     assert spec is not None and spec.loader is not None
@@ -457,7 +487,7 @@ async def test_the_fastapi_example_sends_jobs_and_serves_the_dashboard_under_con
     async with app.router.lifespan_context(app), httpx.AsyncClient(
             transport=transport, base_url="http://127.0.0.1") as client:
         sent = await client.post("/signups", json={"email": "ann@example.com"})
-        signed_in = await client.post("/conveyor/login", data={"token": "s3cret"})
+        signed_in = await client.post("/conveyor/login", data={"token": TOKEN})
         jobs = await client.get("/conveyor/jobs", params={"queue": "welcome-email"})
 
     assert sent.status_code == 202

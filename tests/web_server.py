@@ -23,9 +23,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(app: Any) -> Iterator[str]:
-    """Serve ``app`` for the duration of the block; yields its base URL."""
-    port = free_port()
+def serve(app: Any, port: int | None = None) -> Iterator[str]:
+    """Serve ``app`` (on ``port``, else a free one) for the duration of the block;
+    yields its base URL."""
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, name="test-web-server", daemon=True)

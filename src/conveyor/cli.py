@@ -158,6 +158,18 @@ def dashboard(
                      help="Require HTTP basic auth, given as USER:PASSWORD."),
     ] = None,
     read_only: Annotated[bool, typer.Option(help="Show everything, change nothing.")] = False,
+    frame_ancestors: Annotated[
+        str,
+        typer.Option(envvar="CONVEYOR_DASHBOARD_FRAME_ANCESTORS", show_envvar=True,
+                     help="Pages that may show it in a frame, as CSP sources "
+                          "(\"'self' https://admin.example.com\"); none by default."),
+    ] = "'none'",
+    session_hours: Annotated[
+        float, typer.Option(min=0.1, max=8784, help="How long a sign-in lasts.")
+    ] = 12.0,
+    max_body_bytes: Annotated[
+        int, typer.Option(min=1024, help="Larger request bodies are refused (413).")
+    ] = 4 * 1024 * 1024,
     root_path: Annotated[
         str, typer.Option(help="The path prefix a proxy serves it under and strips (/conveyor).")
     ] = "",
@@ -178,10 +190,13 @@ def dashboard(
         errors.print(f"[red]error:[/] the dashboard needs the web extra "
                      f"(pip install 'conveyor[web]'): {exc}")
         raise typer.Exit(2) from None
-    if basic_auth is not None and ":" not in basic_auth:
-        errors.print("[red]error:[/] --basic-auth takes USER:PASSWORD")
-        raise typer.Exit(2)
-    settings = WebSettings(token=token, basic_auth=basic_auth, read_only=read_only)
+    try:
+        settings = WebSettings(token=token, basic_auth=basic_auth, read_only=read_only,
+                               frame_ancestors=frame_ancestors, max_body_bytes=max_body_bytes,
+                               session_seconds=session_hours * 3600)
+    except ConveyorError as exc:
+        errors.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
     if not is_loopback(host) and not settings.credentials.required:
         errors.print(f"[red]error:[/] refusing to serve on {host} without sign-in: anyone who "
                      "can reach it could retry, cancel or delete jobs; pass --token or "

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import math
+import re
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,37 +24,74 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from conveyor.client import AsyncConveyor
-from conveyor.errors import ConveyorError
+from conveyor.errors import ConfigurationError, ConveyorError
 from conveyor.web import security
 from conveyor.web.security import Credentials
 
 STATIC = Path(__file__).parent / "static"
 
 
+_FRAME_SOURCES = re.compile(r"[A-Za-z0-9'*:/.\- ]+")
+
+
 @dataclass(frozen=True, slots=True)
 class WebSettings:
-    """How the web app behaves. ``token`` or ``basic_auth`` (``"user:password"``)
-    require sign-in; ``read_only`` refuses every change; ``backlog_warning`` is
-    the waiting-job count above which a queue is reported in ``/api/health``."""
+    """How the web app behaves (docs/security.md).
+
+    - ``token`` (at least 16 characters) or ``basic_auth`` (``"user:password"``,
+      neither empty) require sign-in; a browser's session from the sign-in form
+      lasts ``session_seconds`` (12 hours).
+    - ``read_only`` refuses every change.
+    - ``frame_ancestors``: the pages that may show the dashboard in a frame, as
+      CSP sources (``'none'``: none; ``'self' https://admin.example.com`` for a
+      dashboard embedded in your own admin).
+    - ``max_body_bytes``: larger request bodies are refused (413) before they
+      are read.
+    - ``backlog_warning``: the waiting-job count above which a queue is reported
+      in ``/api/health``.
+
+    Bad settings raise :class:`~conveyor.errors.ConfigurationError` here.
+    """
 
     token: str | None = None
     basic_auth: str | None = None
     read_only: bool = False
     backlog_warning: int = 10_000
     title: str = "Conveyor"
+    frame_ancestors: str = "'none'"
+    max_body_bytes: int = 4 * 1024 * 1024
+    session_seconds: float = 12 * 3600
+
+    def __post_init__(self) -> None:
+        if not _FRAME_SOURCES.fullmatch(self.frame_ancestors):
+            raise ConfigurationError(
+                f"frame_ancestors takes CSP sources separated by spaces ('none', 'self', "
+                f"https://admin.example.com), not {self.frame_ancestors!r}")
+        if isinstance(self.max_body_bytes, bool) or not (
+                isinstance(self.max_body_bytes, int) and self.max_body_bytes >= 1024):
+            raise ConfigurationError(
+                f"max_body_bytes must be a whole number of at least 1024, "
+                f"not {self.max_body_bytes!r}")
+        if not (isinstance(self.session_seconds, int | float)
+                and 60 <= self.session_seconds <= 366 * 86400):
+            raise ConfigurationError(
+                f"session_seconds must be between 60 and a year, not {self.session_seconds!r}")
+        if self.basic_auth is not None and ":" not in self.basic_auth:
+            raise ConfigurationError("basic_auth takes USER:PASSWORD")
+        self.credentials  # noqa: B018  (checks the token and the basic-auth pair)
 
     @property
     def credentials(self) -> Credentials:
         user, password = (None, None)
         if self.basic_auth is not None:
             user, _, password = self.basic_auth.partition(":")
-        return Credentials(self.token or None, user, password)
+        return Credentials(self.token, user, password, self.session_seconds)
 
 
 @dataclass
@@ -62,6 +102,7 @@ class WebState:
     _client: AsyncConveyor
     _owned: bool
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    sign_ins: security.SignInThrottle = field(default_factory=security.SignInThrottle)
 
     async def client(self) -> AsyncConveyor:
         """The started client (started here on first use)."""
@@ -93,8 +134,9 @@ def app_path(request: Request) -> str:
 
 
 def _for_machines(path: str) -> bool:
-    """The API and ``/metrics`` answer in JSON or text; the rest are pages."""
-    return path.startswith("/api/") or path == "/metrics"
+    """The API and ``/metrics`` answer in JSON or text; the rest, the API's
+    explorer (``/api/docs``) included, are pages for people."""
+    return (path.startswith("/api/") and path != "/api/docs") or path == "/metrics"
 
 
 def create_app(
@@ -137,6 +179,7 @@ def create_app(
     )
     app.state.conveyor = state
     app.middleware("http")(_guard(settings))
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     _answer_errors(app)
     app.include_router(api.router)
     app.include_router(metrics.router)
@@ -145,13 +188,29 @@ def create_app(
 
     @app.get("/api/docs", include_in_schema=False)
     async def api_explorer(request: Request) -> Response:
-        root = mount_root(request)
-        return get_swagger_ui_html(
-            openapi_url=f"{root}/api/openapi.json", title=f"{settings.title} API",
-            swagger_js_url=f"{root}/static/swagger-ui-bundle.js",
-            swagger_css_url=f"{root}/static/swagger-ui.css", swagger_favicon_url="")
+        # FastAPI's own page starts Swagger UI with an inline script, which the
+        # Content Security Policy forbids: this one loads static/api-docs.js.
+        return HTMLResponse(_API_DOCS.format(
+            root=html.escape(mount_root(request)), title=html.escape(f"{settings.title} API")))
 
     return app
+
+
+_API_DOCS = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>{title}</title>
+  <link rel="icon" href="data:,">
+  <link rel="stylesheet" href="{root}/static/swagger-ui.css">
+  <script src="{root}/static/swagger-ui-bundle.js" defer></script>
+  <script src="{root}/static/api-docs.js" defer></script>
+</head>
+<body data-openapi-url="{root}/api/openapi.json">
+  <div id="swagger-ui"></div>
+</body>
+</html>
+"""
 
 
 def _answer_errors(app: FastAPI) -> None:
@@ -227,32 +286,46 @@ def _allowed_methods(request: Request) -> str:
 
 
 def _guard(settings: WebSettings) -> Callable[[Request, Handler], Awaitable[Response]]:
-    """The middleware that enforces ``security``: sign-in, read-only and CSRF, and
-    hands every browser a CSRF cookie."""
+    """The middleware that enforces ``security``: sign-in, read-only and CSRF; hands
+    every browser a CSRF cookie, and every answer the security headers."""
     credentials = settings.credentials
+    headers = security.security_headers(settings.frame_ancestors)
 
     async def guard(request: Request, call_next: Handler) -> Response:
+        response = await _checked(request, call_next)
+        response.headers.update(headers)
+        return response
+
+    async def _checked(request: Request, call_next: Handler) -> Response:
         path = app_path(request)
-        public = path.startswith("/static/") or path in ("/login", "/api/health")
-        admitted, by_token = credentials.admits(request)
-        if not admitted and not public:
+        public = path.startswith("/static/") or path in ("/login", "/logout", "/api/health")
+        admission = credentials.admits(request)
+        if not admission.admitted and not public:
             if _for_machines(path) or credentials.token is None:
-                headers = {"WWW-Authenticate": 'Basic realm="conveyor"'} if (
+                challenge = {"WWW-Authenticate": 'Basic realm="conveyor"'} if (
                     credentials.basic_user is not None) else {}
                 return JSONResponse({"detail": "sign in: send the token as a bearer token"
                                      if credentials.token else "sign in"},
-                                    status_code=401, headers=headers)
-            return Response(status_code=303,
-                            headers={"Location": f"{mount_root(request)}/login"})
-        if request.method not in security.SAFE_METHODS and path != "/login":
+                                    status_code=401, headers=challenge)
+            # Back to the page asked for after sign-in (not to a page's live part).
+            wanted = path + (f"?{request.url.query}" if request.url.query else "")
+            query = "" if wanted == "/" or path.startswith("/partials/") else (
+                urllib.parse.urlencode({"next": wanted}))
+            return Response(status_code=303, headers={
+                "Location": f"{mount_root(request)}/login{'?' + query if query else ''}"})
+        # Signing in and out change no job: a form may post them without the header.
+        if request.method not in security.SAFE_METHODS and path not in ("/login", "/logout"):
             if settings.read_only:
                 return JSONResponse({"detail": "this dashboard is read-only"}, status_code=403)
-            if not by_token and security.from_browser(request) and not security.csrf_ok(request):
+            needs_csrf = admission.by_session or (
+                not admission.by_token and security.from_browser(request))
+            if needs_csrf and not security.csrf_ok(request):
                 return JSONResponse(
                     {"detail": "missing or wrong X-CSRF-Token header (repeat the "
                      f"{security.CSRF_COOKIE} cookie)"}, status_code=403)
         token = request.cookies.get(security.CSRF_COOKIE) or security.new_csrf_token()
         request.state.csrf_token = token
+        request.state.signed_in = admission.by_session
         response = await call_next(request)
         if response.status_code == 405:
             response.headers["allow"] = _allowed_methods(request)
@@ -265,3 +338,49 @@ def _guard(settings: WebSettings) -> Callable[[Request, Handler], Awaitable[Resp
         return response
 
     return guard
+
+
+class BodyLimit:
+    """Refuses a request whose body is larger than ``limit`` bytes (413) before the
+    app reads it: by its ``Content-Length``, or, for a body sent in chunks without
+    one, by reading at most ``limit`` bytes of it first (then handed on)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None:
+            if not declared.isdigit() or int(declared) > self.limit:
+                await self._refuse(scope, receive, send)
+                return
+            await self.app(scope, receive, send)
+            return
+        messages: list[Message] = []
+        size = 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            if size > self.limit:
+                await self._refuse(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        answer = JSONResponse(
+            {"detail": f"the request body is larger than {self.limit:,} bytes"},
+            status_code=413, headers={"connection": "close"})
+        await answer(scope, receive, send)

@@ -15,8 +15,8 @@ errors reach the page as text, never as markup.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
+import math
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -115,6 +115,7 @@ def _render(request: Request, template: str, context: Mapping[str, Any]) -> str:
         title=settings.title,
         read_only=settings.read_only,
         csrf_token=getattr(request.state, "csrf_token", ""),
+        signed_in=getattr(request.state, "signed_in", False),
     )
 
 
@@ -415,25 +416,48 @@ async def schedules(request: Request) -> HTMLResponse:
 async def login_form(request: Request) -> HTMLResponse:
     """The sign-in form (a note when the dashboard needs no token)."""
     token_required = web_state(request).settings.credentials.token is not None
-    return _page(request, "login.html", token_required=token_required, problem=None)
+    return _page(request, "login.html", token_required=token_required, problem=None,
+                 next=security.safe_next(request.query_params.get("next")))
 
 
 @router.post("/login", response_class=HTMLResponse)
 async def login(request: Request) -> Response:
     """Check the posted token; when it is right, set the session cookie and go to
-    the overview."""
-    credentials = web_state(request).settings.credentials
+    the page that was asked for (the overview by default). Repeated failures from
+    one address are answered 429 for a while (``security.SignInThrottle``)."""
+    state = web_state(request)
+    credentials = state.settings.credentials
     form = urllib.parse.parse_qs((await request.body()).decode("utf-8", "replace"))
-    given = (form.get("token") or [""])[0]
-    if credentials.token is None or not hmac.compare_digest(
-            given.encode(), credentials.token.encode()):
+    given, wanted = (form.get("token") or [""])[0], (form.get("next") or [""])[0]
+    client = request.client.host if request.client is not None else "?"
+    wait = state.sign_ins.wait(client)
+    if wait > 0:
+        page = _page(request, "login.html", 429, token_required=credentials.token is not None,
+                     next=security.safe_next(wanted),
+                     problem="Too many failed sign-ins from this address: wait a minute.")
+        page.headers["retry-after"] = str(math.ceil(wait))
+        return page
+    if not credentials.token_matches(given):
+        state.sign_ins.failed(client)
         return _page(request, "login.html", 401, token_required=credentials.token is not None,
+                     next=security.safe_next(wanted),
                      problem="That is not the token this dashboard was started with.")
+    state.sign_ins.succeeded(client)
     root = mount_root(request)
-    response = RedirectResponse(f"{root}/", status_code=303)
+    response = RedirectResponse(f"{root}{security.safe_next(wanted)}", status_code=303)
     response.set_cookie(security.SESSION_COOKIE, credentials.session_value(), httponly=True,
                         samesite="strict", secure=request.url.scheme == "https",
-                        path=root or "/")
+                        path=root or "/", max_age=int(credentials.session_seconds))
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    """End this browser's session and go to the sign-in form."""
+    root = mount_root(request)
+    response = RedirectResponse(f"{root}/login", status_code=303)
+    response.delete_cookie(security.SESSION_COOKIE, path=root or "/", httponly=True,
+                           samesite="strict")
     return response
 
 
