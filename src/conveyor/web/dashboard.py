@@ -84,6 +84,13 @@ def _ago(moment: datetime | None) -> str:
     return f"{_duration(-gap)} ago"
 
 
+def _number(value: int | float | None) -> str:
+    """A count with thousands separators: ``12,000``."""
+    if value is None:
+        return _NOTHING
+    return f"{value:,}" if isinstance(value, int) else f"{value:,.1f}"
+
+
 def _when(moment: datetime | None) -> str:
     return _NOTHING if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
@@ -102,7 +109,7 @@ _templates = jinja2.Environment(
 )
 _templates.filters.update(
     pretty_json=_pretty_json, compact_json=_compact_json, duration=_duration, ago=_ago,
-    when=_when, path_part=_path_part,
+    when=_when, path_part=_path_part, number=_number,
 )
 
 
