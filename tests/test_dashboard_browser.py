@@ -1,6 +1,7 @@
 """The dashboard in a real browser (Debian's Chromium, driven by Playwright) against
 a real server and worker: filtering, an action with its confirmation, live refresh
-without reloading, and job data that never runs as script.
+without reloading, job data that never runs as script, every page at desktop and
+phone widths, the charts, and times in the viewer's time zone.
 
 With ``CONVEYOR_SCREENSHOTS=1`` the screenshots also go to ``docs/images/``."""
 
@@ -22,7 +23,7 @@ import pytest
 from web_server import serve
 
 from conveyor import Conveyor, Job, JobState
-from conveyor.web import create_app
+from conveyor.web import WebSettings, create_app
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -31,6 +32,9 @@ pytestmark = pytest.mark.slow
 CHROMIUM = Path("/usr/bin/chromium")
 DOCS_IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
 VIEWPORT = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+TOKEN = "s3cret-s3cret-s3cret"
+LONG_QUEUE = ("tenant-" + "0123456789abcdef" * 8)[:128]
 XSS = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
 LIVE = 15_000  # ms a live change may take to show: a 2 s poll plus the work itself
 
@@ -193,3 +197,68 @@ def test_a_failed_job_found_by_filter_is_retried_and_completes_on_the_page(
         assert page.evaluate("typeof window.__xss") == "undefined"
         assert dialogs == []
         assert errors == []
+
+
+def fail_with_a_long_traceback(cv: Conveyor, queue: str) -> str:
+    """A failed job whose error message and traceback hold a line of 640 characters."""
+    job_id = cv.send(queue, {"report": "r" * 300}, retry_limit=0)
+    assert job_id is not None
+    [job] = cv.fetch(queue)
+    try:
+        raise RuntimeError("the warehouse answered " + "0123456789abcdef" * 40)
+    except RuntimeError as error:
+        cv.fail(job, error)
+    return job_id
+
+
+def sign_in(page: Any, base: str) -> None:
+    page.goto(f"{base}/login")
+    page.fill("#token", TOKEN)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{base}/")
+
+
+def assert_fits_the_viewport(page: Any, what: str) -> None:
+    """Nothing scrolls sideways, and every link and button of the top bar is on screen."""
+    width = page.evaluate("window.innerWidth")
+    scroll_width = page.evaluate("document.documentElement.scrollWidth")
+    assert scroll_width <= width, f"{what} is {scroll_width} px wide in a {width} px window"
+    for control in page.locator(".topbar a, .topbar button").all():
+        box = control.bounding_box()
+        assert box is not None, f"{what}: {control.text_content()} is not shown"
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width, (
+            f"{what}: {control.text_content()!r} is outside the window: {box}")
+
+
+@pytest.mark.parametrize("viewport", [VIEWPORT, PHONE], ids=["desktop", "phone"])
+def test_every_page_fits_the_window_width_without_scrolling_sideways(
+    chromium: Any, cv: Conveyor, database_url: str, schema: str, viewport: dict[str, int]
+) -> None:
+    expect = sync_api.expect
+    cv.insert("emails", ({"data": {"n": n}} for n in range(20_000)))
+    failed = fail_with_a_long_traceback(cv, LONG_QUEUE)
+    cv.schedule("nightly-" + "report-" * 10, "0 3 * * *", {"kind": "full" * 40},
+                queue=LONG_QUEUE, tz="Europe/Paris")
+    settings = WebSettings(token=TOKEN)
+
+    with serve(create_app(dsn=database_url, schema=schema, settings=settings)) as base:
+        page = chromium.new_page(viewport=viewport)
+        page.goto(f"{base}/login")
+        assert_fits_the_viewport(page, "the sign-in page")
+        sign_in(page, base)
+
+        expect(page.locator("#charts")).to_have_attribute("aria-busy", "false")
+        expect(page.locator("table.queues")).to_contain_text("20,000")
+        assert_fits_the_viewport(page, "the overview")
+        for path, what in [
+            ("/jobs", "the job list"), (f"/jobs?queue={LONG_QUEUE}", "a filtered job list"),
+            (f"/jobs/{failed}", "a failed job's page"), ("/schedules", "the schedules"),
+            ("/jobs/no-such-job", "the error page"),
+        ]:
+            page.goto(f"{base}{path}")
+            assert_fits_the_viewport(page, what)
+        page.goto(f"{base}/jobs/{failed}")
+        expect(page.locator(".traceback pre")).to_contain_text("0123456789abcdef" * 4)
+        assert page.evaluate(
+            "(() => { const pre = document.querySelector('.traceback pre');"
+            " return pre.scrollWidth > pre.clientWidth; })()"), "the traceback scrolls in its box"
