@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
@@ -34,6 +35,7 @@ DOCS_IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
 VIEWPORT = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 TOKEN = "s3cret-s3cret-s3cret"
+VIEWER_ZONE = "Asia/Kolkata"  # not UTC, and half an hour off it
 LONG_QUEUE = ("tenant-" + "0123456789abcdef" * 8)[:128]
 XSS = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
 LIVE = 15_000  # ms a live change may take to show: a 2 s poll plus the work itself
@@ -262,3 +264,30 @@ def test_every_page_fits_the_window_width_without_scrolling_sideways(
         assert page.evaluate(
             "(() => { const pre = document.querySelector('.traceback pre');"
             " return pre.scrollWidth > pre.clientWidth; })()"), "the traceback scrolls in its box"
+
+
+def test_times_show_in_the_viewers_time_zone_with_utc_on_hover(
+    chromium: Any, cv: Conveyor, database_url: str, schema: str
+) -> None:
+    expect = sync_api.expect
+    failed = fail_with_a_long_traceback(cv, "reports")
+    job = cv.get_job(failed)
+    assert job is not None
+    local = job.created_at.astimezone(ZoneInfo(VIEWER_ZONE)).strftime("%Y-%m-%d %H:%M:%S")
+    utc = job.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+    with serve(create_app(dsn=database_url, schema=schema)) as base:
+        page = chromium.new_page(viewport=PHONE, timezone_id=VIEWER_ZONE)
+        page.goto(f"{base}/jobs/{failed}")
+        created = page.locator(".job-facts time").first
+        expect(created).to_have_text(re.compile("^" + re.escape(local)))
+        expect(created).to_have_attribute("title", utc)
+
+        page.goto(f"{base}/jobs?queue=reports")
+        relative = page.locator("table.jobs time").first
+        expect(relative).to_have_text(re.compile(r" ago$|^now$"))
+        expect(relative).to_have_attribute("title", re.compile(re.escape(local) + ".*" + utc))
+        page.evaluate("document.querySelector('table.jobs').dataset.before = 'swap'")
+        expect(page.locator("table.jobs[data-before]")).to_have_count(0, timeout=LIVE)
+        expect(relative).to_have_attribute("title", re.compile(re.escape(local) + ".*" + utc))
+        assert relative.evaluate("(time) => getComputedStyle(time).whiteSpace") == "nowrap"

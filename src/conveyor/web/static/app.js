@@ -1,4 +1,5 @@
-// Conveyor dashboard: actions through the JSON API, and the overview's charts.
+// Conveyor dashboard: actions through the JSON API, times in the viewer's time
+// zone, and the overview's charts.
 // Data from the server reaches the page through textContent only, never as HTML.
 (function () {
   "use strict";
@@ -114,6 +115,59 @@
       act(button);
     }
   });
+
+  // --- times in the viewer's time zone ---
+
+  const VIEWER_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone;
+
+  function pad(value) {
+    return String(value).padStart(2, "0");
+  }
+
+  // The zone's short name at that moment: "CEST", "GMT+5:30".
+  function zoneAt(date) {
+    const part = new Intl.DateTimeFormat(undefined, { timeZoneName: "short" })
+      .formatToParts(date).find(function (p) { return p.type === "timeZoneName"; });
+    return part ? part.value : VIEWER_ZONE;
+  }
+
+  // "2024-05-01 08:30:00 GMT+5:30" in the viewer's zone, 24-hour.
+  function localText(date) {
+    return date.getFullYear() + "-" + pad(date.getMonth() + 1) + "-" + pad(date.getDate()) +
+      " " + pad(date.getHours()) + ":" + pad(date.getMinutes()) + ":" + pad(date.getSeconds()) +
+      " " + zoneAt(date);
+  }
+
+  // "2024-05-01 03:00:00 UTC", as the server writes it.
+  function utcText(date) {
+    return date.getUTCFullYear() + "-" + pad(date.getUTCMonth() + 1) + "-" +
+      pad(date.getUTCDate()) + " " + pad(date.getUTCHours()) + ":" + pad(date.getUTCMinutes()) +
+      ":" + pad(date.getUTCSeconds()) + " UTC";
+  }
+
+  // The server writes times in UTC: <time class="instant"> shows one, other <time>s
+  // say how long ago it was. Here an instant shows the viewer's local time and a
+  // relative one tells it on hover; both keep UTC in their title.
+  function localizeTimes(root) {
+    root.querySelectorAll("time[datetime]:not([data-utc])").forEach(function (time) {
+      // Python writes microseconds; Date.parse is only sure of milliseconds.
+      const date = new Date(Date.parse(time.dateTime.replace(/(\.\d{3})\d+/, "$1")));
+      if (Number.isNaN(date.getTime())) {
+        return;
+      }
+      const utc = utcText(date);
+      time.dataset.utc = utc;
+      if (time.classList.contains("instant")) {
+        time.textContent = localText(date);
+        time.title = utc;
+      } else {
+        time.title = localText(date) + " (" + utc + ")";
+      }
+    });
+  }
+
+  localizeTimes(document);
+  document.body.addEventListener("htmx:afterSettle", function () { localizeTimes(document); });
 
   // --- the overview's charts, from GET /api/stats ---
 
