@@ -266,6 +266,69 @@ def test_every_page_fits_the_window_width_without_scrolling_sideways(
             " return pre.scrollWidth > pre.clientWidth; })()"), "the traceback scrolls in its box"
 
 
+def seed_backlog(database_url: str, schema: str, waiting: int, active: int) -> None:
+    """Ten minutes of snapshots of a queue holding ``waiting`` jobs while ``active`` run."""
+    now = datetime.now(UTC)
+    rows = [("emails", now - timedelta(minutes=minutes_ago), waiting, 0, active, 60, 0, 1, None)
+            for minutes_ago in range(10, 0, -1)]
+    with psycopg.connect(database_url, autocommit=True) as conn, conn.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {schema}.queue_stats (queue, taken_at, created, retry, active, "
+            "completed, cancelled, failed, lag) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            rows)
+
+
+# What the overview's charts look like to the page: their axes' labels and sizes, where
+# a count lands, and what each legend shows.
+READ_CHARTS = """() => {
+  const {throughput, depth} = document.getElementById("charts").charts;
+  const counts = depth.axes[1];
+  const running = depth.series[2].scale;
+  const measure = document.createElement("canvas").getContext("2d");
+  measure.font = getComputedStyle(depth.root).font;  // the page's 14 px: a little wider
+  const moment = Date.UTC(2024, 4, 1, 3, 0) / 1000;
+  const legend = (chart) => Array.from(chart.root.querySelectorAll(".u-legend .u-value"),
+                                       (cell) => cell.textContent);
+  return {
+    countLabels: counts.values(depth, [0, 10000, 20000], 1, 50, 10000),
+    axisWidth: depth.bbox.left / devicePixelRatio,
+    labelWidth: measure.measureText("20,000").width,
+    timeLabel: depth.axes[0].values(depth, [moment], 0, 50, 600)[0],
+    activeHeight: depth.valToPos(0, running) - depth.valToPos(5, running),
+    cursors: [throughput.cursor.idx, depth.cursor.idx],
+    legends: [legend(throughput), legend(depth)],
+  };
+}"""
+
+
+def test_charts_show_a_large_backlog_in_local_24_hour_time_with_linked_cursors(
+    chromium: Any, cv: Conveyor, database_url: str, schema: str
+) -> None:
+    expect = sync_api.expect
+    seed_backlog(database_url, schema, waiting=20_000, active=5)
+
+    with serve(create_app(dsn=database_url, schema=schema)) as base:
+        page = chromium.new_page(viewport=VIEWPORT, timezone_id=VIEWER_ZONE)
+        page.goto(f"{base}/")
+        expect(page.locator("#charts")).to_have_attribute("aria-busy", "false")
+        # ICU may say the zone's older name, Asia/Calcutta
+        expect(page.locator(".chart-zone")).to_contain_text(re.compile(r"Asia/(Kolkata|Calcutta)"))
+        over = page.locator('[data-chart="depth"] .u-over')
+        box = over.bounding_box()
+        assert box is not None
+        page.mouse.move(box["x"] + box["width"] - 2, box["y"] + box["height"] / 2)
+        charts = page.evaluate(READ_CHARTS)
+
+    assert charts["countLabels"] == ["0", "10,000", "20,000"]
+    assert charts["axisWidth"] >= charts["labelWidth"] + 10, "the y-axis cuts its labels"
+    assert charts["timeLabel"].startswith("08:30"), charts["timeLabel"]  # 03:00 UTC in India
+    assert charts["activeHeight"] > 50, "5 running jobs must not lie on the floor"
+    assert charts["cursors"][0] == charts["cursors"][1] and charts["cursors"][0] is not None
+    (when, completed, failed), (when_too, waiting, running) = charts["legends"]
+    assert when == when_too and re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", when), when
+    assert (completed, failed, waiting, running) == ("60", "1", "20,000", "5")
+
+
 def test_times_show_in_the_viewers_time_zone_with_utc_on_hover(
     chromium: Any, cv: Conveyor, database_url: str, schema: str
 ) -> None:
