@@ -515,3 +515,33 @@ def test_the_command_line_refuses_an_invalid_cron_and_saves_nothing(
     assert isinstance(result.exception, InvalidSchedule)
     assert cv.get_schedules() == []
 
+
+
+def test_the_command_line_pauses_runs_and_resumes_a_schedule(cv: Conveyor, cli: Any) -> None:
+    cv.schedule("nightly", "30 2 * * *")
+
+    paused = cli("pause-schedule", "nightly")
+    table = cli("schedules")
+    ran = cli("run-schedule", "nightly")
+    after_run = cv.get_schedules()
+    resumed = cli("resume-schedule", "nightly")
+
+    assert paused.exit_code == 0, paused.output
+    assert "paused" in table.output
+    assert ran.exit_code == 0, ran.output
+    [schedule] = after_run
+    assert schedule.paused and ran.output.strip() == schedule.last_job_id
+    assert resumed.exit_code == 0, resumed.output
+    assert "next tick" in resumed.output and not cv.get_schedules()[0].paused
+    assert "created" in cli("schedules").output
+
+
+@pytest.mark.parametrize("command", ["pause-schedule", "resume-schedule", "run-schedule"])
+def test_the_command_line_refuses_an_unknown_schedule(
+    cv: Conveyor, cli: Any, command: str
+) -> None:
+    result = cli(command, "nowhere")
+
+    assert result.exit_code != 0
+    assert isinstance(result.exception, ScheduleNotFound)
+    assert job_count(cv, "nowhere") == 0
