@@ -12,7 +12,7 @@ import pytest
 from test_worker import running, wait_until
 
 from conveyor import AsyncConveyor, JobState
-from conveyor.web import create_app
+from conveyor.web import WebSettings, create_app
 
 
 @pytest.fixture
@@ -301,6 +301,80 @@ async def test_schedules_workers_and_statistics_are_listed(
     assert stats and stats[0]["queue"] == "mail"
 
 
+async def test_a_schedule_is_paused_run_now_and_resumed_and_listed_with_its_last_run(
+    api: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    await acv.schedule("nightly", "0 3 * * *", {"full": True}, queue="reports")
+
+    paused = await api.post("/api/schedules/nightly/pause")
+    ran = await api.post("/api/schedules/nightly/run")
+    [listed] = (await api.get("/api/schedules")).json()
+    resumed = await api.post("/api/schedules/nightly/resume")
+
+    assert paused.status_code == 200
+    assert paused.json()["paused"] is True and paused.json()["next_tick"] is None
+    assert ran.status_code == 201
+    job = await acv.get_job(ran.json()["id"])
+    assert job is not None and (job.queue, job.data) == ("reports", {"full": True})
+    assert listed["paused"] is True and listed["last_tick_at"] is not None
+    assert (listed["last_job_id"], listed["last_job_state"]) == (job.id, "created")
+    assert resumed.json()["paused"] is False and resumed.json()["next_tick"] is not None
+
+
+async def test_a_schedule_whose_name_holds_a_slash_is_paused(
+    api: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    await acv.schedule("billing/nightly", "0 3 * * *")
+    paused = await api.post("/api/schedules/billing%2Fnightly/pause")
+    assert paused.json()["name"] == "billing/nightly" and paused.json()["paused"] is True
+
+
+@pytest.mark.parametrize("action", ["pause", "resume", "run"])
+async def test_an_action_on_an_unknown_schedule_answers_404(
+    api: httpx.AsyncClient, acv: AsyncConveyor, action: str
+) -> None:
+    answer = await api.post(f"/api/schedules/nowhere/{action}")
+    assert answer.status_code == 404
+    assert "schedule 'nowhere' does not exist" in answer.json()["detail"]
+    assert (await acv.find_jobs()).jobs == []
+
+
+@pytest.mark.parametrize("action", ["pause", "resume", "run"])
+async def test_an_action_on_a_bad_schedule_name_answers_400_and_changes_nothing(
+    api: httpx.AsyncClient, acv: AsyncConveyor, action: str
+) -> None:
+    saved = await acv.schedule("nightly", "0 3 * * *")
+    answer = await api.post(f"/api/schedules/bad%20name!/{action}")
+    assert answer.status_code == 400 and "schedule name" in answer.json()["detail"]
+    assert await acv.get_schedules() == [saved]
+    assert (await acv.find_jobs()).jobs == []
+
+
+@pytest.mark.parametrize("action", ["pause", "resume", "run"])
+async def test_a_read_only_api_refuses_schedule_actions_and_changes_nothing(
+    acv: AsyncConveyor, action: str
+) -> None:
+    saved = await acv.schedule("nightly", "0 3 * * *")
+    transport = httpx.ASGITransport(app=create_app(acv, settings=WebSettings(read_only=True)))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        answer = await client.post(f"/api/schedules/nightly/{action}")
+    assert answer.status_code == 403 and "read-only" in answer.json()["detail"]
+    assert await acv.get_schedules() == [saved]
+    assert (await acv.find_jobs()).jobs == []
+
+
+async def test_running_a_schedule_whose_job_the_queue_turns_away_answers_409(
+    api: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    await acv.create_queue("reports", policy="short")
+    await acv.schedule("nightly", "0 3 * * *", queue="reports")
+    assert (await api.post("/api/schedules/nightly/run")).status_code == 201
+
+    again = await api.post("/api/schedules/nightly/run")
+
+    assert again.status_code == 409 and "policy" in again.json()["detail"]
+
+
 async def _has_stats(api: httpx.AsyncClient) -> bool:
     return bool((await api.get("/api/stats")).json())
 
@@ -349,8 +423,9 @@ async def test_the_openapi_spec_lists_every_endpoint(api: httpx.AsyncClient) -> 
     assert set(spec["paths"]) >= {
         "/api/jobs", "/api/jobs/{job_id}", "/api/jobs/{job_id}/{action}",
         "/api/jobs/bulk/{action}", "/api/queues", "/api/queues/{name}/pause",
-        "/api/queues/{name}/resume", "/api/schedules", "/api/workers", "/api/stats",
-        "/api/health"}
+        "/api/queues/{name}/resume", "/api/schedules", "/api/schedules/{name}/pause",
+        "/api/schedules/{name}/resume", "/api/schedules/{name}/run", "/api/workers",
+        "/api/stats", "/api/health"}
 
 
 async def test_the_api_explorer_loads_its_files_from_the_app_not_a_cdn(

@@ -368,10 +368,58 @@ async def test_schedules_page_lists_each_schedule_with_its_next_tick(
     assert "<time datetime=" in page.text
 
 
-async def test_schedules_page_says_when_there_are_none(dashboard: httpx.AsyncClient) -> None:
+async def test_schedules_page_says_when_there_are_none_with_the_real_signature(
+    dashboard: httpx.AsyncClient,
+) -> None:
     page = await dashboard.get("/schedules")
 
     assert page.status_code == 200 and "No schedules" in page.text
+    assert 'cv.schedule(name, cron, data=None, tz="UTC", queue=None)' in page.text
+
+
+async def test_schedules_page_shows_the_last_tick_with_a_link_to_its_job_and_its_outcome(
+    dashboard: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    await acv.schedule("nightly-report", "0 3 * * *", queue="reports")
+    job_id = await acv.run_schedule("nightly-report")
+    await acv.cancel(job_id)  # type: ignore[arg-type]
+
+    page = (await dashboard.get("/schedules")).text
+
+    last_tick = page.split('class="last-tick"')[1].split("</td>")[0]
+    assert f'href="/jobs/{job_id}"' in last_tick and "<time datetime=" in last_tick
+    assert '<span class="state state-cancelled">cancelled</span>' in last_tick
+
+
+async def test_schedules_page_says_when_a_last_job_is_gone_or_the_schedule_never_ticked(
+    dashboard: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    await acv.schedule("gone", "0 3 * * *")
+    await acv.schedule("new", "0 3 * * *")
+    await acv.delete(await acv.run_schedule("gone"))  # type: ignore[arg-type]
+
+    page = (await dashboard.get("/schedules")).text
+
+    gone, new = page.split('class="last-tick"')[1:]
+    assert "gone</span>" in gone.split("</td>")[0]
+    assert "never" in new.split("</td>")[0]
+
+
+async def test_schedules_page_shows_a_paused_schedule_with_resume_and_run_now(
+    dashboard: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    await acv.schedule("billing/nightly", "0 3 * * *")
+    await acv.schedule("digest", "0 4 * * *")
+    await acv.pause_schedule("billing/nightly")
+
+    page = (await dashboard.get("/schedules")).text
+
+    paused, running = page.split('<tr data-schedule=')[1:]
+    assert '<span class="badge warn">paused</span>' in paused
+    assert 'data-action="/api/schedules/billing%2Fnightly/resume"' in paused
+    assert 'data-action="/api/schedules/billing%2Fnightly/run"' in paused
+    assert "paused</span>" not in running and "<time datetime=" in running
+    assert 'data-action="/api/schedules/digest/pause"' in running
 
 
 # --- read-only, sign-in, mounting -------------------------------------------------------
@@ -379,9 +427,11 @@ async def test_schedules_page_says_when_there_are_none(dashboard: httpx.AsyncCli
 
 async def test_a_read_only_dashboard_renders_no_action_buttons(acv: AsyncConveyor) -> None:
     failed = await failed_job(acv)
+    await acv.schedule("nightly-report", "0 3 * * *")
     async with browsing(acv, WebSettings(read_only=True)) as client:
         pages = [(await client.get(path)).text for path in (
-            "/", "/partials/queues", "/jobs", f"/jobs/{failed}", "/jobs?state=failed")]
+            "/", "/partials/queues", "/jobs", f"/jobs/{failed}", "/jobs?state=failed",
+            "/schedules", "/partials/schedules")]
 
     for page in pages:
         assert "data-action" not in page

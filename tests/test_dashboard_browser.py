@@ -354,3 +354,59 @@ def test_times_show_in_the_viewers_time_zone_with_utc_on_hover(
         expect(page.locator("table.jobs[data-before]")).to_have_count(0, timeout=LIVE)
         expect(relative).to_have_attribute("title", re.compile(re.escape(local) + ".*" + utc))
         assert relative.evaluate("(time) => getComputedStyle(time).whiteSpace") == "nowrap"
+
+@pytest.mark.parametrize("viewport", [VIEWPORT, {"width": 390, "height": 844}],
+                         ids=["desktop", "phone"])
+def test_a_schedule_is_paused_and_run_now_on_the_schedules_page(
+    chromium: Any, cv: Conveyor, database_url: str, schema: str, tmp_path: Path,
+    viewport: dict[str, int],
+) -> None:
+    expect = sync_api.expect
+    cv.schedule("nightly-report", "0 3 * * *", {"report": "monthly-revenue"},
+                tz="Europe/Berlin", queue="reports")
+    cv.schedule("digest", "*/15 * * * *", queue="emails")
+
+    with serve(create_app(dsn=database_url, schema=schema)) as base:
+        page = chromium.new_page(viewport=viewport)
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(f"{base}/schedules")
+        row = page.locator('tr[data-schedule="nightly-report"]')
+        expect(row.locator(".last-tick")).to_contain_text("never")
+
+        row.get_by_role("button", name="Pause").click()
+        page.locator('#confirm-dialog button[value="confirm"]').click()
+        expect(page.locator("#toast")).to_have_text("Schedule nightly-report paused.")
+        expect(row.locator(".next-tick .badge")).to_have_text("paused", timeout=LIVE)
+        expect(row.get_by_role("button", name="Resume")).to_be_visible()
+
+        row.get_by_role("button", name="Run now").click()
+        page.locator('#confirm-dialog button[value="confirm"]').click()
+        expect(page.locator("#toast")).to_have_text("Schedule nightly-report ran.")
+        expect(row.locator(".last-tick .state")).to_have_text("created", timeout=LIVE)
+        [schedule, _] = cv.get_schedules()[::-1]
+        assert schedule.paused and schedule.last_job_id is not None
+        expect(row.locator(".last-tick a")).to_have_attribute(
+            "href", f"/jobs/{schedule.last_job_id}")
+        if viewport["width"] == VIEWPORT["width"]:
+            save_screenshot(page, "dashboard-schedules.png", tmp_path)
+
+        row.locator(".last-tick a").click()
+        expect(page.locator(".job-state")).to_have_text("created")
+        assert errors == []
+
+
+def test_the_schedules_page_does_not_scroll_sideways_on_a_phone(
+    chromium: Any, cv: Conveyor, database_url: str, schema: str,
+) -> None:
+    cv.schedule("nightly-report", "0 3 * * *", {"report": "monthly-revenue"},
+                tz="Europe/Berlin", queue="reports")
+    cv.run_schedule("nightly-report")
+    cv.pause_schedule("nightly-report")
+
+    with serve(create_app(dsn=database_url, schema=schema)) as base:
+        page = chromium.new_page(viewport={"width": 390, "height": 844})
+        page.goto(f"{base}/schedules")
+        sync_api.expect(page.locator(".last-tick .state")).to_have_text("created")
+
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")

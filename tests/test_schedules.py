@@ -21,10 +21,16 @@ from processes import Workers, query
 from psycopg import sql
 from typer.testing import CliRunner
 
-from conveyor import AsyncConveyor, Conveyor, Schedule, scheduler
+from conveyor import AsyncConveyor, Conveyor, JobState, Schedule, scheduler
 from conveyor._plan import Operation, run_sync
 from conveyor.cli import app as cli_app
-from conveyor.errors import InvalidOption, InvalidSchedule, UnknownOption
+from conveyor.errors import (
+    InvalidArgument,
+    InvalidOption,
+    InvalidSchedule,
+    ScheduleNotFound,
+    UnknownOption,
+)
 from conveyor.queries import Queries
 from conveyor.scheduler import Cron
 
@@ -252,6 +258,138 @@ def test_a_schedule_start_after_delays_each_job_after_it_is_sent(cv: Conveyor) -
     assert job.start_after - job.created_at == timedelta(minutes=5)
 
 
+# --- pausing, resuming, running by hand ----------------------------------------------------
+
+
+def test_a_paused_schedule_sends_no_tick(cv: Conveyor) -> None:
+    saved = cv.schedule("digest", "* * * * *")
+
+    paused = cv.pause_schedule("digest")
+
+    assert paused.paused is True and paused.next_tick is None
+    assert tick(cv, saved.next_tick) == 0
+    assert tick(cv, saved.next_tick + timedelta(minutes=3)) == 0
+    assert job_count(cv, "digest") == 0
+    assert recorded_ticks(cv, "digest") == []
+    assert cv.get_schedules() == [paused]
+
+
+def test_a_paused_schedule_stays_paused_when_it_is_saved_again(cv: Conveyor) -> None:
+    cv.schedule("digest", "* * * * *")
+    cv.pause_schedule("digest")
+
+    saved = cv.schedule("digest", "*/5 * * * *")
+
+    assert saved.paused is True and saved.next_tick is None
+
+
+def test_resuming_starts_from_the_next_tick_after_now_without_the_missed_ones(
+    cv: Conveyor,
+) -> None:
+    cv.schedule("digest", "* * * * *")
+    # Paused for half an hour: thirty ticks went by.
+    set_next_tick(cv, "digest", datetime.now(UTC) - timedelta(minutes=30))
+    cv.pause_schedule("digest")
+    before = datetime.now(UTC)
+
+    resumed = cv.resume_schedule("digest")
+
+    assert resumed.paused is False and resumed.next_tick is not None
+    assert before < resumed.next_tick <= before + timedelta(minutes=1, seconds=5)
+    assert tick(cv, resumed.next_tick - timedelta(seconds=1)) == 0
+    assert tick(cv, resumed.next_tick) == 1
+    assert job_count(cv, "digest") == 1
+
+
+def test_resuming_a_schedule_that_is_not_paused_keeps_its_due_tick(cv: Conveyor) -> None:
+    cv.schedule("digest", "0 0 1 1 *")
+    due = datetime.now(UTC) - timedelta(seconds=30)
+    set_next_tick(cv, "digest", due)
+
+    assert cv.resume_schedule("digest").next_tick == due
+    assert tick(cv) == 1
+
+
+def test_a_tick_is_recorded_as_the_last_run_with_its_job_and_its_state(cv: Conveyor) -> None:
+    saved = cv.schedule("digest", "* * * * *", {"n": 1})
+    assert (saved.last_tick_at, saved.last_job_id, saved.last_job_state) == (None, None, None)
+
+    tick(cv, saved.next_tick)
+
+    [job] = cv.find_jobs("digest")
+    [after] = cv.get_schedules()
+    assert (after.last_tick_at, after.last_job_id, after.last_job_state) == (
+        saved.next_tick, job.id, JobState.CREATED)
+
+
+def test_run_now_sends_the_schedule_job_and_records_it_as_the_last_run(cv: Conveyor) -> None:
+    saved = cv.schedule("digest", "0 3 * * *", {"kind": "digest"}, queue="mail", priority=7)
+    before = datetime.now(UTC)
+
+    job_id = cv.run_schedule("digest")
+
+    job = cv.get_job(job_id)
+    assert job is not None
+    assert (job.queue, job.data, job.priority) == ("mail", {"kind": "digest"}, 7)
+    [after] = cv.get_schedules()
+    assert after.last_job_id == job_id and after.last_job_state is JobState.CREATED
+    assert after.last_tick_at is not None and after.last_tick_at >= before
+    assert after.next_tick == saved.next_tick
+
+
+def test_the_last_run_shows_the_outcome_of_its_job_and_none_once_it_is_gone(
+    cv: Conveyor,
+) -> None:
+    cv.schedule("digest", "0 3 * * *")
+    job_id = cv.run_schedule("digest")
+
+    assert cv.cancel(job_id)
+    assert cv.get_schedules()[0].last_job_state is JobState.CANCELLED
+    assert cv.delete(job_id)
+    [after] = cv.get_schedules()
+    assert (after.last_job_id, after.last_job_state) == (job_id, None)
+
+
+def test_run_now_works_on_a_paused_schedule_and_keeps_it_paused(cv: Conveyor) -> None:
+    cv.schedule("digest", "* * * * *")
+    cv.pause_schedule("digest")
+
+    assert cv.run_schedule("digest") is not None
+
+    [after] = cv.get_schedules()
+    assert after.paused is True and after.last_job_state is JobState.CREATED
+    assert job_count(cv, "digest") == 1
+
+
+@pytest.mark.parametrize("action", ["pause_schedule", "resume_schedule", "run_schedule"])
+def test_an_unknown_schedule_raises_schedule_not_found(cv: Conveyor, action: str) -> None:
+    with pytest.raises(ScheduleNotFound, match="'nope' does not exist"):
+        getattr(cv, action)("nope")
+    assert job_count(cv, "nope") == 0
+
+
+@pytest.mark.parametrize("action", ["pause_schedule", "resume_schedule", "run_schedule"])
+@pytest.mark.parametrize("name", ["", "has space", "x" * 129, None, 7])
+def test_a_bad_schedule_name_is_refused_and_nothing_changes(
+    cv: Conveyor, action: str, name: Any,
+) -> None:
+    saved = cv.schedule("digest", "* * * * *")
+
+    with pytest.raises(InvalidArgument):
+        getattr(cv, action)(name)
+    assert cv.get_schedules() == [saved]
+    assert job_count(cv, "digest") == 0
+
+
+async def test_the_async_client_pauses_resumes_and_runs_a_schedule(acv: AsyncConveyor) -> None:
+    await acv.schedule("heartbeat", "*/10 * * * * *")
+
+    assert (await acv.pause_schedule("heartbeat")).paused is True
+    assert (await acv.resume_schedule("heartbeat")).paused is False
+    job_id = await acv.run_schedule("heartbeat")
+    assert [s.last_job_id for s in await acv.get_schedules()] == [job_id]
+
+
 # --- daylight saving ---------------------------------------------------------------------
 
 
@@ -377,3 +515,33 @@ def test_the_command_line_refuses_an_invalid_cron_and_saves_nothing(
     assert isinstance(result.exception, InvalidSchedule)
     assert cv.get_schedules() == []
 
+
+
+def test_the_command_line_pauses_runs_and_resumes_a_schedule(cv: Conveyor, cli: Any) -> None:
+    cv.schedule("nightly", "30 2 * * *")
+
+    paused = cli("pause-schedule", "nightly")
+    table = cli("schedules")
+    ran = cli("run-schedule", "nightly")
+    after_run = cv.get_schedules()
+    resumed = cli("resume-schedule", "nightly")
+
+    assert paused.exit_code == 0, paused.output
+    assert "paused" in table.output
+    assert ran.exit_code == 0, ran.output
+    [schedule] = after_run
+    assert schedule.paused and ran.output.strip() == schedule.last_job_id
+    assert resumed.exit_code == 0, resumed.output
+    assert "next tick" in resumed.output and not cv.get_schedules()[0].paused
+    assert "created" in cli("schedules").output
+
+
+@pytest.mark.parametrize("command", ["pause-schedule", "resume-schedule", "run-schedule"])
+def test_the_command_line_refuses_an_unknown_schedule(
+    cv: Conveyor, cli: Any, command: str
+) -> None:
+    result = cli(command, "nowhere")
+
+    assert result.exit_code != 0
+    assert isinstance(result.exception, ScheduleNotFound)
+    assert job_count(cv, "nowhere") == 0

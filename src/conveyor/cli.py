@@ -1,18 +1,20 @@
 """The command line: ``conveyor migrate``, ``demo``, ``dev``, ``worker``,
-``dashboard``, ``pause``, ``resume``, ``schedules``, ``schedule``, ``unschedule``
-here; ``send``, ``jobs``, ``job`` (``_cli_jobs``), ``retry``, ``cancel``,
-``delete`` (``_cli_actions``), ``queues``, ``stats``, ``purge`` (``_cli_queues``)
-and ``bench`` (``_cli_bench``) registered from their modules."""
+``dashboard``, ``pause``, ``resume``, ``schedules``, ``schedule``, ``unschedule``,
+``pause-schedule``, ``resume-schedule``, ``run-schedule`` here; ``send``, ``jobs``,
+``job`` (``_cli_jobs``), ``retry``, ``cancel``, ``delete`` (``_cli_actions``),
+``queues``, ``stats``, ``purge`` (``_cli_queues``) and ``bench`` (``_cli_bench``)
+registered from their modules."""
 
 from __future__ import annotations
 
 import contextlib
 import time
+from datetime import UTC, datetime
 from typing import Annotated, Any, cast
 
 import typer
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 
 from conveyor import _cli_actions, _cli_bench, _cli_jobs, _cli_queues, _demo, _workers
 from conveyor._cli_shared import (
@@ -29,6 +31,7 @@ from conveyor._cli_shared import (
 from conveyor._cli_shared import database as _database
 from conveyor.client import Conveyor
 from conveyor.errors import ConveyorError
+from conveyor.job import Schedule
 from conveyor.scheduler import Missed
 
 app = typer.Typer(
@@ -263,17 +266,28 @@ def schedules(
     dsn: DsnOption = None,
     schema: SchemaOption = None,
 ) -> None:
-    """List the cron schedules and their next ticks."""
+    """List the cron schedules: their next ticks (or paused) and last runs."""
     with client(dsn, schema) as cv:
         found = cv.get_schedules()
     if as_json:
         print_json(found)
         return
-    table = Table("name", "queue", "cron", "tz", "missed", "next tick (UTC)")
+    # The last job's id is in --json; its state keeps the table narrow.
+    table = Table("name", "queue", Column("cron", no_wrap=True), "tz", "missed",
+                  "next tick (UTC)", "last run (UTC)", "last job")
     for s in found:
+        last_job = "-" if s.last_job_id is None else (s.last_job_state or "gone")
         table.add_row(s.name, s.queue, s.cron, s.tz, s.missed,
-                      f"{s.next_tick:%Y-%m-%d %H:%M:%S}")
+                      _next_tick(s), _utc(s.last_tick_at), last_job)
     console.print(table)
+
+
+def _utc(at: datetime | None) -> str:
+    return "-" if at is None else f"{at.astimezone(UTC):%Y-%m-%d %H:%M:%S}"
+
+
+def _next_tick(saved: Schedule) -> str:
+    return "paused" if saved.paused else _utc(saved.next_tick)
 
 
 @app.command()
@@ -302,9 +316,11 @@ def schedule(
     with client(dsn, schema) as cv:
         saved = cv.schedule(name, cron, data, tz=tz, queue=queue,
                             missed=cast(Missed, missed))  # checked by schedule
+    ending = ("paused: no tick until resume-schedule" if saved.paused
+              else f"next tick {_utc(saved.next_tick)} UTC")
     console.print(
         f"scheduled [bold]{saved.name}[/] ({saved.cron}, {saved.tz}) into queue "
-        f"{saved.queue}; next tick {saved.next_tick:%Y-%m-%d %H:%M:%S} UTC"
+        f"{saved.queue}; {ending}"
     )
 
 
@@ -321,6 +337,41 @@ def unschedule(
         errors.print(f"no schedule named [bold]{name}[/]")
         raise typer.Exit(1)
     console.print(f"unscheduled [bold]{name}[/]")
+
+
+ScheduleName = Annotated[str, typer.Argument(help="The schedule's name.")]
+
+
+@app.command()
+def pause_schedule(name: ScheduleName, dsn: DsnOption = None, schema: SchemaOption = None) -> None:
+    """Stop a schedule's ticks until resume-schedule; jobs it sent go on."""
+    with client(dsn, schema) as cv:
+        cv.pause_schedule(name)
+    console.print(f"paused schedule [bold]{name}[/]")
+
+
+@app.command()
+def resume_schedule(
+    name: ScheduleName, dsn: DsnOption = None, schema: SchemaOption = None,
+) -> None:
+    """Tick again from the next tick after now; ticks missed while paused send nothing."""
+    with client(dsn, schema) as cv:
+        resumed = cv.resume_schedule(name)
+    console.print(f"resumed schedule [bold]{name}[/]; next tick {_utc(resumed.next_tick)} UTC")
+
+
+@app.command()
+def run_schedule(name: ScheduleName, dsn: DsnOption = None, schema: SchemaOption = None) -> None:
+    """Send a schedule's job now, as a tick would; prints the job's id.
+
+    Example: conveyor run-schedule nightly-report
+    """
+    with client(dsn, schema) as cv:
+        job_id = cv.run_schedule(name)
+    if job_id is None:
+        errors.print("the queue's policy turned the job away; nothing was sent")
+        raise typer.Exit(1)
+    typer.echo(job_id)
 
 
 def main() -> None:

@@ -63,6 +63,10 @@ class QueueNotFound(ConveyorError, LookupError):
     """The named queue does not exist."""
 
 
+class ScheduleNotFound(ConveyorError, LookupError):
+    """The named schedule does not exist (``get_schedules`` lists them)."""
+
+
 class QueueConflict(ConveyorError):
     """A queue cannot be created or changed that way (it exists with other settings,
     its policy cannot change, or another queue uses it as its dead-letter queue)."""

@@ -251,10 +251,21 @@ class Schedule:
     """The send options of its jobs (durations in seconds)."""
     missed: str
     """After downtime: ``"once"`` (one job for all the missed ticks) or ``"skip"``."""
-    next_tick: datetime
-    """The next tick that has not been enqueued yet."""
+    next_tick: datetime | None
+    """The next tick that has not been enqueued yet; None while paused (resuming
+    starts from the first tick after the resume)."""
     created_at: datetime
     updated_at: datetime
+    paused: bool
+    """Whether its ticks are paused (see :meth:`Conveyor.pause_schedule`)."""
+    last_tick_at: datetime | None
+    """When it last sent a job, at a tick or run by hand; None if it never did."""
+    last_job_id: str | None
+    """The id of that job; None if it never ran, or if the queue's policy turned
+    the job away."""
+    last_job_state: JobState | None
+    """The state of that job now; None when it is gone (deleted after its
+    retention) or there is none."""
 
 
 @dataclass(frozen=True, slots=True)

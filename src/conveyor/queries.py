@@ -41,10 +41,12 @@ def _source(name: str) -> str:
 # {claim_update} starts the attempts of the jobs in a CTE named chosen (both claims);
 # {finished_retentions} walks the delete_after values of finished jobs (maintenance);
 # {live_counts} counts each queue's waiting and active jobs (statistics, summaries);
-# {job_filter} is the WHERE clause of the job list's filters (find, bulk actions).
+# {job_filter} is the WHERE clause of the job list's filters (find, bulk actions);
+# {schedule_columns} lists a schedule's columns in the order of the Schedule
+# dataclass's fields, from a schedule s and its last job j.
 _SHARED_PARTS = {name: name for name in (
     "job_columns", "notify_moved", "claim_update", "finished_retentions", "live_counts",
-    "job_filter")}
+    "job_filter", "schedule_columns")}
 
 # name: (body file, {placeholder: file of the part}). Each enqueue statement reads
 # one job's parameters (send) or the staging table (insert, the ``_staged`` names).

@@ -1,5 +1,6 @@
-"""Cron schedules: ``schedule``, ``unschedule``, ``get_schedules``, and the ``tick``
-that the elected leader runs every second or so.
+"""Cron schedules: ``schedule``, ``unschedule``, ``get_schedules``, pausing,
+resuming and running one by hand, and the ``tick`` that the elected leader runs
+every second or so.
 
 **Exactly one job per tick.** A schedule row holds the next tick it has not
 enqueued (``next_tick``). ``tick`` runs as one transaction: it locks the due
@@ -29,6 +30,14 @@ zone (with cronsim: standard 5 fields, or 6 with seconds first):
   fires once, at its first occurrence, so a daily job runs once. Schedules whose
   hour field is ``*`` fire at both occurrences: "every 5 minutes" goes on every
   5 minutes of real time through the repeated hour.
+
+**Pausing and running by hand.** A paused schedule is skipped by ``tick``.
+Resuming it starts from the first tick after the resume: the ticks it missed
+while paused send nothing, whatever ``missed`` says (that setting is about
+downtime, when nobody chose to stop the schedule). ``run_schedule`` sends the
+schedule's job at once, paused or not, and leaves its next tick alone. Each job
+a schedule sends, at a tick or by hand, is recorded as its last run in the
+transaction that sends it.
 """
 
 from __future__ import annotations
@@ -43,8 +52,8 @@ from cronsim import CronSim, CronSimError
 
 from conveyor import _enqueue, _options, _validate
 from conveyor._plan import Context, Execute, Operation, Plan
-from conveyor.errors import InvalidArgument, InvalidOption, InvalidSchedule
-from conveyor.job import Schedule
+from conveyor.errors import InvalidArgument, InvalidOption, InvalidSchedule, ScheduleNotFound
+from conveyor.job import JobState, Schedule
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +218,7 @@ def schedule(
     }
 
     def plan() -> Plan[Schedule]:
-        return Schedule(**(yield Execute("schedule_save", params, "one")))
+        return _schedule_from_row((yield Execute("schedule_save", params, "one")))
 
     return Operation(plan(), conn)
 
@@ -226,12 +235,89 @@ def unschedule(ctx: Context, /, name: str, *, conn: Any = None) -> Operation[boo
 
 
 def get_schedules(ctx: Context, /, *, conn: Any = None) -> Operation[list[Schedule]]:
-    """Every schedule, by name."""
+    """Every schedule, by name, with its last run and the state of the job it sent."""
 
     def plan() -> Plan[list[Schedule]]:
-        return [Schedule(**row) for row in (yield Execute("schedule_list"))]
+        return [_schedule_from_row(row) for row in (yield Execute("schedule_list"))]
 
     return Operation(plan(), conn)
+
+
+def pause_schedule(ctx: Context, /, name: str, *, conn: Any = None) -> Operation[Schedule]:
+    """Stop the ticks of the schedule ``name`` until :meth:`resume_schedule`; jobs it
+    already sent go on. Returns the schedule (its ``next_tick`` is None while
+    paused); raises :class:`~conveyor.errors.ScheduleNotFound` when there is none.
+
+    Example::
+
+        cv.pause_schedule("nightly-report")   # the warehouse is down for the night
+    """
+    params = {"name": _validate.queue_name(name, "schedule")}
+
+    def plan() -> Plan[Schedule]:
+        return _schedule_from_row(_found((yield Execute("schedule_pause", params, "one")),
+                                         params["name"]))
+
+    return Operation(plan(), conn)
+
+
+def resume_schedule(ctx: Context, /, name: str, *, conn: Any = None) -> Operation[Schedule]:
+    """Start the ticks of a paused schedule again, from the first tick after now:
+    the ticks missed while it was paused send nothing (run it by hand with
+    :meth:`run_schedule` if one is needed). Resuming a schedule that is not paused
+    changes nothing. Returns the schedule; raises
+    :class:`~conveyor.errors.ScheduleNotFound` when there is none."""
+    schedule_name = _validate.queue_name(name, "schedule")
+
+    def plan() -> Plan[Schedule]:
+        row = _found((yield Execute("schedule_lock", {"name": schedule_name}, "one")),
+                     schedule_name)
+        params = {"name": schedule_name,
+                  "next_tick": Cron(row["cron"], row["tz"]).next_after(row["now"])}
+        return _schedule_from_row((yield Execute("schedule_resume", params, "one")))
+
+    return Operation(plan(), conn, atomic=True)
+
+
+def run_schedule(ctx: Context, /, name: str, *, conn: Any = None) -> Operation[str | None]:
+    """Send the job of the schedule ``name`` now, as a tick would (same queue, data
+    and options), and record it as the schedule's last run; paused or not, its
+    next tick stays where it was. Returns the job's id, or None when the queue's
+    policy turned the job away; raises :class:`~conveyor.errors.ScheduleNotFound`
+    when there is no such schedule.
+
+    Example::
+
+        job_id = cv.run_schedule("nightly-report")   # the report is needed now
+    """
+    schedule_name = _validate.queue_name(name, "schedule")
+
+    def plan() -> Plan[str | None]:
+        row = _found((yield Execute("schedule_lock", {"name": schedule_name}, "one")),
+                     schedule_name)
+        job = _options.job_row(row["data"], ctx.max_payload_bytes, row["options"])
+        job_id = yield from _enqueue.send_one(row["queue"], job, ctx.queries.schema, True)
+        yield from _record_last_run(schedule_name, row["now"], job_id)
+        return job_id
+
+    return Operation(plan(), conn, atomic=True)
+
+
+def _found(row: Mapping[str, Any] | None, name: str) -> Mapping[str, Any]:
+    if row is None:
+        raise ScheduleNotFound(
+            f"schedule {name!r} does not exist; get_schedules() lists them and "
+            "schedule() creates one")
+    return row
+
+
+def _schedule_from_row(row: Mapping[str, Any]) -> Schedule:
+    state = row["last_job_state"]
+    return Schedule(**{**row, "last_job_state": None if state is None else JobState(state)})
+
+
+def _record_last_run(name: str, at: datetime, job_id: str | None) -> Plan[None]:
+    yield Execute("schedule_last_run", {"name": name, "at": at, "job": job_id}, "none")
 
 
 def _due_ticks(row: Mapping[str, Any], ticks: Cron) -> tuple[list[datetime], datetime]:
@@ -271,6 +357,7 @@ def tick(max_payload_bytes: int, now: datetime | None = None) -> Plan[int]:
                 continue  # enqueued already
             job_id = yield from _enqueue.send_one(row["queue"], job, row["channel"], True)
             yield Execute("schedule_tick_job", {**key, "job": job_id}, "none")
+            yield from _record_last_run(row["name"], row["now"], job_id)
             sent += job_id is not None
         advance = {"name": row["name"], "next_tick": next_tick, "now": row["now"]}
         yield Execute("schedule_advance", advance, "none")

@@ -1,3 +1,4 @@
-SELECT name, queue, cron, tz, data, options, missed, next_tick, created_at, updated_at
-FROM {schema}.schedule
-ORDER BY name;
+SELECT {schedule_columns}
+FROM {schema}.schedule AS s
+LEFT JOIN {schema}.job AS j ON j.id = s.last_job
+ORDER BY s.name;

@@ -28,6 +28,7 @@ from conveyor.errors import (
     PolicyViolation,
     QueueConflict,
     QueueNotFound,
+    ScheduleNotFound,
     UnknownOption,
 )
 from conveyor.job import (
@@ -50,7 +51,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "Bad input"},
     401: {"model": ErrorOut, "description": "Sign-in required"},
     403: {"model": ErrorOut, "description": "Read-only, or a missing CSRF token"},
-    404: {"model": ErrorOut, "description": "No such job or queue"},
+    404: {"model": ErrorOut, "description": "No such job, queue or schedule"},
     409: {"model": ErrorOut, "description": "The job or queue is not in a state for this"},
     503: {"model": ErrorOut, "description": "The database cannot be reached"},
 }
@@ -71,7 +72,7 @@ class ApiError(Exception):
 
 def answer_of(exc: ConveyorError) -> tuple[int, str]:
     """The status and message that answer one of Conveyor's typed errors."""
-    if isinstance(exc, QueueNotFound):
+    if isinstance(exc, QueueNotFound | ScheduleNotFound):
         return 404, str(exc)
     if isinstance(exc, PolicyViolation | QueueConflict):
         return 409, str(exc)
@@ -354,8 +355,34 @@ async def resume_queue(cv: Client, name: str) -> QueueStateOut:
 
 @router.get("/schedules", response_model=list[ScheduleOut], tags=["schedules"])  # type: ignore[valid-type]
 async def list_schedules(cv: Client) -> Any:
-    """Every cron schedule with its next tick."""
+    """Every cron schedule with its next tick, whether it is paused, and its last
+    run: when, the job it sent and that job's state."""
     return [ScheduleOut.model_validate(s) for s in await cv.get_schedules()]
+
+
+@router.post("/schedules/{name:path}/pause", response_model=ScheduleOut, tags=["schedules"])
+async def pause_schedule(cv: Client, name: str) -> Any:
+    """Stop the schedule's ticks until it is resumed; its ``next_tick`` is null
+    meanwhile."""
+    return ScheduleOut.model_validate(await cv.pause_schedule(name))
+
+
+@router.post("/schedules/{name:path}/resume", response_model=ScheduleOut, tags=["schedules"])
+async def resume_schedule(cv: Client, name: str) -> Any:
+    """Tick again from the first tick after now: ticks missed while paused send
+    nothing."""
+    return ScheduleOut.model_validate(await cv.resume_schedule(name))
+
+
+@router.post("/schedules/{name:path}/run", response_model=SentOut, status_code=201,
+             tags=["schedules"])
+async def run_schedule(cv: Client, name: str) -> SentOut:
+    """Send the schedule's job now, as a tick would, recorded as its last run (paused
+    or not); 409 when the queue's policy turns the job away."""
+    job_id = await cv.run_schedule(name)
+    if job_id is None:
+        raise ApiError(409, "the queue's policy (or a throttle) turned the job away")
+    return SentOut(id=job_id)
 
 
 @router.get("/workers", response_model=list[WorkerOut], tags=["workers"])  # type: ignore[valid-type]
