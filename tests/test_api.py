@@ -3,6 +3,7 @@ never a 500), and health."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -190,6 +191,11 @@ async def test_a_bulk_action_applies_to_every_job_matching_the_filter(
         ("/api/jobs/bulk/delete", {"queue": "mail", "extra": 1}, 422),
         ("/api/jobs/bulk/purge", {"queue": "mail"}, 422),
         ("/api/jobs/bulk/delete", {"state": "gone"}, 422),
+        ("/api/jobs/bulk/delete", {"ids": ["not-an-id"]}, 422),
+        ("/api/jobs/bulk/delete", {"ids": []}, 422),
+        ("/api/jobs/bulk/delete", {"ids": [str(uuid.uuid4())] * 1001}, 422),
+        ("/api/jobs/bulk/delete", {"ids": [str(uuid.uuid4())], "queue": "mail"}, 400),
+        ("/api/jobs/bulk/delete", {"queue": "mail", "scheduled": "yes"}, 422),
     ],
 )
 async def test_a_bulk_action_refuses_bad_input_and_changes_nothing(
@@ -199,6 +205,35 @@ async def test_a_bulk_action_refuses_bad_input_and_changes_nothing(
     answer = await api.post(path, json=body)
     assert answer.status_code == status
     assert await acv.get_job(job_id) is not None
+
+
+async def test_a_bulk_action_on_ids_changes_only_those_jobs(
+    api: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    first, second, third = [await acv.send("mail", {"n": n}) for n in range(3)]
+
+    answer = await api.post("/api/jobs/bulk/cancel", json={"ids": [str(first), str(third)]})
+
+    assert answer.json() == {"count": 2}
+    states = [(await acv.get_job(job_id)).state for job_id in (first, second, third)]  # type: ignore[union-attr]
+    assert states == [JobState.CANCELLED, JobState.CREATED, JobState.CANCELLED]
+
+
+async def test_jobs_are_counted_and_listed_by_whether_they_are_due_later(
+    api: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    await acv.send("mail", {"n": "now"})
+    later = await acv.send("mail", {"n": "later"}, start_after=3600)
+
+    scheduled = (await api.get("/api/jobs", params={"scheduled": "true"})).json()
+    counts = [(await api.get("/api/jobs/count", params=params)).json()
+              for params in ({"queue": "mail"}, {"scheduled": "true"},
+                             {"state": "created", "scheduled": "false"})]
+    refused = await api.get("/api/jobs/count", params={"state": "gone"})
+
+    assert [job["id"] for job in scheduled["jobs"]] == [str(later)]
+    assert counts == [{"count": 2}, {"count": 1}, {"count": 1}]
+    assert refused.status_code == 422
 
 
 async def test_queues_list_counts_lag_and_pause_and_can_be_paused_and_resumed(

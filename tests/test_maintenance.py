@@ -274,7 +274,10 @@ FAST = {"heartbeat_interval": 0.2, "rescue_interval": 0.2, "handle_signals": Fal
 async def test_the_leading_worker_reports_statistics_and_a_large_backlog(
     acv: AsyncConveyor,
 ) -> None:
-    await acv.insert(QUEUE, [{"data": {"n": n}, "start_after": 3600} for n in range(30)])
+    await acv.create_queue(QUEUE)
+    await acv.pause_queue(QUEUE)  # due jobs that no worker takes
+    await acv.insert(QUEUE, [{"data": {"n": n}} for n in range(30)])
+    await acv.insert(QUEUE, [{"data": {"n": n}, "start_after": 3600} for n in range(50)])
     events: list[HookEvent] = []
     seen = asyncio.Event()
 
@@ -302,7 +305,7 @@ async def test_the_leading_worker_reports_statistics_and_a_large_backlog(
 
     [snap] = [e.stats for e in events if e.name == "stats"][:1]
     [row] = [r for r in snap if r.queue == QUEUE]
-    assert isinstance(row, QueueStats) and row.created == 30
+    assert isinstance(row, QueueStats) and (row.created, row.scheduled) == (30, 50)
     [message] = {e.message for e in events if e.name == "warning"
                  and e.message and QUEUE in e.message}
     assert "30" in message

@@ -8,15 +8,21 @@ import socket
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from test_worker import finished, running, wait_until
 
 from conveyor import AsyncConveyor, Job, metrics
+from conveyor._plan import Operation
 from conveyor.errors import ConfigurationError
+from conveyor.maintenance import snapshot
+from conveyor.queries import Queries
 from conveyor.web import create_app
 
 
@@ -156,6 +162,7 @@ async def test_the_metrics_endpoint_counts_each_queues_jobs_by_state(
     acv: AsyncConveyor, web: httpx.AsyncClient
 ) -> None:
     await acv.insert("reports", [{"data": n} for n in range(4)])
+    await acv.send("reports", {"n": "later"}, start_after=3600)
     claimed = await acv.fetch("reports", batch_size=2)
     await acv.fail(claimed[0].id, {"message": "boom"}, retry=False)
     await acv.create_queue("idle")
@@ -165,12 +172,63 @@ async def test_the_metrics_endpoint_counts_each_queues_jobs_by_state(
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/plain")
     text = answer.text
-    for state, jobs in (("created", 2), ("retry", 0), ("active", 1), ("failed", 1)):
+    for state, jobs in (("created", 2), ("scheduled", 1), ("retry", 0), ("active", 1),
+                        ("failed", 1)):
         assert sample(text, "conveyor_jobs", queue="reports", state=state) == jobs
     assert sample(text, "conveyor_jobs", queue="idle", state="created") == 0
+    # finished jobs kept are not known before the leader's first count
+    assert sample(text, "conveyor_jobs", queue="reports", state="completed") is None
     lag = sample(text, "conveyor_queue_lag_seconds", queue="reports")
     assert lag is not None and lag > 0
     assert sample(text, "conveyor_queue_lag_seconds", queue="idle") == 0
+
+
+async def test_the_metrics_endpoint_counts_finished_jobs_as_the_leader_counted_them(
+    acv: AsyncConveyor, web: httpx.AsyncClient
+) -> None:
+    await acv.insert("reports", [{"data": n} for n in range(3)])
+    first, second, third = await acv.fetch("reports", batch_size=3)
+    await acv.complete(first.id)
+    await acv.complete(second.id)
+    await acv.fail(third.id, {"message": "boom"}, retry=False)
+    await acv._run(Operation(snapshot(timedelta(minutes=1), timedelta(days=1))))
+    await acv.delete(first.id)
+
+    text = (await web.get("/metrics")).text
+
+    assert sample(text, "conveyor_jobs", queue="reports", state="completed") == 2
+    assert sample(text, "conveyor_jobs", queue="reports", state="cancelled") == 0
+    for state, jobs in (("completed", 2), ("cancelled", 0), ("failed", 1)):
+        assert sample(text, "conveyor_jobs_finished_total", queue="reports", state=state) == jobs
+    assert "_last_hour" not in text  # PromQL takes increase() of the counters instead
+
+
+async def test_a_scrape_reads_no_more_failed_jobs_however_many_are_kept(
+    acv: AsyncConveyor, web: httpx.AsyncClient, database_url: str, schema: str
+) -> None:
+    await acv.insert("imports", [{"data": n} for n in range(3_000)])
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        await conn.execute(f'UPDATE "{schema}".job SET state = \'failed\', completed_at = now()')
+        await conn.execute(f'VACUUM ANALYZE "{schema}".job')
+        await conn.execute("SET enable_seqscan = off")  # the plan a large table gets
+        [[plan]] = await (await conn.execute(
+            "EXPLAIN (ANALYZE, FORMAT JSON) " + Queries(schema)["queue_summaries"]
+        )).fetchall()
+
+    text = (await web.get("/metrics")).text
+
+    assert sample(text, "conveyor_jobs", queue="imports", state="failed") == 1_001
+    assert max(_rows_read(plan[0]["Plan"], "job")) <= 1_001
+
+
+def _rows_read(node: dict[str, Any], table: str) -> list[int]:
+    """The rows each scan of ``table`` in an EXPLAIN ANALYZE plan returned, per loop."""
+    found = []
+    if node.get("Relation Name") == table:
+        found.append(int(node["Actual Rows"]))
+    for child in node.get("Plans", []):
+        found.extend(_rows_read(child, table))
+    return found
 
 
 async def test_the_metrics_endpoint_shows_which_queues_are_paused(

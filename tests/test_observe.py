@@ -11,7 +11,9 @@ import pytest
 from test_worker import running, wait_until
 
 from conveyor import AsyncConveyor, Conveyor, JobState
+from conveyor._plan import Operation
 from conveyor.errors import ConnectionLost, InvalidArgument
+from conveyor.maintenance import snapshot
 from conveyor.queries import latest_version
 
 
@@ -25,8 +27,8 @@ def test_queue_summaries_count_waiting_active_and_failed_jobs(cv: Conveyor) -> N
     summaries = {s.name: s for s in cv.queue_summaries()}
 
     reports = summaries["reports"]
-    assert (reports.created, reports.active, reports.failed) == (2, 1, 1)
-    assert reports.waiting == 2
+    assert (reports.created, reports.scheduled, reports.active, reports.failed) == (1, 1, 1, 1)
+    assert reports.waiting == 1  # the job due in an hour is scheduled, not waiting
     assert reports.lag is not None and reports.lag >= timedelta(0)
     assert reports.paused_until is None
     idle = summaries["idle"]
@@ -50,6 +52,53 @@ def test_queue_summaries_show_a_paused_queue_and_the_last_hours_throughput(
 
     assert mail.paused_until is not None
     assert (mail.completed_last_hour, mail.failed_last_hour) == (100, 3)
+
+
+def test_finished_totals_are_those_of_the_last_snapshot(cv: Conveyor) -> None:
+    cv.insert("reports", [{"data": {"n": n}} for n in range(4)])
+    first, second, third = cv.fetch("reports", batch_size=3)
+    cv.complete(first.id)
+    cv.complete(second.id)
+    cv.cancel(third.id)
+    (before,) = cv.queue_summaries()
+    snapshot_now(cv)
+    cv.delete(first.id)  # gone from the table, still finished once
+
+    (after,) = cv.queue_summaries()
+
+    assert before.counted_at is None
+    assert (before.completed, before.cancelled, before.completed_total) == (0, 0, 0)
+    assert after.counted_at is not None
+    assert (after.completed, after.cancelled) == (2, 1)  # as counted, not read now
+    assert (after.completed_total, after.cancelled_total, after.failed_total) == (2, 1, 0)
+    snapshot_now(cv)
+    (later,) = cv.queue_summaries()
+    assert (later.completed, later.completed_total) == (1, 2)  # a counter never goes back
+
+
+def test_failed_jobs_are_counted_exactly_up_to_a_thousand_then_by_the_snapshot(
+    cv: Conveyor, database_url: str, schema: str,
+) -> None:
+    cv.insert("imports", [{"data": {"n": n}} for n in range(1_003)])
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        ids = [row[0] for row in conn.execute(
+            f'UPDATE "{schema}".job SET state = \'failed\', completed_at = now() '
+            f'WHERE id IN (SELECT id FROM "{schema}".job ORDER BY id LIMIT 1002) RETURNING id')]
+    (unknown,) = cv.queue_summaries()
+    snapshot_now(cv)
+    (counted,) = cv.queue_summaries()
+    cv.retry(ids[:500])
+
+    (fewer,) = cv.queue_summaries()
+
+    assert unknown.failed == 1_001  # more than a thousand, not yet counted
+    assert counted.failed == 1_002
+    assert fewer.failed == 502  # exact again at once
+
+
+def snapshot_now(cv: Conveyor) -> None:
+    """Take a statistics snapshot as the maintenance leader does."""
+    cv._run(Operation(snapshot(timedelta(minutes=1), timedelta(days=1))))
 
 
 async def test_a_running_worker_is_listed_alive_and_removed_when_it_stops(
@@ -222,8 +271,11 @@ def test_bulk_actions_apply_only_to_jobs_matching_the_filter(cv: Conveyor) -> No
     ("action", "filters", "message"),
     [
         ("purge", {"queue": "mail"}, "unknown bulk action"),
-        ("delete", {}, "needs a queue or a state"),
+        ("delete", {}, "needs a queue, a state or ids"),
         ("delete", {"state": "finished"}, "invalid state"),
+        ("delete", {"queue": "mail", "scheduled": "yes"}, "scheduled must be True or False"),
+        ("cancel", {"queue": "mail", "ids": []}, "ids or filters, not both"),
+        ("cancel", {"ids": ["not-an-id"]}, "not-an-id"),
     ],
 )
 def test_bulk_refuses_bad_input_and_changes_nothing(
@@ -233,6 +285,46 @@ def test_bulk_refuses_bad_input_and_changes_nothing(
     with pytest.raises(InvalidArgument, match=message):
         cv.bulk(action, **filters)  # type: ignore[arg-type]
     assert cv.get_job(job_id) is not None
+
+
+def test_bulk_by_ids_changes_only_the_jobs_named(cv: Conveyor) -> None:
+    first, second, third = (cv.send("mail", {"n": n}) for n in range(3))
+
+    assert cv.bulk("cancel", ids=[first, third]) == 2
+
+    states = {job_id: job_state(cv, job_id) for job_id in (first, second, third)}
+    assert states == {first: JobState.CANCELLED, second: JobState.CREATED,
+                      third: JobState.CANCELLED}
+
+
+def test_jobs_due_later_are_found_counted_and_acted_on_apart(cv: Conveyor) -> None:
+    due = cv.send("mail", {"n": "now"})
+    later = cv.send("mail", {"n": "later"}, start_after=3600)
+    retrying = cv.send("mail", {"n": "retry"}, retry_limit=1, retry_delay=3600)
+    assert {job.id for job in cv.fetch("mail", batch_size=5)} == {due, retrying}
+
+    scheduled = cv.find_jobs("mail", scheduled=True)
+    counted = (cv.count_jobs("mail", scheduled=True), cv.count_jobs("mail", scheduled=False),
+               cv.count_jobs("mail", state="created", scheduled=True), cv.count_jobs("mail"))
+    cv.fail(retrying, {"message": "later"})
+    retry_waits = cv.count_jobs("mail", state="retry", scheduled=True)
+    cancelled = cv.bulk("cancel", "mail", scheduled=True)
+
+    assert [job.id for job in scheduled] == [later]
+    assert counted == (1, 2, 1, 3)
+    assert retry_waits == 1
+    assert cancelled == 2  # the job due later and the one waiting out its retry delay
+    assert job_state(cv, due) is JobState.ACTIVE
+
+
+def job_state(cv: Conveyor, job_id: object) -> JobState | None:
+    job = cv.get_job(job_id)  # type: ignore[arg-type]
+    return None if job is None else job.state
+
+
+def test_count_jobs_refuses_bad_filters(cv: Conveyor) -> None:
+    with pytest.raises(InvalidArgument, match="invalid state"):
+        cv.count_jobs("mail", state="finished")
 
 
 async def test_summaries_and_workers_are_read_by_both_faces(acv: AsyncConveyor) -> None:

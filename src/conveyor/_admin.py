@@ -106,10 +106,12 @@ def _filter(
     ctx: Context, queue: str | None,
     state: JobState | str | Iterable[JobState | str] | None, singleton_key: str | None,
     key: str | None, search: str | None, data_contains: object, source_id: object = None,
+    scheduled: object = None,
 ) -> dict[str, Any]:
     """The parameters of ``{job_filter}``, checked."""
     pattern, search_id = _search(search)
     return {
+        "scheduled": None if scheduled is None else _validate.boolean(scheduled, "scheduled"),
         "source_id": None if source_id is None else _validate.job_id(source_id),
         "queue": None if queue is None else _validate.queue_name(queue),
         "states": _states(state),
@@ -134,6 +136,7 @@ def find_jobs(
     search: str | None = None,
     data_contains: Mapping[str, Any] | list[Any] | None = None,
     source_id: str | uuid.UUID | None = None,
+    scheduled: bool | None = None,
     limit: int = 100,
     cursor: str | None = None,
     conn: Any = None,
@@ -146,8 +149,10 @@ def find_jobs(
     error contains the text (case-insensitive; this reads every job the other
     filters leave, so narrow it with ``queue`` or ``state`` on large tables);
     ``data_contains`` matches jobs whose data contains that JSON (PostgreSQL's
-    ``@>``); ``source_id`` finds the dead-letter copies of that job. Pass the
-    page's ``next_cursor`` as ``cursor`` for the next page::
+    ``@>``); ``source_id`` finds the dead-letter copies of that job;
+    ``scheduled=True`` keeps the jobs that wait for a later start (created or
+    retry, due in the future), ``False`` the others. Pass the page's
+    ``next_cursor`` as ``cursor`` for the next page::
 
         page = cv.find_jobs("document-parse", state="failed", limit=50)
         while page.next_cursor:
@@ -156,7 +161,8 @@ def find_jobs(
     page_size = _validate.integer(limit, "limit", minimum=1)
     if page_size > _MAX_PAGE:
         raise InvalidArgument(f"limit must be at most {_MAX_PAGE}, got {limit}")
-    params = _filter(ctx, queue, state, singleton_key, key, search, data_contains, source_id)
+    params = _filter(ctx, queue, state, singleton_key, key, search, data_contains, source_id,
+                     scheduled)
     params["before_id"] = None if cursor is None else _parse_cursor(cursor)
     params["limit"] = page_size + 1
 
@@ -165,6 +171,37 @@ def find_jobs(
         more = len(jobs) > page_size
         jobs = jobs[:page_size]
         return JobPage(jobs, jobs[-1].id if more else None)
+
+    return Operation(plan(), conn)
+
+
+def count_jobs(
+    ctx: Context,
+    /,
+    queue: str | None = None,
+    *,
+    state: JobState | str | Iterable[JobState | str] | None = None,
+    singleton_key: str | None = None,
+    key: str | None = None,
+    search: str | None = None,
+    data_contains: Mapping[str, Any] | list[Any] | None = None,
+    source_id: str | uuid.UUID | None = None,
+    scheduled: bool | None = None,
+    conn: Any = None,
+) -> Operation[int]:
+    """How many jobs match every filter given (those of :meth:`find_jobs`): what a
+    bulk action with the same filters would look at. It counts every matching row,
+    so on large tables narrow it with ``queue`` and ``state``::
+
+        cv.count_jobs("document-parse", state="failed")
+    """
+    params = _filter(ctx, queue, state, singleton_key, key, search, data_contains, source_id,
+                     scheduled)
+    params["before_id"] = None
+
+    def plan() -> Plan[int]:
+        row = yield Execute("jobs_count", params, "one")
+        return int(row["count"])
 
     return Operation(plan(), conn)
 
@@ -186,23 +223,35 @@ def bulk(
     key: str | None = None,
     search: str | None = None,
     data_contains: Mapping[str, Any] | list[Any] | None = None,
+    scheduled: bool | None = None,
+    ids: Iterable[JobRef] | None = None,
     conn: Any = None,
 ) -> Operation[int]:
     """Apply ``action`` (``"retry"``, ``"cancel"``, ``"resume"`` or ``"delete"``) to
-    every job matching the filters of :meth:`find_jobs`; returns how many jobs it
-    changed. Jobs the action does not apply to (a retry of a completed job) are
-    left alone. At least ``queue`` or ``state`` is required, so that no slip acts
-    on every job. The jobs are taken a thousand at a time, each page in its own
+    every job matching the filters of :meth:`find_jobs`, or to the jobs ``ids``
+    names (then without other filters); returns how many jobs it changed. Jobs the
+    action does not apply to (a retry of a completed job) are left alone. At least
+    ``queue``, ``state`` or ``ids`` is required, so that no slip acts on every job.
+    The jobs a filter matches are taken a thousand at a time, each page in its own
     transaction::
 
         cv.bulk("retry", "send-message", state="failed")
+        cv.bulk("cancel", ids=[first_id, second_id])
     """
     if action not in _BULK_QUERIES:
         raise InvalidArgument(
             f"unknown bulk action {action!r}; use one of {', '.join(_BULK_QUERIES)}")
+    if ids is not None:
+        filters = {"queue": queue, "state": state, "key": key, "search": search,
+                   "data_contains": data_contains, "scheduled": scheduled}
+        given = [name for name, value in filters.items() if value is not None]
+        if given:
+            raise InvalidArgument(
+                f"a bulk action takes ids or filters, not both (ids with {', '.join(given)})")
+        return _transition(ctx, _BULK_QUERIES[action], ids, conn, action)
     if queue is None and state is None:
-        raise InvalidArgument("a bulk action needs a queue or a state to narrow it")
-    params = _filter(ctx, queue, state, None, key, search, data_contains)
+        raise InvalidArgument("a bulk action needs a queue, a state or ids to narrow it")
+    params = _filter(ctx, queue, state, None, key, search, data_contains, None, scheduled)
     params["limit"] = _MAX_PAGE
     query = _BULK_QUERIES[action]
 

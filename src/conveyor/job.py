@@ -260,12 +260,14 @@ class Schedule:
 @dataclass(frozen=True, slots=True)
 class QueueStats:
     """One queue at one statistics snapshot (see ``get_stats``): its live jobs by
-    state, the jobs that finished since the snapshot before by outcome, and
-    ``lag``, how long its oldest due job had waited (None when none was due)."""
+    state (``created`` due, ``scheduled`` due later), the jobs that finished since
+    the snapshot before by outcome, and ``lag``, how long its oldest due job had
+    waited (None when none was due)."""
 
     queue: str
     taken_at: datetime
     created: int
+    scheduled: int
     retry: int
     active: int
     completed: int
@@ -289,16 +291,32 @@ class LeaderLease:
 
 @dataclass(frozen=True, slots=True)
 class QueueSummary:
-    """A queue as it is now (see ``queue_summaries``): its waiting (``created``,
-    ``retry``), running and failed jobs, the jobs that finished in the last hour by
-    the statistics history, the lag of its oldest due job, and until when it is
-    paused."""
+    """A queue as it is now (see ``queue_summaries``).
+
+    Live jobs, counted at each call: ``created`` (waiting and due), ``scheduled``
+    (created, due later), ``retry`` (waiting out a retry delay) and ``active``.
+    ``failed`` is exact up to 1,000; above that it is the count of the last
+    statistics snapshot (never below 1,001), so reading it stays quick however many
+    failed jobs are kept. ``completed`` and ``cancelled`` are the finished jobs kept,
+    and ``completed_total``, ``cancelled_total`` and ``failed_total`` the jobs that
+    finished so since the queue's first snapshot; the maintenance leader counts all
+    five at each statistics snapshot, at ``counted_at`` (None before the first, when
+    they read 0). ``completed_last_hour`` and ``failed_last_hour`` come from the
+    statistics history; ``lag`` is how long the oldest due job has waited, and
+    ``paused_until`` until when the queue is paused."""
 
     name: str
     created: int
+    scheduled: int
     retry: int
     active: int
     failed: int
+    completed: int
+    cancelled: int
+    counted_at: datetime | None
+    completed_total: int
+    cancelled_total: int
+    failed_total: int
     completed_last_hour: int
     failed_last_hour: int
     lag: timedelta | None
@@ -306,6 +324,7 @@ class QueueSummary:
 
     @property
     def waiting(self) -> int:
+        """Jobs that are due and wait for a worker: ``created + retry``."""
         return self.created + self.retry
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -171,6 +172,9 @@ class SentOut(BaseModel):
     id: str
 
 
+_SCHEDULED = "true: only jobs waiting for a later start; false: the others"
+
+
 class FilterIn(BaseModel):
     """Which jobs a bulk action applies to: the job list's filters (a queue or a
     state at least)."""
@@ -182,10 +186,17 @@ class FilterIn(BaseModel):
     key: Key | None = None
     q: Annotated[StrictStr, Field(min_length=1, max_length=1000)] | None = Field(
         None, description="search text, as in the job list")
+    scheduled: StrictBool | None = Field(None, description=_SCHEDULED)
+    ids: Annotated[list[uuid.UUID], Field(min_length=1, max_length=1000)] | None = Field(
+        None, description="the jobs to act on, instead of the filters")
 
 
 class CountOut(BaseModel):
     count: int = Field(description="how many jobs changed")
+
+
+class MatchedOut(BaseModel):
+    count: int = Field(description="how many jobs match the filters")
 
 
 class ChangedOut(BaseModel):
@@ -233,13 +244,29 @@ async def list_jobs(
     q: Annotated[str | None, Query(description="an id, or text in data, output or error")] = None,
     source_id: Annotated[
         str | None, Query(description="the job whose dead-letter copies to list")] = None,
+    scheduled: Annotated[bool | None, Query(description=_SCHEDULED)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     cursor: str | None = None,
 ) -> JobPageOut:
     """Jobs matching every filter given, newest first, a page at a time."""
     page = await cv.find_jobs(queue, state=state, key=key, search=q, source_id=source_id,
-                              limit=limit, cursor=cursor)
+                              scheduled=scheduled, limit=limit, cursor=cursor)
     return JobPageOut.model_validate(page)
+
+
+@router.get("/jobs/count", response_model=MatchedOut, tags=["jobs"])
+async def count_jobs(
+    cv: Client,
+    queue: str | None = None,
+    state: Annotated[list[JobState] | None, Query(description="one or more states")] = None,
+    key: Annotated[str | None, Query(description="singleton key or group key")] = None,
+    q: Annotated[str | None, Query(description="an id, or text in data, output or error")] = None,
+    scheduled: Annotated[bool | None, Query(description=_SCHEDULED)] = None,
+) -> MatchedOut:
+    """How many jobs match the filters of ``GET /api/jobs``: what a bulk action with
+    the same filters would look at."""
+    count = await cv.count_jobs(queue, state=state, key=key, search=q, scheduled=scheduled)
+    return MatchedOut(count=count)
 
 
 @router.post("/jobs", response_model=SentOut, status_code=201, tags=["jobs"])
@@ -258,8 +285,10 @@ async def bulk_action(
     cv: Client, action: Literal["retry", "cancel", "resume", "delete"],
     where: Annotated[FilterIn, Body()],
 ) -> CountOut:
-    """Apply an action to every job matching the filter."""
-    count = await cv.bulk(action, where.queue, state=where.state, key=where.key, search=where.q)
+    """Apply an action to every job matching the filter, or to the jobs ``ids``
+    names (at most 1,000, with no other filter)."""
+    count = await cv.bulk(action, where.queue, state=where.state, key=where.key, search=where.q,
+                          scheduled=where.scheduled, ids=where.ids)
     return CountOut(count=count)
 
 

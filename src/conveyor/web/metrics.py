@@ -3,12 +3,15 @@ each scrape, followed by this process's own metrics.
 
 The database-wide gauges (every queue, whichever worker runs it):
 
-- ``conveyor_jobs{queue,state}``: jobs ``created``, ``retry``, ``active`` and ``failed``;
+- ``conveyor_jobs{queue,state}``: jobs ``created`` (due), ``scheduled`` (created,
+  due later), ``retry``, ``active`` and ``failed``, and once the maintenance leader
+  has counted them, the ``completed`` and ``cancelled`` jobs kept;
+- ``conveyor_jobs_finished_total{queue,state}``: a counter of the jobs that
+  finished ``completed``, ``cancelled`` or ``failed``, which the leader advances at
+  each statistics snapshot (``increase(...[1h])`` gives the last hour's);
 - ``conveyor_queue_lag_seconds{queue}``: how long the oldest due job has waited (0
   when none waits);
 - ``conveyor_queue_paused{queue}``: 1 while the queue is paused;
-- ``conveyor_queue_completed_last_hour{queue}``, ``conveyor_queue_failed_last_hour{queue}``:
-  jobs finished in the last hour, by the statistics snapshots;
 - ``conveyor_workers_alive``: worker processes that keep renewing their presence;
 - ``conveyor_leader_term``: the term of the maintenance leader's lease (absent
   before any worker has led); it grows by one at each election.
@@ -16,6 +19,10 @@ The database-wide gauges (every queue, whichever worker runs it):
 Then Prometheus's default registry: the process's own metrics, and the worker's
 (``conveyor.metrics``) when the app runs inside a worker process. A database that
 cannot be reached answers 503, which Prometheus records as a failed scrape.
+
+A scrape reads one row per queue for the finished figures (``queue_totals``) and at
+most 1,001 failed jobs per queue, so its cost does not grow with the finished jobs
+the table keeps.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from collections.abc import Iterator, Sequence
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from conveyor.errors import ConveyorError
 from conveyor.job import LeaderLease, QueueSummary, WorkerInfo
@@ -33,7 +40,9 @@ from conveyor.web.app import web_state
 
 router = APIRouter()
 
-_STATES = ("created", "retry", "active", "failed")
+_LIVE = ("created", "scheduled", "retry", "active", "failed")
+_KEPT = ("completed", "cancelled")
+_FINISHED = ("completed", "cancelled", "failed")
 
 
 class QueueCollector:
@@ -49,27 +58,26 @@ class QueueCollector:
 
     def collect(self) -> Iterator[Metric]:
         jobs = GaugeMetricFamily(
-            "conveyor_jobs", "Jobs in the queue by state (waiting, running, failed).",
+            "conveyor_jobs", "Jobs in the queue by state.",
             labels=["queue", "state"])
         lag = GaugeMetricFamily(
             "conveyor_queue_lag_seconds", "How long the oldest due job has waited.",
             labels=["queue"])
         paused = GaugeMetricFamily(
             "conveyor_queue_paused", "1 while the queue is paused.", labels=["queue"])
-        completed = GaugeMetricFamily(
-            "conveyor_queue_completed_last_hour", "Jobs completed in the last hour.",
-            labels=["queue"])
-        failed = GaugeMetricFamily(
-            "conveyor_queue_failed_last_hour", "Jobs failed for good in the last hour.",
-            labels=["queue"])
+        finished = CounterMetricFamily(
+            "conveyor_jobs_finished", "Jobs that finished, by outcome (advanced at each "
+            "statistics snapshot).", labels=["queue", "state"])
         for queue in self._queues:
-            for state in _STATES:
+            counted = queue.counted_at is not None
+            for state in _LIVE + (_KEPT if counted else ()):
                 jobs.add_metric([queue.name, state], getattr(queue, state))
             lag.add_metric([queue.name], 0.0 if queue.lag is None else queue.lag.total_seconds())
             paused.add_metric([queue.name], 0.0 if queue.paused_until is None else 1.0)
-            completed.add_metric([queue.name], queue.completed_last_hour)
-            failed.add_metric([queue.name], queue.failed_last_hour)
-        yield from (jobs, lag, paused, completed, failed)
+            if counted:
+                for state in _FINISHED:
+                    finished.add_metric([queue.name, state], getattr(queue, f"{state}_total"))
+        yield from (jobs, lag, paused, finished)
         yield GaugeMetricFamily(
             "conveyor_workers_alive", "Worker processes renewing their presence.",
             value=sum(worker.alive for worker in self._workers))
