@@ -222,7 +222,8 @@ def fits_the_width(page: Any) -> bool:
 
 @BOTH_WIDTHS
 def test_two_checked_jobs_are_retried_and_only_they_change(
-    chromium: Any, cv: Conveyor, database_url: str, schema: str, viewport: dict[str, int]
+    chromium: Any, cv: Conveyor, database_url: str, schema: str, tmp_path: Path,
+    viewport: dict[str, int],
 ) -> None:
     expect = sync_api.expect
     ids = fail_now(cv, "emails", 4)
@@ -243,6 +244,8 @@ def test_two_checked_jobs_are_retried_and_only_they_change(
         for job_id in chosen:
             expect(page.locator(f'input.select-job[value="{job_id}"]')).to_be_checked()
         expect(page.locator("input.select-page")).not_to_be_checked()
+        if viewport == VIEWPORT:
+            save_screenshot(page, "dashboard-jobs.png", tmp_path)
 
         page.get_by_role("button", name="Retry selected").click()
         assert confirm_text(page) == "Retry 2 selected jobs?"
@@ -284,9 +287,9 @@ def test_a_queue_page_with_a_long_name_renders_and_fits_the_width(
     seed_history(database_url, schema)
     cv.create_queue(LONG_NAME, retry_limit=3, dead_letter="emails-dead", rate_limit=100,
                     rate_period=60)
+    fail_now(cv, LONG_NAME, 1)
     cv.send(LONG_NAME, {"to": "ann@example.com"})
     cv.send(LONG_NAME, {"to": "bob@example.com"}, start_after=600)
-    fail_now(cv, LONG_NAME, 1)
     errors: list[str] = []
 
     with serve(create_app(dsn=database_url, schema=schema)) as base:

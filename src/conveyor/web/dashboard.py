@@ -341,10 +341,10 @@ class StateTab:
 def state_tabs(summaries: Sequence[QueueSummary], queue: str | None = None) -> list[StateTab]:
     """The job list's tabs with the counts of ``queue`` (every queue when None)."""
     chosen = [s for s in summaries if queue is None or s.name == queue]
-    counted = [s.counted_at for s in chosen]
-    # The oldest count of finished jobs, or None when some queue was never counted.
-    counted_at = None if None in counted else min(counted, default=None)
-    known = counted_at is not None or not chosen
+    counted = [s.counted_at for s in chosen if s.counted_at is not None]
+    # Finished jobs are known once every queue was counted; the oldest count stands.
+    known = len(counted) == len(chosen)
+    counted_at = min(counted) if known and counted else None
 
     def total(field: str) -> int:
         return sum(getattr(summary, field) for summary in chosen)
