@@ -282,6 +282,7 @@ def test_an_action_with_both_ids_and_filter_is_a_usage_error(cv: Conveyor, cli: 
 def test_queues_lists_each_queue_with_its_counts(cv: Conveyor, cli: Cli) -> None:
     failed_job(cv)
     cv.send(QUEUE)
+    cv.send(QUEUE, start_after=3600)
     cv.create_queue("cli.other")
     cv.pause_queue("cli.other")
 
@@ -289,7 +290,8 @@ def test_queues_lists_each_queue_with_its_counts(cv: Conveyor, cli: Cli) -> None
     listed = {q["name"]: q for q in as_json(cli("queues", "--json"))}
 
     assert table.exit_code == 0 and QUEUE in table.output
-    assert (listed[QUEUE]["created"], listed[QUEUE]["failed"]) == (1, 1)
+    assert (listed[QUEUE]["created"], listed[QUEUE]["scheduled"], listed[QUEUE]["failed"]) == (
+        1, 1, 1)
     assert listed["cli.other"]["paused_until"] is not None
 
 

@@ -54,7 +54,9 @@ def test_queue_summaries_show_a_paused_queue_and_the_last_hours_throughput(
     assert (mail.completed_last_hour, mail.failed_last_hour) == (100, 3)
 
 
-def test_finished_totals_are_those_of_the_last_snapshot(cv: Conveyor) -> None:
+def test_finished_totals_are_those_of_the_last_snapshot(
+    cv: Conveyor, database_url: str, schema: str,
+) -> None:
     cv.insert("reports", [{"data": {"n": n}} for n in range(4)])
     first, second, third = cv.fetch("reports", batch_size=3)
     cv.complete(first.id)
@@ -63,17 +65,25 @@ def test_finished_totals_are_those_of_the_last_snapshot(cv: Conveyor) -> None:
     (before,) = cv.queue_summaries()
     snapshot_now(cv)
     cv.delete(first.id)  # gone from the table, still finished once
-
     (after,) = cv.queue_summaries()
+    [fourth] = cv.fetch("reports")
+    cv.complete(fourth.id)
+    snapshot_now(cv)
+    (between,) = cv.queue_summaries()  # the finished job is added, the deletion not seen
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f"UPDATE \"{schema}\".queue_totals "
+                     "SET recounted_at = recounted_at - interval '11 minutes'")
+    snapshot_now(cv)
+    (recounted,) = cv.queue_summaries()
 
     assert before.counted_at is None
     assert (before.completed, before.cancelled, before.completed_total) == (0, 0, 0)
     assert after.counted_at is not None
     assert (after.completed, after.cancelled) == (2, 1)  # as counted, not read now
     assert (after.completed_total, after.cancelled_total, after.failed_total) == (2, 1, 0)
-    snapshot_now(cv)
-    (later,) = cv.queue_summaries()
-    assert (later.completed, later.completed_total) == (1, 2)  # a counter never goes back
+    assert (between.completed, between.completed_total) == (3, 3)
+    assert (recounted.completed, recounted.completed_total) == (2, 3)  # a counter never goes back
+    assert recounted.counted_at is not None and recounted.counted_at > after.counted_at
 
 
 def test_failed_jobs_are_counted_exactly_up_to_a_thousand_then_by_the_snapshot(

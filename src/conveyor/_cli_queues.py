@@ -39,8 +39,9 @@ def queues(as_json: JsonOption = False, dsn: DsnOption = None,
            schema: SchemaOption = None) -> None:
     """List the queues as they are now, with their jobs' counts, lag and pause.
 
-    Per queue: jobs waiting, running and failed, the jobs finished in the last hour,
-    the lag of the oldest due job, and until when it is paused.
+    Per queue: jobs waiting, scheduled (due later), running and failed, the jobs
+    finished in the last hour, the lag of the oldest due job, and until when it is
+    paused.
 
     Example: conveyor queues --json
     """
@@ -49,10 +50,10 @@ def queues(as_json: JsonOption = False, dsn: DsnOption = None,
     if as_json:
         print_json(found)
         return
-    table = Table(Column("queue", no_wrap=True), "waiting", "active", "failed",
+    table = Table(Column("queue", no_wrap=True), "waiting", "scheduled", "active", "failed",
                   "completed (1 h)", "failed (1 h)", "lag", "paused until (UTC)")
     for s in found:
-        table.add_row(s.name, str(s.waiting), str(s.active), str(s.failed),
+        table.add_row(s.name, str(s.waiting), str(s.scheduled), str(s.active), str(s.failed),
                       str(s.completed_last_hour), str(s.failed_last_hour), _lag(s.lag),
                       "-" if s.paused_until is None else f"{s.paused_until:%Y-%m-%d %H:%M:%S}")
     console.print(table)
