@@ -116,6 +116,26 @@ async def test_overview_lists_running_workers_and_marks_the_leader(
     assert "Workers alive</dt><dd>1</dd>" in page.text
 
 
+async def test_overview_without_workers_hints_at_the_conveyor_worker_command(
+    dashboard: httpx.AsyncClient,
+) -> None:
+    page = await dashboard.get("/")
+
+    assert "<code>conveyor worker</code>" in page.text
+    assert "<code>conveyor work</code>" not in page.text
+
+
+async def test_overview_writes_counts_with_thousands_separators(
+    dashboard: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    await acv.insert("emails", ({"data": {"n": n}} for n in range(12_345)))
+
+    page = await dashboard.get("/")
+
+    queues = page.text[page.text.index('<table class="grid queues">'):]
+    assert '<td class="num">12,345</td>' in queues
+
+
 async def test_queue_table_offers_resume_for_a_paused_queue_and_pause_for_the_others(
     dashboard: httpx.AsyncClient, acv: AsyncConveyor
 ) -> None:
@@ -397,7 +417,7 @@ async def test_queue_names_on_the_job_list_and_job_page_link_to_the_queue_page(
     listed = (await dashboard.get("/jobs")).text
     job_page = (await dashboard.get(f"/jobs/{job_id}")).text
 
-    link = '<a class="queue-name" href="/queues/emails" title="emails">emails</a>'
+    link = '<a class="queue-link" href="/queues/emails" title="emails">emails</a>'
     assert link in listed and link in job_page
 
 

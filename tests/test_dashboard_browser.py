@@ -1,6 +1,7 @@
 """The dashboard in a real browser (Debian's Chromium, driven by Playwright) against
 a real server and worker: filtering, an action with its confirmation, live refresh
-without reloading, and job data that never runs as script.
+without reloading, job data that never runs as script, every page at desktop and
+phone widths, the charts, and times in the viewer's time zone.
 
 With ``CONVEYOR_SCREENSHOTS=1`` the screenshots also go to ``docs/images/``."""
 
@@ -16,13 +17,14 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
 from web_server import serve
 
 from conveyor import Conveyor, Job, JobState
-from conveyor.web import create_app
+from conveyor.web import WebSettings, create_app
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -32,6 +34,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 DOCS_IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
 VIEWPORT = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
+TOKEN = "s3cret-s3cret-s3cret"
+VIEWER_ZONE = "Asia/Kolkata"  # not UTC, and half an hour off it
+LONG_QUEUE = ("tenant-" + "0123456789abcdef" * 8)[:128]
 XSS = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
 LIVE = 15_000  # ms a live change may take to show: a 2 s poll plus the work itself
 
@@ -195,10 +200,164 @@ def test_a_failed_job_found_by_filter_is_retried_and_completes_on_the_page(
         assert errors == []
 
 
+def fail_with_a_long_traceback(cv: Conveyor, queue: str) -> str:
+    """A failed job whose error message and traceback hold a line of 640 characters."""
+    job_id = cv.send(queue, {"report": "r" * 300}, retry_limit=0)
+    assert job_id is not None
+    [job] = cv.fetch(queue)
+    try:
+        raise RuntimeError("the warehouse answered " + "0123456789abcdef" * 40)
+    except RuntimeError as error:
+        cv.fail(job, error)
+    return job_id
+
+
+def sign_in(page: Any, base: str) -> None:
+    page.goto(f"{base}/login")
+    page.fill("#token", TOKEN)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{base}/")
+
+
+def assert_fits_the_viewport(page: Any, what: str) -> None:
+    """Nothing scrolls sideways, and every link and button of the top bar is on screen."""
+    width = page.evaluate("window.innerWidth")
+    scroll_width = page.evaluate("document.documentElement.scrollWidth")
+    assert scroll_width <= width, f"{what} is {scroll_width} px wide in a {width} px window"
+    for control in page.locator(".topbar a, .topbar button").all():
+        box = control.bounding_box()
+        assert box is not None, f"{what}: {control.text_content()} is not shown"
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width, (
+            f"{what}: {control.text_content()!r} is outside the window: {box}")
+
+
+@pytest.mark.parametrize("viewport", [VIEWPORT, PHONE], ids=["desktop", "phone"])
+def test_every_page_fits_the_window_width_without_scrolling_sideways(
+    chromium: Any, cv: Conveyor, database_url: str, schema: str, viewport: dict[str, int]
+) -> None:
+    expect = sync_api.expect
+    cv.insert("emails", ({"data": {"n": n}} for n in range(20_000)))
+    failed = fail_with_a_long_traceback(cv, LONG_QUEUE)
+    cv.schedule("nightly-" + "report-" * 10, "0 3 * * *", {"kind": "full" * 40},
+                queue=LONG_QUEUE, tz="Europe/Paris")
+    settings = WebSettings(token=TOKEN)
+
+    with serve(create_app(dsn=database_url, schema=schema, settings=settings)) as base:
+        page = chromium.new_page(viewport=viewport)
+        page.goto(f"{base}/login")
+        assert_fits_the_viewport(page, "the sign-in page")
+        sign_in(page, base)
+
+        expect(page.locator("#charts")).to_have_attribute("aria-busy", "false")
+        expect(page.locator("table.queues")).to_contain_text("20,000")
+        assert_fits_the_viewport(page, "the overview")
+        for path, what in [
+            ("/jobs", "the job list"), (f"/jobs?queue={LONG_QUEUE}", "a filtered job list"),
+            (f"/jobs/{failed}", "a failed job's page"), ("/schedules", "the schedules"),
+            ("/jobs/no-such-job", "the error page"),
+        ]:
+            page.goto(f"{base}{path}")
+            assert_fits_the_viewport(page, what)
+        page.goto(f"{base}/jobs/{failed}")
+        expect(page.locator(".traceback pre")).to_contain_text("0123456789abcdef" * 4)
+        assert page.evaluate(
+            "(() => { const pre = document.querySelector('.traceback pre');"
+            " return pre.scrollWidth > pre.clientWidth; })()"), "the traceback scrolls in its box"
+
+
+def seed_backlog(database_url: str, schema: str, waiting: int, active: int) -> None:
+    """Ten minutes of snapshots of a queue holding ``waiting`` jobs while ``active`` run."""
+    now = datetime.now(UTC)
+    rows = [("emails", now - timedelta(minutes=minutes_ago), waiting, 0, active, 60, 0, 1, None)
+            for minutes_ago in range(10, 0, -1)]
+    with psycopg.connect(database_url, autocommit=True) as conn, conn.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {schema}.queue_stats (queue, taken_at, created, retry, active, "
+            "completed, cancelled, failed, lag) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            rows)
+
+
+# What the overview's charts look like to the page: their axes' labels and sizes, where
+# a count lands, and what each legend shows.
+READ_CHARTS = """() => {
+  const {throughput, depth} = document.getElementById("charts").charts;
+  const counts = depth.axes[1];
+  const running = depth.series[2].scale;
+  const measure = document.createElement("canvas").getContext("2d");
+  measure.font = getComputedStyle(depth.root).font;  // the page's 14 px: a little wider
+  const moment = Date.UTC(2024, 4, 1, 3, 0) / 1000;
+  const legend = (chart) => Array.from(chart.root.querySelectorAll(".u-legend .u-value"),
+                                       (cell) => cell.textContent);
+  return {
+    countLabels: counts.values(depth, [0, 10000, 20000], 1, 50, 10000),
+    axisWidth: depth.bbox.left / devicePixelRatio,
+    labelWidth: measure.measureText("20,000").width,
+    timeLabel: depth.axes[0].values(depth, [moment], 0, 50, 600)[0],
+    activeHeight: depth.valToPos(0, running) - depth.valToPos(5, running),
+    cursors: [throughput.cursor.idx, depth.cursor.idx],
+    legends: [legend(throughput), legend(depth)],
+  };
+}"""
+
+
+def test_charts_show_a_large_backlog_in_local_24_hour_time_with_linked_cursors(
+    chromium: Any, cv: Conveyor, database_url: str, schema: str
+) -> None:
+    expect = sync_api.expect
+    seed_backlog(database_url, schema, waiting=20_000, active=5)
+
+    with serve(create_app(dsn=database_url, schema=schema)) as base:
+        page = chromium.new_page(viewport=VIEWPORT, timezone_id=VIEWER_ZONE)
+        page.goto(f"{base}/")
+        expect(page.locator("#charts")).to_have_attribute("aria-busy", "false")
+        # ICU may say the zone's older name, Asia/Calcutta
+        expect(page.locator(".chart-zone")).to_contain_text(re.compile(r"Asia/(Kolkata|Calcutta)"))
+        over = page.locator('[data-chart="depth"] .u-over')
+        box = over.bounding_box()
+        assert box is not None
+        page.mouse.move(box["x"] + box["width"] - 2, box["y"] + box["height"] / 2)
+        charts = page.evaluate(READ_CHARTS)
+
+    assert charts["countLabels"] == ["0", "10,000", "20,000"]
+    assert charts["axisWidth"] >= charts["labelWidth"] + 10, "the y-axis cuts its labels"
+    assert charts["timeLabel"].startswith("08:30"), charts["timeLabel"]  # 03:00 UTC in India
+    assert charts["activeHeight"] > 50, "5 running jobs must not lie on the floor"
+    assert charts["cursors"][0] == charts["cursors"][1] and charts["cursors"][0] is not None
+    (when, completed, failed), (when_too, waiting, running) = charts["legends"]
+    assert when == when_too and re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", when), when
+    assert (completed, failed, waiting, running) == ("60", "1", "20,000", "5")
+
+
+def test_times_show_in_the_viewers_time_zone_with_utc_on_hover(
+    chromium: Any, cv: Conveyor, database_url: str, schema: str
+) -> None:
+    expect = sync_api.expect
+    failed = fail_with_a_long_traceback(cv, "reports")
+    job = cv.get_job(failed)
+    assert job is not None
+    local = job.created_at.astimezone(ZoneInfo(VIEWER_ZONE)).strftime("%Y-%m-%d %H:%M:%S")
+    utc = job.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+    with serve(create_app(dsn=database_url, schema=schema)) as base:
+        page = chromium.new_page(viewport=PHONE, timezone_id=VIEWER_ZONE)
+        page.goto(f"{base}/jobs/{failed}")
+        created = page.locator(".job-facts time").first
+        expect(created).to_have_text(re.compile("^" + re.escape(local)))
+        expect(created).to_have_attribute("title", utc)
+
+        page.goto(f"{base}/jobs?queue=reports")
+        relative = page.locator("table.jobs time").first
+        expect(relative).to_have_text(re.compile(r" ago$|^now$"))
+        expect(relative).to_have_attribute("title", re.compile(re.escape(local) + ".*" + utc))
+        page.evaluate("document.querySelector('table.jobs').dataset.before = 'swap'")
+        expect(page.locator("table.jobs[data-before]")).to_have_count(0, timeout=LIVE)
+        expect(relative).to_have_attribute("title", re.compile(re.escape(local) + ".*" + utc))
+        assert relative.evaluate("(time) => getComputedStyle(time).whiteSpace") == "nowrap"
+
+
 # --- the job list's selection and counts, and a queue's page, at both widths -----------
 
 BOTH_WIDTHS = pytest.mark.parametrize("viewport", [VIEWPORT, PHONE], ids=["desktop", "phone"])
-LONG_NAME = "tenant-" + "x" * 114 + "/emails"  # 128 characters, the longest allowed
 
 
 def fail_now(cv: Conveyor, queue: str, count: int) -> list[str]:
@@ -213,11 +372,6 @@ def confirm_text(page: Any) -> str:
     dialog = page.locator("#confirm-dialog")
     sync_api.expect(dialog).to_be_visible()
     return str(dialog.locator(".confirm-message").text_content())
-
-
-def fits_the_width(page: Any) -> bool:
-    return bool(page.evaluate(
-        "document.documentElement.scrollWidth <= window.innerWidth"))
 
 
 @BOTH_WIDTHS
@@ -285,26 +439,26 @@ def test_a_queue_page_with_a_long_name_renders_and_fits_the_width(
 ) -> None:
     expect = sync_api.expect
     seed_history(database_url, schema)
-    cv.create_queue(LONG_NAME, retry_limit=3, dead_letter="emails-dead", rate_limit=100,
+    cv.create_queue(LONG_QUEUE, retry_limit=3, dead_letter="emails-dead", rate_limit=100,
                     rate_period=60)
-    fail_now(cv, LONG_NAME, 1)
-    cv.send(LONG_NAME, {"to": "ann@example.com"})
-    cv.send(LONG_NAME, {"to": "bob@example.com"}, start_after=600)
+    fail_now(cv, LONG_QUEUE, 1)
+    cv.send(LONG_QUEUE, {"to": "ann@example.com"})
+    cv.send(LONG_QUEUE, {"to": "bob@example.com"}, start_after=600)
     errors: list[str] = []
 
     with serve(create_app(dsn=database_url, schema=schema)) as base:
         page = chromium.new_page(viewport=viewport)
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.goto(f"{base}/")
-        page.locator(f'table.queues a[title="{LONG_NAME}"]').click()
+        page.locator(f'table.queues a[title="{LONG_QUEUE}"]').click()
 
-        expect(page.locator("h1.queue-name-full")).to_have_text(LONG_NAME)
+        expect(page.locator("h1.queue-name-full")).to_have_text(LONG_QUEUE)
         expect(page.locator("#charts")).to_have_attribute("aria-busy", "false")
         counts = page.locator(".queue-counts")
         expect(counts.locator("div", has_text="Scheduled").locator("a")).to_have_text("1")
         expect(counts.locator("div", has_text="Failed").first.locator("a")).to_have_text("1")
         expect(page.locator(".queue-settings")).to_contain_text("100 per 1 min")
-        assert fits_the_width(page)
+        assert_fits_the_viewport(page, "the queue page")
         if viewport == VIEWPORT:
             save_screenshot(page, "dashboard-queue.png", tmp_path)
 
@@ -312,7 +466,7 @@ def test_a_queue_page_with_a_long_name_renders_and_fits_the_width(
         confirm_text(page)
         page.locator('#confirm-dialog button[value="confirm"]').click()
         expect(page.locator(".queue-title .badge")).to_have_text("paused", timeout=LIVE)
-        assert fits_the_width(page)
+        assert_fits_the_viewport(page, "the queue page")
 
         counts.locator("div", has_text="Scheduled").locator("a").click()
         expect(page.locator("table.jobs tbody tr")).to_have_count(1)

@@ -1,4 +1,5 @@
-// Conveyor dashboard: actions through the JSON API, and the overview's charts.
+// Conveyor dashboard: actions through the JSON API, times in the viewer's time
+// zone, and the overview's charts.
 // Data from the server reaches the page through textContent only, never as HTML.
 (function () {
   "use strict";
@@ -250,11 +251,95 @@
     }
   });
 
+  // --- numbers and times as the page shows them ---
+
+  // Counts read "20,000", like the server's own (the `number` filter).
+  const COUNT = new Intl.NumberFormat("en-US", { maximumFractionDigits: 1 });
+  const VIEWER_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone;
+
+  function pad(value) {
+    return String(value).padStart(2, "0");
+  }
+
+  // The zone's short name at that moment: "CEST", "GMT+5:30".
+  function zoneAt(date) {
+    const part = new Intl.DateTimeFormat(undefined, { timeZoneName: "short" })
+      .formatToParts(date).find(function (p) { return p.type === "timeZoneName"; });
+    return part ? part.value : VIEWER_ZONE;
+  }
+
+  // "2024-05-01 08:30:00 GMT+5:30" in the viewer's zone, 24-hour.
+  function localText(date) {
+    return date.getFullYear() + "-" + pad(date.getMonth() + 1) + "-" + pad(date.getDate()) +
+      " " + pad(date.getHours()) + ":" + pad(date.getMinutes()) + ":" + pad(date.getSeconds()) +
+      " " + zoneAt(date);
+  }
+
+  // "2024-05-01 03:00:00 UTC", as the server writes it.
+  function utcText(date) {
+    return date.getUTCFullYear() + "-" + pad(date.getUTCMonth() + 1) + "-" +
+      pad(date.getUTCDate()) + " " + pad(date.getUTCHours()) + ":" + pad(date.getUTCMinutes()) +
+      ":" + pad(date.getUTCSeconds()) + " UTC";
+  }
+
+  // The server writes times in UTC: <time class="instant"> shows one, other <time>s
+  // say how long ago it was. Here an instant shows the viewer's local time and a
+  // relative one tells it on hover; both keep UTC in their title.
+  function localizeTimes(root) {
+    root.querySelectorAll("time[datetime]:not([data-utc])").forEach(function (time) {
+      // Python writes microseconds; Date.parse is only sure of milliseconds.
+      const date = new Date(Date.parse(time.dateTime.replace(/(\.\d{3})\d+/, "$1")));
+      if (Number.isNaN(date.getTime())) {
+        return;
+      }
+      const utc = utcText(date);
+      time.dataset.utc = utc;
+      if (time.classList.contains("instant")) {
+        time.textContent = localText(date);
+        time.title = utc;
+      } else {
+        time.title = localText(date) + " (" + utc + ")";
+      }
+    });
+  }
+
+  localizeTimes(document);
+  document.body.addEventListener("htmx:afterSettle", function () { localizeTimes(document); });
+
   // --- the overview's charts, from GET /api/stats ---
 
   const CHART_REFRESH_MS = 5000;
   const CHART_HEIGHT = 180;
-  const COLORS = { completed: "#1f8a4c", failed: "#c8322b", waiting: "#2563eb", active: "#d97706" };
+  const AXIS_FONT = '12px system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
+  const AXIS_TICKS = 10 + 5;  // uPlot's tick length and the gap before a label
+  // Hovering one chart shows the same moment on the other.
+  const CURSOR_SYNC = "conveyor-activity";
+  // Running jobs have a scale of their own (the right-hand axis): on the waiting
+  // jobs' scale, 5 running next to 20,000 waiting lie flat on the floor.
+  const SERIES = {
+    completed: { stroke: "#1f8a4c", fill: "#1f8a4c1a", width: 2 },
+    failed: { stroke: "#c8322b", width: 2 },
+    waiting: { stroke: "#2563eb", fill: "#2563eb1a", width: 2 },
+    active: { stroke: "#d97706", width: 2.5, scale: "active", whole: true },
+  };
+  const WHOLE_STEPS = [1, 2, 5].reduce(function (steps, first) {
+    for (let step = first; step < 1e10; step *= 10) {
+      steps.push(step);
+    }
+    return steps;
+  }, []).sort(function (a, b) { return a - b; });
+  // Tick labels of a time axis: 24-hour, the date under the first tick of each day.
+  const DAY = 86400;
+  const TIME_TICKS = [
+    [DAY * 365, "{YYYY}", null, null, null, null, null, null, 1],
+    [DAY * 28, "{YYYY}-{MM}", null, null, null, null, null, null, 1],
+    [DAY, "{MM}-{DD}", "\n{YYYY}", null, null, null, null, null, 1],
+    [60, "{HH}:{mm}", "\n{YYYY}-{MM}-{DD}", null, "\n{MM}-{DD}", null, null, null, 1],
+    [1, "{HH}:{mm}:{ss}", "\n{YYYY}-{MM}-{DD}", null, "\n{MM}-{DD}", null, null, null, 1],
+  ];
+  const legendTime = uPlot.fmtDate("{YYYY}-{MM}-{DD} {HH}:{mm}");
+  const measure = document.createElement("canvas").getContext("2d");
+  measure.font = AXIS_FONT;
 
   // Snapshots of every queue, summed per moment; finished counts become rates
   // per minute over the gap to the snapshot before (the next one for the first).
@@ -286,28 +371,65 @@
     return columns;
   }
 
-  function makeChart(box, series) {
+  function countLabels(u, splits) {
+    return splits.map(function (v) { return v === null ? "" : COUNT.format(v); });
+  }
+
+  // An axis as wide as its longest label (uPlot's default is a fixed 50 px).
+  function sizedToLabels(u, values) {
+    const widest = (values || []).reduce(function (most, label) {
+      return Math.max(most, measure.measureText(label).width);
+    }, 0);
+    return Math.ceil(widest + AXIS_TICKS + 4);
+  }
+
+  function fromZero(u, min, max) {
+    return [0, Math.max(max, 1)];
+  }
+
+  function countAxis(scale, side, stroke, whole) {
+    return {
+      scale: scale, side: side, stroke: stroke, font: AXIS_FONT, values: countLabels,
+      size: sizedToLabels, incrs: whole ? WHOLE_STEPS : undefined,
+      grid: side === 3 ? { stroke: "#eef0f3" } : { show: false },
+    };
+  }
+
+  function makeChart(box, names) {
+    const axes = [
+      { stroke: "#69717d", font: AXIS_FONT, grid: { stroke: "#eef0f3" }, values: TIME_TICKS },
+      countAxis("y", 3, "#69717d", false),
+    ];
+    const scales = { x: { time: true }, y: { range: fromZero } };
+    names.forEach(function (name) {
+      const scale = SERIES[name].scale;
+      if (scale) {
+        scales[scale] = { range: fromZero };
+        axes.push(countAxis(scale, 1, SERIES[name].stroke, SERIES[name].whole));
+      }
+    });
     const options = {
       width: box.clientWidth,
       height: CHART_HEIGHT,
-      tzDate: function (seconds) { return uPlot.tzDate(new Date(seconds * 1000), "Etc/UTC"); },
-      scales: { x: { time: true }, y: { range: function (u, min, max) { return [0, Math.max(max, 1)]; } } },
-      axes: [
-        { stroke: "#69717d", grid: { stroke: "#eef0f3" } },
-        { stroke: "#69717d", grid: { stroke: "#eef0f3" }, size: 48 },
-      ],
-      series: [{}].concat(series.map(function (name) {
+      cursor: { sync: { key: CURSOR_SYNC } },
+      scales: scales,
+      axes: axes,
+      series: [{
+        value: function (u, v) { return v === null ? "–" : legendTime(new Date(v * 1000)); },
+      }].concat(names.map(function (name) {
+        const look = SERIES[name];
         return {
           label: name.charAt(0).toUpperCase() + name.slice(1),
-          stroke: COLORS[name],
-          fill: COLORS[name] + "1a",
-          width: 2,
+          scale: look.scale || "y",
+          stroke: look.stroke,
+          fill: look.fill,
+          width: look.width,
           points: { show: false },
-          value: function (u, v) { return v === null ? "–" : (Math.round(v * 10) / 10).toString(); },
+          value: function (u, v) { return v === null ? "–" : COUNT.format(v); },
         };
       })),
     };
-    const empty = [[]].concat(series.map(function () { return []; }));
+    const empty = [[]].concat(names.map(function () { return []; }));
     return new uPlot(options, empty, box);
   }
 
@@ -318,6 +440,12 @@
     const throughput = makeChart(
       section.querySelector('[data-chart="throughput"]'), ["completed", "failed"]);
     const depth = makeChart(section.querySelector('[data-chart="depth"]'), ["waiting", "active"]);
+    // Reachable from the page, for the browser tests and anyone curious in a console.
+    section.charts = { throughput: throughput, depth: depth };
+    const zoneNote = section.querySelector(".chart-zone");
+    zoneNote.textContent = "Times are in your time zone, " + VIEWER_ZONE + " (" +
+      zoneAt(new Date()) + ").";
+    zoneNote.hidden = false;
 
     async function load() {
       const query = new URLSearchParams({ since: sinceSelect.value });
