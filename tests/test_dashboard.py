@@ -91,7 +91,7 @@ async def test_overview_shows_health_queues_and_the_charts(
 
     assert page.status_code == 200
     assert "Unhealthy" in page.text and "no worker is alive" in page.text
-    assert 'href="/jobs?queue=emails"' in page.text
+    assert 'href="/queues/emails"' in page.text
     assert 'href="/jobs?queue=reports&amp;state=failed"' in page.text
     assert 'data-stats-url="/api/stats"' in page.text
     assert '<option value="reports">reports</option>' in page.text
@@ -217,6 +217,7 @@ async def test_job_list_pages_older_jobs_with_a_cursor(
         ({"queue": "bad name!"}, "queue"),
         ({"cursor": "not-a-cursor"}, "invalid cursor"),
         ({"limit": "many"}, "limit"),
+        ({"scheduled": "soon"}, "scheduled must be true or false"),
     ],
 )
 async def test_an_invalid_filter_shows_its_message_instead_of_failing(
@@ -246,10 +247,178 @@ async def test_bulk_actions_are_offered_only_once_a_queue_or_state_narrows_them(
     unfiltered = (await dashboard.get("/jobs", params={"q": "ann"})).text
     by_queue = (await dashboard.get("/jobs", params={"queue": "emails"})).text
 
-    assert "/api/jobs/bulk/" not in unfiltered
+    assert 'data-action="/api/jobs/bulk/' not in unfiltered
     assert "Choose a queue or a state" in unfiltered
     assert all(f"/api/jobs/bulk/{action}" in by_queue
                for action in ("retry", "resume", "cancel", "delete"))
+
+
+def tab_counts(html: str) -> dict[str, str]:
+    """Each state tab's label and the count it shows."""
+    return dict(re.findall(
+        r'<a class="state-tab[^"]*"[^>]*>(\w+) <span class="tab-count">([^<]*)</span>', html))
+
+
+async def test_state_tabs_count_the_queues_jobs_with_scheduled_apart_from_waiting(
+    dashboard: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    await acv.send("emails", {"n": 1})
+    await acv.send("emails", {"n": 2})
+    await acv.send("emails", {"n": 3}, start_after=3600)
+    await failed_job(acv, "reports")
+
+    emails = tab_counts((await dashboard.get("/jobs", params={"queue": "emails"})).text)
+    every_queue = tab_counts((await dashboard.get("/jobs")).text)
+
+    assert emails["Waiting"] == "2" and emails["Scheduled"] == "1"
+    assert emails["Failed"] == "0" and emails["Active"] == "0"
+    assert every_queue["Failed"] == "1" and every_queue["Waiting"] == "2"
+    # Finished jobs are counted by the statistics snapshot, which has not run yet.
+    assert every_queue["Completed"] == "\u2013" and every_queue["All"] == "\u2013"
+
+
+async def test_the_scheduled_tab_lists_only_jobs_due_later_with_their_due_time(
+    dashboard: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    due = await acv.send("emails", {"n": 1})
+    later = await acv.send("emails", {"n": 2}, start_after=3600)
+
+    scheduled = (await dashboard.get("/jobs", params={"state": "created",
+                                                       "scheduled": "true"})).text
+    waiting = (await dashboard.get("/jobs", params={"state": "created",
+                                                     "scheduled": "false"})).text
+
+    assert f"/jobs/{later}" in scheduled and f"/jobs/{due}" not in scheduled
+    assert '<span class="state state-scheduled">scheduled</span>' in scheduled
+    assert re.search(r'<td class="due"><time [^>]*>in (59 min|1 h)', scheduled)
+    assert f"/jobs/{due}" in waiting and f"/jobs/{later}" not in waiting
+    assert "state-scheduled" not in waiting
+
+
+async def test_a_state_tab_keeps_the_other_filters_and_marks_the_one_shown(
+    dashboard: httpx.AsyncClient,
+) -> None:
+    page = (await dashboard.get("/jobs", params={"queue": "emails", "key": "ann",
+                                                 "state": "failed"})).text
+
+    tabs = dict(re.findall(r'<a class="state-tab[^"]*"[^>]*href="([^"]*)"[^>]*>(\w+) ', page))
+    current = re.findall(r'<a class="state-tab current" aria-current="page"[^>]*>(\w+) ', page)
+
+    assert {label: href for href, label in tabs.items()}["Scheduled"] == (
+        "/jobs?queue=emails&amp;state=created&amp;key=ann&amp;scheduled=true")
+    assert current == ["Failed"]
+    assert '<input type="hidden" name="state" value="failed">' in page
+
+
+async def test_a_bulk_confirmation_first_counts_the_jobs_the_action_changes(
+    dashboard: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    await failed_job(acv, "reports")
+    await acv.send("reports", {})
+
+    page = (await dashboard.get("/jobs", params={"queue": "reports"})).text
+    button = re.search(r'<button[^>]*data-action="/api/jobs/bulk/retry"[^>]*>', page)
+    assert button is not None
+    confirm = re.search(r'data-confirm="([^"]*)"', button.group(0))
+    count_url = re.search(r'data-count="([^"]*)"', button.group(0))
+    assert confirm is not None and count_url is not None
+
+    assert confirm.group(1).startswith(
+        "Retry {jobs} in queue &#34;reports&#34;, in state failed?")
+    counted = await dashboard.get(count_url.group(1).replace("&amp;", "&"))
+    assert counted.json() == {"count": 1}
+
+
+async def test_job_rows_have_checkboxes_for_a_selection_unless_read_only(
+    dashboard: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    job_id = await acv.send("emails", {})
+
+    page = (await dashboard.get("/jobs")).text
+    async with browsing(acv, WebSettings(read_only=True)) as read_only:
+        read_only_page = (await read_only.get("/jobs")).text
+
+    assert f'class="select-job" value="{job_id}"' in page and 'class="select-page"' in page
+    assert 'data-selection-action="retry"' in page
+    assert "select-job" not in read_only_page and "data-selection-action" not in read_only_page
+
+
+# --- one queue --------------------------------------------------------------------------
+
+
+async def test_queue_page_shows_its_settings_counts_and_actions(
+    dashboard: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    await acv.create_queue("billing/invoices", policy="standard", retry_limit=4,
+                           retry_delay=30, retry_backoff=True, dead_letter="billing/dead",
+                           rate_limit=1200, rate_period=60, group_concurrency=2)
+    await acv.send("billing/invoices", {}, start_after=3600)
+    await failed_job(acv, "billing/invoices")
+
+    page = await dashboard.get("/queues/billing%2Finvoices")
+
+    assert page.status_code == 200
+    text = page.text
+    assert '<h1 class="queue-name-full">billing/invoices</h1>' in text
+    assert "<dt>Policy</dt><dd>standard</dd>" in text
+    assert "<dt>Retry limit</dt><dd>4</dd>" in text
+    assert "<dt>Rate limit</dt><dd>1,200 per 1 min</dd>" in text
+    assert "<dt>Group concurrency</dt><dd>2</dd>" in text
+    assert 'href="/queues/billing%2Fdead"' in text
+    counts = {label: count for label, _, count in re.findall(
+        r'<dt>(\w+)</dt><dd><a class="num" href="([^"]*)"[^>]*>([^<]*)</a>', text)}
+    assert counts["Scheduled"] == "1" and counts["Failed"] == "1" and counts["Waiting"] == "0"
+    assert 'href="/jobs?queue=billing%2Finvoices&amp;state=failed"' in text
+    assert 'data-action="/api/queues/billing%2Finvoices/pause"' in text
+    assert 'data-action="/api/jobs/bulk/retry"' in text and "Retry all failed (1)" in text
+    assert 'data-queue="billing/invoices"' in text
+
+
+async def test_queue_page_of_a_name_with_a_slash_is_found_without_encoding_it_too(
+    dashboard: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    await acv.send("billing/invoices", {})
+
+    page = await dashboard.get("/queues/billing/invoices")
+
+    assert page.status_code == 200 and "queue-name-full" in page.text
+
+
+@pytest.mark.parametrize("name", ["nowhere", "bad%20name!"])
+async def test_a_queue_that_does_not_exist_is_a_404_page(
+    dashboard: httpx.AsyncClient, name: str
+) -> None:
+    page = await dashboard.get(f"/queues/{name}")
+    part = await dashboard.get(f"/partials/queues/{name}")
+
+    assert page.status_code == 404 and "Queue not found" in page.text
+    assert part.status_code == 404
+
+
+async def test_queue_page_counts_refresh_by_themselves(
+    dashboard: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    await acv.send("emails", {})
+    page = (await dashboard.get("/queues/emails")).text
+
+    unchanged = await dashboard.get(poll_url(page, "queues/emails"))
+    await acv.send("emails", {})
+    changed = await dashboard.get(poll_url(page, "queues/emails"))
+
+    assert unchanged.status_code == 204
+    assert changed.status_code == 200 and '<dt>Waiting</dt><dd><a class="num"' in changed.text
+
+
+async def test_queue_names_on_the_job_list_and_job_page_link_to_the_queue_page(
+    dashboard: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    job_id = await acv.send("emails", {})
+
+    listed = (await dashboard.get("/jobs")).text
+    job_page = (await dashboard.get(f"/jobs/{job_id}")).text
+
+    link = '<a class="queue-link" href="/queues/emails" title="emails">emails</a>'
+    assert link in listed and link in job_page
 
 
 # --- one job ----------------------------------------------------------------------------

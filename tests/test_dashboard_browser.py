@@ -167,12 +167,11 @@ def test_a_failed_job_found_by_filter_is_retried_and_completes_on_the_page(
         save_screenshot(page, "dashboard-overview.png", tmp_path)
 
         page.get_by_role("link", name="Jobs", exact=True).click()
-        page.select_option('select[name="state"]', "failed")
-        page.get_by_role("button", name="Filter").click()
+        page.locator(".state-tab", has_text="Failed").click()
         expect(page).to_have_url(re.compile(r"state=failed"))
         rows = page.locator("table.jobs tbody tr")
         expect(rows).to_have_count(1)
-        rows.get_by_role("link").click()
+        rows.locator("td.mono a").click()
 
         expect(page.locator(".job-state")).to_have_text("failed")
         expect(page.locator(".timeline")).to_contain_text(
@@ -355,8 +354,128 @@ def test_times_show_in_the_viewers_time_zone_with_utc_on_hover(
         expect(relative).to_have_attribute("title", re.compile(re.escape(local) + ".*" + utc))
         assert relative.evaluate("(time) => getComputedStyle(time).whiteSpace") == "nowrap"
 
-@pytest.mark.parametrize("viewport", [VIEWPORT, {"width": 390, "height": 844}],
-                         ids=["desktop", "phone"])
+
+# --- the job list's selection and counts, and a queue's page, at both widths -----------
+
+BOTH_WIDTHS = pytest.mark.parametrize("viewport", [VIEWPORT, PHONE], ids=["desktop", "phone"])
+
+
+def fail_now(cv: Conveyor, queue: str, count: int) -> list[str]:
+    """``count`` jobs of ``queue`` whose only attempt failed."""
+    ids = [cv.send(queue, {"n": n}, retry_limit=0) for n in range(count)]
+    for job in cv.fetch(queue, batch_size=count):
+        cv.fail(job, {"message": "smtp down"})
+    return [job_id for job_id in ids if job_id is not None]
+
+
+def confirm_text(page: Any) -> str:
+    dialog = page.locator("#confirm-dialog")
+    sync_api.expect(dialog).to_be_visible()
+    return str(dialog.locator(".confirm-message").text_content())
+
+
+@BOTH_WIDTHS
+def test_two_checked_jobs_are_retried_and_only_they_change(
+    chromium: Any, cv: Conveyor, database_url: str, schema: str, tmp_path: Path,
+    viewport: dict[str, int],
+) -> None:
+    expect = sync_api.expect
+    ids = fail_now(cv, "emails", 4)
+
+    with serve(create_app(dsn=database_url, schema=schema)) as base:
+        page = chromium.new_page(viewport=viewport)
+        page.goto(f"{base}/jobs?queue=emails&state=failed")
+        rows = page.locator("table.jobs tbody tr")
+        expect(rows).to_have_count(4)
+        chosen = ids[:2]
+        for job_id in chosen:
+            page.locator(f'input.select-job[value="{job_id}"]').check()
+        expect(page.locator(".selection-count")).to_have_text("2 selected jobs:")
+
+        # A live refresh that brings new rows keeps the checks.
+        fail_now(cv, "emails", 1)
+        expect(rows).to_have_count(5, timeout=LIVE)
+        for job_id in chosen:
+            expect(page.locator(f'input.select-job[value="{job_id}"]')).to_be_checked()
+        expect(page.locator("input.select-page")).not_to_be_checked()
+        if viewport == VIEWPORT:
+            save_screenshot(page, "dashboard-jobs.png", tmp_path)
+
+        page.get_by_role("button", name="Retry selected").click()
+        assert confirm_text(page) == "Retry 2 selected jobs?"
+        page.locator('#confirm-dialog button[value="confirm"]').click()
+        expect(page.locator("#toast")).to_have_text("Jobs retried: 2 of 2 selected jobs.")
+        expect(rows).to_have_count(3, timeout=LIVE)
+
+    states = {job_id: job_state(cv, job_id) for job_id in ids}
+    assert all(states[job_id] is not JobState.FAILED for job_id in chosen)
+    assert all(states[job_id] is JobState.FAILED for job_id in ids[2:])
+
+
+@BOTH_WIDTHS
+def test_a_bulk_action_on_every_matching_job_says_how_many_before_it_acts(
+    chromium: Any, cv: Conveyor, database_url: str, schema: str, viewport: dict[str, int]
+) -> None:
+    expect = sync_api.expect
+    cv.insert("emails", [{"data": {"n": n}} for n in range(1234)])
+    cv.bulk("cancel", "emails")
+
+    with serve(create_app(dsn=database_url, schema=schema)) as base:
+        page = chromium.new_page(viewport=viewport)
+        page.goto(f"{base}/jobs?queue=emails&state=cancelled")
+        page.get_by_role("button", name="Resume all matching").click()
+        assert confirm_text(page).startswith(
+            'Resume 1,234 jobs in queue "emails", in state cancelled?')
+        page.locator('#confirm-dialog button[value="cancel"]').click()
+        expect(page.locator("#confirm-dialog")).to_be_hidden()
+
+    assert cv.count_jobs("emails", state="cancelled") == 1234
+
+
+@BOTH_WIDTHS
+def test_a_queue_page_with_a_long_name_renders_and_fits_the_width(
+    chromium: Any, cv: Conveyor, database_url: str, schema: str, tmp_path: Path,
+    viewport: dict[str, int],
+) -> None:
+    expect = sync_api.expect
+    seed_history(database_url, schema)
+    cv.create_queue(LONG_QUEUE, retry_limit=3, dead_letter="emails-dead", rate_limit=100,
+                    rate_period=60)
+    fail_now(cv, LONG_QUEUE, 1)
+    cv.send(LONG_QUEUE, {"to": "ann@example.com"})
+    cv.send(LONG_QUEUE, {"to": "bob@example.com"}, start_after=600)
+    errors: list[str] = []
+
+    with serve(create_app(dsn=database_url, schema=schema)) as base:
+        page = chromium.new_page(viewport=viewport)
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(f"{base}/")
+        page.locator(f'table.queues a[title="{LONG_QUEUE}"]').click()
+
+        expect(page.locator("h1.queue-name-full")).to_have_text(LONG_QUEUE)
+        expect(page.locator("#charts")).to_have_attribute("aria-busy", "false")
+        counts = page.locator(".queue-counts")
+        expect(counts.locator("div", has_text="Scheduled").locator("a")).to_have_text("1")
+        expect(counts.locator("div", has_text="Failed").first.locator("a")).to_have_text("1")
+        expect(page.locator(".queue-settings")).to_contain_text("100 per 1 min")
+        assert_fits_the_viewport(page, "the queue page")
+        if viewport == VIEWPORT:
+            save_screenshot(page, "dashboard-queue.png", tmp_path)
+
+        page.get_by_role("button", name="Pause").click()
+        confirm_text(page)
+        page.locator('#confirm-dialog button[value="confirm"]').click()
+        expect(page.locator(".queue-title .badge")).to_have_text("paused", timeout=LIVE)
+        assert_fits_the_viewport(page, "the queue page")
+
+        counts.locator("div", has_text="Scheduled").locator("a").click()
+        expect(page.locator("table.jobs tbody tr")).to_have_count(1)
+        expect(page.locator("table.jobs .state-scheduled")).to_have_text("scheduled")
+        expect(page.locator(".state-tab.current")).to_contain_text("Scheduled")
+    assert errors == []
+
+
+@BOTH_WIDTHS
 def test_a_schedule_is_paused_and_run_now_on_the_schedules_page(
     chromium: Any, cv: Conveyor, database_url: str, schema: str, tmp_path: Path,
     viewport: dict[str, int],
@@ -388,25 +507,10 @@ def test_a_schedule_is_paused_and_run_now_on_the_schedules_page(
         assert schedule.paused and schedule.last_job_id is not None
         expect(row.locator(".last-tick a")).to_have_attribute(
             "href", f"/jobs/{schedule.last_job_id}")
+        assert_fits_the_viewport(page, "the schedules page")
         if viewport["width"] == VIEWPORT["width"]:
             save_screenshot(page, "dashboard-schedules.png", tmp_path)
 
         row.locator(".last-tick a").click()
         expect(page.locator(".job-state")).to_have_text("created")
         assert errors == []
-
-
-def test_the_schedules_page_does_not_scroll_sideways_on_a_phone(
-    chromium: Any, cv: Conveyor, database_url: str, schema: str,
-) -> None:
-    cv.schedule("nightly-report", "0 3 * * *", {"report": "monthly-revenue"},
-                tz="Europe/Berlin", queue="reports")
-    cv.run_schedule("nightly-report")
-    cv.pause_schedule("nightly-report")
-
-    with serve(create_app(dsn=database_url, schema=schema)) as base:
-        page = chromium.new_page(viewport={"width": 390, "height": 844})
-        page.goto(f"{base}/schedules")
-        sync_api.expect(page.locator(".last-tick .state")).to_have_text("created")
-
-        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")

@@ -14,11 +14,12 @@ errors reach the page as text, never as markup.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -229,41 +230,87 @@ JOB_ACTIONS = (
 )
 
 
+_BOOLEANS = {"true": True, "false": False}
+
+
 @dataclass(frozen=True, slots=True)
 class JobFilter:
-    """The job list's filters, as the query string gives them (empty means any)."""
+    """The job list's filters, as the query string gives them (empty means any).
+    ``scheduled`` keeps only the jobs due later (true) or only the others (false)."""
 
     queue: str | None = None
     state: str | None = None
     key: str | None = None
     q: str | None = None
+    scheduled: bool | None = None
 
     @classmethod
     def from_query(cls, query: Mapping[str, str]) -> JobFilter:
+        """The filters of a query string; raises ``InvalidArgument`` when
+        ``scheduled`` is neither ``true`` nor ``false``."""
+
         def given(name: str) -> str | None:
             return query.get(name, "").strip() or None
 
-        return cls(given("queue"), given("state"), given("key"), given("q"))
+        scheduled = given("scheduled")
+        if scheduled is not None and scheduled not in _BOOLEANS:
+            raise InvalidArgument(f"scheduled must be true or false, not {scheduled[:20]!r}")
+        return cls(given("queue"), given("state"), given("key"), given("q"),
+                   None if scheduled is None else _BOOLEANS[scheduled])
 
-    def as_dict(self) -> dict[str, str]:
-        """The filters that are set: the query string of the list, and the body of a
-        bulk action on the jobs it matches."""
-        fields = {"queue": self.queue, "state": self.state, "key": self.key, "q": self.q}
+    def as_query(self) -> dict[str, str]:
+        """The filters that are set, as the job list's query string."""
+        return {name: str(value).lower() if isinstance(value, bool) else value
+                for name, value in self.as_body().items()}
+
+    def as_body(self) -> dict[str, str | bool]:
+        """The filters that are set, as the body of a bulk action on the jobs they
+        match."""
+        fields = {"queue": self.queue, "state": self.state, "key": self.key, "q": self.q,
+                  "scheduled": self.scheduled}
         return {name: value for name, value in fields.items() if value is not None}
 
-    def describe(self) -> str:
+    def showing(self, tab: StateTab) -> JobFilter:
+        """These filters with the state (and scheduled) of ``tab``."""
+        return dataclasses.replace(self, state=tab.state, scheduled=tab.scheduled)
+
+    def _states_for(self, action: JobAction) -> list[str]:
+        """The states a bulk ``action`` changes among the jobs this filter matches
+        (none: every state)."""
+        if self.state is not None:
+            return [self.state]
+        if action.states == frozenset(JobState):
+            return []
+        return [state.value for state in JobState if state in action.states]
+
+    def describe(self, states: Sequence[str] | None = None) -> str:
         """The filters in words, for a confirmation: ``in queue "emails", in state
-        failed``."""
+        failed``; ``states`` stands for the filter's state when given."""
+        states = ([self.state] if self.state else []) if states is None else states
         words = []
         if self.queue:
             words.append(f'in queue "{self.queue}"')
-        if self.state:
-            words.append(f"in state {self.state}")
+        if states:
+            words.append(f"in state {states[0]}" if len(states) == 1
+                         else f"in states {', '.join(states[:-1])} or {states[-1]}")
+        if self.scheduled is not None:
+            words.append("due later" if self.scheduled else "due now")
         if self.key:
             words.append(f'with key "{self.key}"')
         if self.q:
             words.append(f'matching "{self.q}"')
         return ", ".join(words) if words else "at all"
+
+    def describe_for(self, action: JobAction) -> str:
+        """The jobs a bulk ``action`` on this filter changes, in words."""
+        return self.describe(self._states_for(action))
+
+    def count_query(self, action: JobAction) -> str:
+        """The query of ``GET /api/jobs/count`` for the jobs a bulk ``action`` on this
+        filter changes."""
+        filters = {name: value for name, value in self.as_query().items() if name != "state"}
+        return urllib.parse.urlencode(
+            [*filters.items(), *(("state", state) for state in self._states_for(action))])
 
     def bulk_actions(self) -> list[JobAction]:
         """The actions that can apply to some job this filter matches; none without a
@@ -272,6 +319,53 @@ class JobFilter:
         if self.state is None:
             return list(JOB_ACTIONS) if self.queue else []
         return [action for action in JOB_ACTIONS if self.state in action.states]
+
+
+@dataclass(frozen=True, slots=True)
+class StateTab:
+    """One tab of the job list: the jobs in a state (created ones split into those
+    due now, waiting, and those due later, scheduled) and how many there are.
+    ``count`` is None when it is not known: finished jobs are counted by the
+    maintenance leader's statistics snapshot, at ``counted_at``."""
+
+    label: str
+    state: str | None
+    scheduled: bool | None
+    count: int | None
+    counted_at: datetime | None = None
+
+    def selected(self, job_filter: JobFilter) -> bool:
+        return (self.state, self.scheduled) == (job_filter.state, job_filter.scheduled)
+
+
+def state_tabs(summaries: Sequence[QueueSummary], queue: str | None = None) -> list[StateTab]:
+    """The job list's tabs with the counts of ``queue`` (every queue when None)."""
+    chosen = [s for s in summaries if queue is None or s.name == queue]
+    counted = [s.counted_at for s in chosen if s.counted_at is not None]
+    # Finished jobs are known once every queue was counted; the oldest count stands.
+    known = len(counted) == len(chosen)
+    counted_at = min(counted) if known and counted else None
+
+    def total(field: str) -> int:
+        return sum(getattr(summary, field) for summary in chosen)
+
+    def finished(field: str) -> int | None:
+        return total(field) if known else None
+
+    tabs = [
+        StateTab("Waiting", JobState.CREATED.value, False, total("created")),
+        StateTab("Scheduled", JobState.CREATED.value, True, total("scheduled")),
+        StateTab("Retrying", JobState.RETRY.value, None, total("retry")),
+        StateTab("Active", JobState.ACTIVE.value, None, total("active")),
+        StateTab("Completed", JobState.COMPLETED.value, None, finished("completed"),
+                 counted_at),
+        StateTab("Cancelled", JobState.CANCELLED.value, None, finished("cancelled"),
+                 counted_at),
+        StateTab("Failed", JobState.FAILED.value, None, total("failed")),
+    ]
+    counts = [tab.count for tab in tabs]
+    every = None if None in counts else sum(count or 0 for count in counts)
+    return [StateTab("All", None, None, every, counted_at), *tabs]
 
 
 def _page_size(query: Mapping[str, str]) -> int:
@@ -286,14 +380,16 @@ def _page_size(query: Mapping[str, str]) -> int:
 
 
 async def _jobs_part(request: Request) -> Live:
-    """One page of the jobs the query string's filters match. Raises the client's
-    error when a filter is invalid."""
+    """The state tabs with their counts and one page of the jobs the query string's
+    filters match. Raises the client's error when a filter is invalid."""
     query = request.query_params
     job_filter, cursor, limit = JobFilter.from_query(query), query.get("cursor"), _page_size(query)
-    page = await (await _client(request)).find_jobs(
+    cv = await _client(request)
+    page = await cv.find_jobs(
         job_filter.queue, state=job_filter.state, key=job_filter.key, search=job_filter.q,
-        limit=limit, cursor=cursor or None)
-    shown = job_filter.as_dict()
+        scheduled=job_filter.scheduled, limit=limit, cursor=cursor or None)
+    tabs = state_tabs(await cv.queue_summaries(), job_filter.queue)
+    shown = job_filter.as_query()
     if limit != PAGE_SIZE:
         shown["limit"] = str(limit)
     older = None
@@ -302,7 +398,8 @@ async def _jobs_part(request: Request) -> Live:
     newest = urllib.parse.urlencode(shown) if cursor else None
     return _live(request, "partial_jobs.html", "/partials/jobs",
                  {**shown, "cursor": cursor} if cursor else shown,
-                 page=page, filter=job_filter, older=older, newest=newest)
+                 page=page, filter=job_filter, tabs=tabs, older=older, newest=newest,
+                 now=datetime.now(UTC))
 
 
 # --- one job ----------------------------------------------------------------------------
@@ -375,6 +472,33 @@ def _no_job(request: Request, job_id: str) -> HTMLResponse:
                     "retention, or the id is mistyped.")
 
 
+# --- one queue --------------------------------------------------------------------------
+
+
+async def _queue_part(request: Request, name: str) -> Live | None:
+    """The queue's settings, counts by state and actions, or None when there is no
+    such queue."""
+    cv = await _client(request)
+    try:
+        queue = await cv.get_queue(name)
+    except InvalidArgument:
+        return None
+    if queue is None:
+        return None
+    summaries = await cv.queue_summaries()
+    summary = next((s for s in summaries if s.name == queue.name), None)
+    return _live(request, "partial_queue.html", f"/partials/queues/{_path_part(queue.name)}",
+                 queue=queue, summary=summary, tabs=state_tabs(summaries, queue.name),
+                 filter=JobFilter(queue=queue.name), failed=JobFilter(queue.name, "failed"),
+                 retry=next(action for action in JOB_ACTIONS if action.name == "retry"))
+
+
+def _no_queue(request: Request, name: str) -> HTMLResponse:
+    return problem_page(request, 404, "Queue not found",
+                        f"There is no queue named {name!r}: sending a job to a queue "
+                        "creates it, and deleting it removes it.")
+
+
 # --- pages ------------------------------------------------------------------------------
 
 
@@ -389,19 +513,21 @@ async def overview(request: Request) -> HTMLResponse:
 
 @router.get("/jobs", response_class=HTMLResponse)
 async def jobs(request: Request) -> HTMLResponse:
-    """The job list: filters, one page of matching jobs, bulk actions."""
-    job_filter = JobFilter.from_query(request.query_params)
+    """The job list: state tabs with counts, filters, one page of matching jobs,
+    bulk actions on the checked jobs or on every matching one."""
     queue_names = [queue.name for queue in await (await _client(request)).list_queues()]
+    job_filter = JobFilter()
     part: Live | None = None
     problem: str | None = None
     status = 200
     try:
+        job_filter = JobFilter.from_query(request.query_params)
         part = await _jobs_part(request)
     except ConveyorError as error:
         problem = str(error)
         status = 400 if isinstance(error, ValueError | TypeError) else 503
     return _page(request, "jobs.html", status, filter=job_filter, queue_names=queue_names,
-                 states=list(JobState), jobs=part, problem=problem)
+                 jobs=part, problem=problem, actions=JOB_ACTIONS)
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
@@ -411,6 +537,15 @@ async def job(request: Request, job_id: str) -> HTMLResponse:
     if part is None:
         return _no_job(request, job_id)
     return _page(request, "job.html", job_id=job_id, job=part)
+
+
+@router.get("/queues/{name:path}", response_class=HTMLResponse)
+async def queue(request: Request, name: str) -> HTMLResponse:
+    """One queue: its settings, counts by state, charts and actions."""
+    part = await _queue_part(request, name)
+    if part is None:
+        return _no_queue(request, name)
+    return _page(request, "queue.html", name=name, queue=part)
 
 
 @router.get("/schedules", response_class=HTMLResponse)
@@ -490,6 +625,14 @@ async def workers_partial(request: Request) -> Response:
 @router.get("/partials/schedules")
 async def schedules_partial(request: Request) -> Response:
     return _partial(request, await _schedules_part(request))
+
+
+@router.get("/partials/queues/{name:path}")
+async def queue_partial(request: Request, name: str) -> Response:
+    part = await _queue_part(request, name)
+    if part is None:
+        return _no_queue(request, name)
+    return _partial(request, part)
 
 
 @router.get("/partials/jobs")

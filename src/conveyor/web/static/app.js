@@ -63,36 +63,83 @@
     return detail ? String(detail) : "The server answered " + response.status + ".";
   }
 
+  // Counts read as on the server's pages: 1,234.
+  function formatCount(count) {
+    return count.toLocaleString("en-US");
+  }
+
+  // "1 job", "1,234 jobs", "3 selected jobs".
+  function jobsPhrase(count, adjective) {
+    const words = adjective ? adjective + " " : "";
+    return formatCount(count) + " " + words + (count === 1 ? "job" : "jobs");
+  }
+
   // data-done is the sentence to show; a bulk action's count replaces "{count}".
   function doneMessage(done, answer) {
-    const count = answer && typeof answer.count === "number" ? String(answer.count) : "";
+    const count = answer && typeof answer.count === "number" ? formatCount(answer.count) : "";
     return done.replace("{count}", count);
   }
 
-  // --- actions: buttons with data-action="URL" call the API after a confirmation ---
-
-  async function act(button) {
-    const data = button.dataset;
-    const confirmed = await confirmAction(
-      data.confirm, button.textContent.trim(), button.classList.contains("danger"));
-    if (!confirmed) {
-      return;
-    }
+  // Calls the API; the parsed answer, or null (and a notice) when it failed.
+  async function callApi(url, method, body) {
     const headers = { "X-CSRF-Token": csrfToken, "Accept": "application/json" };
-    if (data.body) {
+    if (body) {
       headers["Content-Type"] = "application/json";
     }
-    button.disabled = true;
     try {
-      const response = await fetch(data.action, {
-        method: data.method || "POST",
+      const response = await fetch(url, {
+        method: method,
         headers: headers,
-        body: data.body || undefined,
+        body: body || undefined,
         credentials: "same-origin",
       });
       const answer = await response.json().catch(function () { return null; });
       if (!response.ok) {
         notify(explain(answer, response), true);
+        return null;
+      }
+      return answer || {};
+    } catch (error) {
+      notify("The request failed: " + error.message, true);
+      return null;
+    }
+  }
+
+  // --- actions: buttons with data-action="URL" call the API after a confirmation ---
+
+  // A bulk action's confirmation says how many jobs it changes: data-count is the
+  // URL of GET /api/jobs/count for them, its answer fills "{jobs}".
+  async function confirmation(button) {
+    const data = button.dataset;
+    if (!data.count) {
+      return data.confirm;
+    }
+    const answer = await callApi(data.count, "GET");
+    if (answer === null) {
+      return null;
+    }
+    if (answer.count === 0) {
+      notify("No job matches: nothing to change.", false);
+      return null;
+    }
+    return data.confirm.replace("{jobs}", jobsPhrase(answer.count));
+  }
+
+  async function act(button) {
+    const data = button.dataset;
+    button.disabled = true;
+    try {
+      const message = await confirmation(button);
+      if (message === null) {
+        return;
+      }
+      const confirmed = await confirmAction(
+        message, button.textContent.trim(), button.classList.contains("danger"));
+      if (!confirmed) {
+        return;
+      }
+      const answer = await callApi(data.action, data.method || "POST", data.body);
+      if (answer === null) {
         return;
       }
       if (data.then) {
@@ -101,18 +148,106 @@
       }
       notify(doneMessage(data.done, answer), false);
       refreshLiveParts();
-    } catch (error) {
-      notify("The request failed: " + error.message, true);
     } finally {
       button.disabled = false;
     }
   }
 
+  // --- selection: the checked rows of the job list, for bulk actions by id ---
+
+  // Remembered here, so a live refresh of the list (which replaces its rows)
+  // keeps them checked.
+  const selected = new Set();
+
+  function showSelection() {
+    const boxes = Array.from(document.querySelectorAll("input.select-job"));
+    const shown = new Set(boxes.map(function (box) { return box.value; }));
+    // A job that left the list (it changed state, or was deleted) leaves the
+    // selection: an action never reaches a job the page no longer shows.
+    selected.forEach(function (id) {
+      if (!shown.has(id)) {
+        selected.delete(id);
+      }
+    });
+    boxes.forEach(function (box) { box.checked = selected.has(box.value); });
+    const pageBox = document.querySelector("input.select-page");
+    if (pageBox) {
+      const checked = boxes.filter(function (box) { return box.checked; }).length;
+      pageBox.checked = checked > 0 && checked === boxes.length;
+      pageBox.indeterminate = checked > 0 && checked < boxes.length;
+    }
+    const bar = document.querySelector(".selection");
+    if (bar) {
+      bar.hidden = selected.size === 0;
+      bar.querySelector(".selection-count").textContent = jobsPhrase(selected.size, "selected") + ":";
+    }
+  }
+
+  async function actOnSelection(button) {
+    const ids = Array.from(selected);
+    const data = button.dataset;
+    const confirmed = await confirmAction(
+      data.label + " " + jobsPhrase(ids.length, "selected") + "?", data.label,
+      button.classList.contains("danger"));
+    if (!confirmed || ids.length === 0) {
+      return;
+    }
+    const url = button.closest(".selection").dataset.bulkUrl + data.selectionAction;
+    button.disabled = true;
+    try {
+      const answer = await callApi(url, "POST", JSON.stringify({ ids: ids }));
+      if (answer === null) {
+        return;
+      }
+      // Jobs the action does not apply to (a retry of a completed job) stay as they are.
+      notify("Jobs " + data.done + ": " + formatCount(answer.count) + " of " +
+             jobsPhrase(ids.length, "selected") + ".", false);
+      selected.clear();
+      showSelection();
+      refreshLiveParts();
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  document.addEventListener("change", function (event) {
+    const box = event.target;
+    if (box.matches("input.select-job")) {
+      if (box.checked) {
+        selected.add(box.value);
+      } else {
+        selected.delete(box.value);
+      }
+    } else if (box.matches("input.select-page")) {
+      document.querySelectorAll("input.select-job").forEach(function (row) {
+        if (box.checked) {
+          selected.add(row.value);
+        } else {
+          selected.delete(row.value);
+        }
+      });
+    } else {
+      return;
+    }
+    showSelection();
+  });
+
+  document.body.addEventListener("htmx:afterSwap", showSelection);
+
   document.addEventListener("click", function (event) {
-    const button = event.target.closest("button[data-action]");
-    if (button) {
-      event.preventDefault();
+    const button = event.target.closest(
+      "button[data-action], button[data-selection-action], button[data-selection-clear]");
+    if (!button) {
+      return;
+    }
+    event.preventDefault();
+    if (button.dataset.action) {
       act(button);
+    } else if (button.dataset.selectionAction) {
+      actOnSelection(button);
+    } else {
+      selected.clear();
+      showSelection();
     }
   });
 
@@ -314,8 +449,10 @@
 
     async function load() {
       const query = new URLSearchParams({ since: sinceSelect.value });
-      if (queueSelect.value) {
-        query.set("queue", queueSelect.value);
+      // A queue's page fixes its queue (data-queue); the overview offers a choice.
+      const queue = queueSelect ? queueSelect.value : section.dataset.queue;
+      if (queue) {
+        query.set("queue", queue);
       }
       let response;
       try {
@@ -341,7 +478,9 @@
       });
     }
 
-    queueSelect.addEventListener("change", load);
+    if (queueSelect) {
+      queueSelect.addEventListener("change", load);
+    }
     sinceSelect.addEventListener("change", load);
     window.addEventListener("resize", fit);
     load();
