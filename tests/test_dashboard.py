@@ -9,6 +9,7 @@ import json
 import re
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ from fastapi import FastAPI
 from test_worker import running, wait_until
 
 from conveyor import AsyncConveyor
+from conveyor._plan import Operation
+from conveyor.maintenance import snapshot
 from conveyor.web import WebSettings, create_app
 from conveyor.web.security import CSRF_COOKIE, SESSION_COOKIE
 
@@ -95,6 +98,32 @@ async def test_overview_shows_health_queues_and_the_charts(
     assert 'href="/jobs?queue=reports&amp;state=failed"' in page.text
     assert 'data-stats-url="/api/stats"' in page.text
     assert '<option value="reports">reports</option>' in page.text
+
+
+def _queue_row(page: str, name: str) -> list[str]:
+    """The cells of a queue's row in the overview's table, as text."""
+    row = re.search(rf'<tr>\s*<td class="queue-name">.*?>{re.escape(name)}<.*?</tr>', page, re.S)
+    assert row is not None, f"no row for {name}"
+    return [re.sub(r"<[^>]+>", "", cell).strip()
+            for cell in re.findall(r"<td[^>]*>(.*?)</td>", row[0], re.S)]
+
+
+async def test_overview_counts_scheduled_jobs_apart_and_the_finished_jobs_once_counted(
+    dashboard: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    await acv.insert("emails", [{"data": n} for n in range(3)])
+    await acv.insert("emails", [{"data": n, "start_after": 3600} for n in range(1_200)])
+    first, second = await acv.fetch("emails", batch_size=2)
+    await acv.complete(first.id)
+    await acv.cancel(second.id)
+    before = _queue_row((await dashboard.get("/")).text, "emails")
+    await acv._run(Operation(snapshot(timedelta(minutes=1), timedelta(days=1))))
+
+    after = _queue_row((await dashboard.get("/")).text, "emails")
+
+    # queue, waiting, scheduled, retrying, active, failed, completed, cancelled, ...
+    assert before[1:8] == ["1", "1,200", "0", "0", "0", "\u2013", "\u2013"]
+    assert after[1:8] == ["1", "1,200", "0", "0", "0", "1", "1"]
 
 
 async def test_overview_lists_running_workers_and_marks_the_leader(
@@ -475,6 +504,19 @@ async def test_job_page_offers_the_actions_its_state_allows(
     assert "/cancel" not in failed_page
     assert f'data-action="/api/jobs/{waiting}/cancel"' in waiting_page
     assert "/retry" not in waiting_page
+
+
+async def test_a_job_due_later_shows_as_scheduled_on_its_page(
+    dashboard: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    later = await acv.send("emails", {}, start_after=3600)
+    now = await acv.send("emails", {})
+
+    later_page = (await dashboard.get(f"/jobs/{later}")).text
+    now_page = (await dashboard.get(f"/jobs/{now}")).text
+
+    assert '<span class="job-state state state-scheduled">scheduled</span>' in later_page
+    assert '<span class="job-state state state-created">created</span>' in now_page
 
 
 async def test_a_failed_job_and_its_dead_letter_copy_link_to_each_other(

@@ -462,8 +462,10 @@ async def _job_part(request: Request, job_id: str) -> Live | None:
     actions = [action for action in JOB_ACTIONS if job.state in action.states]
     copies = [] if job.dead_letter is None or job.state is not JobState.FAILED else (
         await (await _client(request)).find_jobs(source_id=job.id, limit=_MAX_COPIES)).jobs
+    scheduled = job.state is JobState.CREATED and job.start_after > datetime.now(UTC)
     return _live(request, "partial_job.html", f"/partials/jobs/{job.id}", job=job,
-                 events=timeline(job), actions=actions, copies=copies)
+                 events=timeline(job), actions=actions, copies=copies,
+                 shown_state="scheduled" if scheduled else job.state.value)
 
 
 def _no_job(request: Request, job_id: str) -> HTMLResponse:
