@@ -233,7 +233,8 @@ def assert_fits_the_viewport(page: Any, what: str) -> None:
 
 @pytest.mark.parametrize("viewport", [VIEWPORT, PHONE], ids=["desktop", "phone"])
 def test_every_page_fits_the_window_width_without_scrolling_sideways(
-    chromium: Any, cv: Conveyor, database_url: str, schema: str, viewport: dict[str, int]
+    chromium: Any, cv: Conveyor, database_url: str, schema: str, viewport: dict[str, int],
+    tmp_path: Path,
 ) -> None:
     expect = sync_api.expect
     cv.insert("emails", ({"data": {"n": n}} for n in range(20_000)))
@@ -251,6 +252,8 @@ def test_every_page_fits_the_window_width_without_scrolling_sideways(
         expect(page.locator("#charts")).to_have_attribute("aria-busy", "false")
         expect(page.locator("table.queues")).to_contain_text("20,000")
         assert_fits_the_viewport(page, "the overview")
+        if viewport == PHONE:
+            save_screenshot(page, "dashboard-phone.png", tmp_path)
         for path, what in [
             ("/jobs", "the job list"), (f"/jobs?queue={LONG_QUEUE}", "a filtered job list"),
             (f"/jobs/{failed}", "a failed job's page"), ("/schedules", "the schedules"),
