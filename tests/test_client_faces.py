@@ -62,12 +62,24 @@ async def test_the_async_client_runs_the_whole_lifecycle(acv: AsyncConveyor) -> 
 
 
 def test_a_client_is_usable_with_start_and_stop(database_url: str, schema: str) -> None:
-    cv = Conveyor(database_url, schema=schema).start()
+    cv = Conveyor(database_url, schema=schema)
+    assert not cv.started
+    cv.start()
     try:
+        assert cv.started
         assert cv.send("q", {}) is not None
     finally:
         cv.stop()
+    assert not cv.started
     cv.stop()  # a second stop does nothing
+
+
+async def test_the_async_client_says_whether_it_is_started(database_url: str, schema: str) -> None:
+    acv = AsyncConveyor(database_url, schema=schema)
+    assert not acv.started
+    async with acv:
+        assert acv.started
+    assert not acv.started
 
 
 @pytest.mark.parametrize("cls", [Conveyor, AsyncConveyor])

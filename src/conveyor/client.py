@@ -186,6 +186,12 @@ class _Client(Generic[Sent]):
         """The PostgreSQL schema holding this client's tables."""
         return self.settings.schema
 
+    @property
+    def started(self) -> bool:
+        """Whether ``start()`` has opened the connection pool (and ``stop()`` not
+        closed it)."""
+        return getattr(self, "_pool", None) is not None
+
     def _pool_options(self) -> dict[str, Any]:
         return {
             "conninfo": self.settings.conninfo(),

@@ -106,9 +106,9 @@ class WebState:
 
     async def client(self) -> AsyncConveyor:
         """The started client (started here on first use)."""
-        if self._client._pool is None:
+        if not self._client.started:
             async with self._lock:
-                if self._client._pool is None:
+                if not self._client.started:
                     await self._client.start()
         return self._client
 
