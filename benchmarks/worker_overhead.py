@@ -23,10 +23,10 @@ from collections.abc import Generator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from conveyor.hooks import Hooks
 from conveyor.job import Job
 from conveyor.queries import Queries
-from conveyor.worker.hooks import Hooks
-from conveyor.worker.registry import Registration
+from conveyor.registry import Registration
 from conveyor.worker.runner import Worker
 
 

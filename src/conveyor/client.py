@@ -42,12 +42,12 @@ from conveyor.errors import (
     InvalidOption,
     NotStarted,
 )
+from conveyor.hooks import Callback
 from conveyor.notify import Wakeup, WakeupThread
 from conveyor.queries import Queries
+from conveyor.registry import HandlerOptions
 from conveyor.tasks import JobCall, Task, TypedTask
 from conveyor.worker import Hooks, Registration, Registry, Worker
-from conveyor.worker.hooks import Callback
-from conveyor.worker.registry import HandlerOptions
 from conveyor.worker.runner import RunOptions, RunWithin
 
 log = logging.getLogger("conveyor")
