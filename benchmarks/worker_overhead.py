@@ -36,6 +36,7 @@ def claimed_row(number: int, now: datetime) -> tuple[Any, ...]:
     return (
         str(uuid.uuid4()), {"n": number}, None, None, None, 0, None, None, now, now, None,
         None, None, 1, None, None, None, None, None, None, None, None, None, None, None, None,
+        None, None,
     )
 
 
