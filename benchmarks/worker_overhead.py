@@ -23,10 +23,10 @@ from collections.abc import Generator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from conveyor.hooks import Hooks
 from conveyor.job import Job
 from conveyor.queries import Queries
-from conveyor.worker.hooks import Hooks
-from conveyor.worker.registry import Registration
+from conveyor.registry import Registration
 from conveyor.worker.runner import Worker
 
 
@@ -36,6 +36,7 @@ def claimed_row(number: int, now: datetime) -> tuple[Any, ...]:
     return (
         str(uuid.uuid4()), {"n": number}, None, None, None, 0, None, None, now, now, None,
         None, None, 1, None, None, None, None, None, None, None, None, None, None, None, None,
+        None, None,
     )
 
 

@@ -23,9 +23,9 @@ from psycopg import sql
 from conveyor import AsyncConveyor, Conveyor, Job, JobState, QueueStats, scheduler
 from conveyor._plan import Operation, Plan
 from conveyor.errors import InvalidArgument
+from conveyor.hooks import HookEvent, Hooks
 from conveyor.leader import Leader, NotLeader, Term, fenced
 from conveyor.maintenance import Maintenance, delete_finished, expire_waiting, snapshot
-from conveyor.worker.hooks import HookEvent, Hooks
 
 QUEUE = "maint"
 T = TypeVar("T")

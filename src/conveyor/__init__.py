@@ -2,6 +2,7 @@
 
 from conveyor.client import AsyncConveyor, Conveyor
 from conveyor.errors import NonRetryableError, PauseGroup, PauseQueue, RetryAfter
+from conveyor.hooks import HookEvent
 from conveyor.job import (
     Group,
     Health,
@@ -18,7 +19,6 @@ from conveyor.job import (
     WorkerInfo,
 )
 from conveyor.migrate import MigrationResult
-from conveyor.worker import HookEvent
 
 __all__ = [
     "AsyncConveyor",

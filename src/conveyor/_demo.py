@@ -29,8 +29,8 @@ from rich.table import Table
 from rich.text import Text
 
 from conveyor.client import AsyncConveyor
+from conveyor.hooks import HookEvent
 from conveyor.job import Job, QueueSummary
-from conveyor.worker.hooks import HookEvent
 
 DOCUMENTS = "demo.documents"
 DEAD_LETTERS = "demo.documents.dead"

@@ -91,7 +91,8 @@ _DIRECT_TYPES: Final = (
     "uuid", "text", "text", "int4", "jsonb", "int4", "interval", "bool", "interval",
     "interval", "timestamptz", "timestamptz", "interval", "text", "text", "text", "jsonb",
 )
-"""The binary COPY types of ``enqueue_direct.sql``'s columns."""
+"""The binary COPY types of ``enqueue_direct.sql``'s columns (checked against the job
+table's by ``tests/test_row_shapes.py``)."""
 
 _NO_DELAY: Final = timedelta(0)
 

@@ -205,7 +205,7 @@ STAGED_TYPES: Final = (
     "interval", "text", "text",
 )
 """The binary COPY types of ``enqueue_stage.sql``'s columns, in ``JobRow`` order:
-a ``JobRow`` is written as it is."""
+a ``JobRow`` is written as it is (``tests/test_row_shapes.py`` checks the three agree)."""
 
 
 

@@ -37,7 +37,8 @@ _new = object.__new__
 
 def job_from_row(row: Sequence[Any]) -> Job:
     """The Job of a row of ``{job_columns}`` (the Job's fields, in order; the id as
-    text, and no errors as NULL, which are cheaper to read than a UUID and ``[]``)."""
+    text, and no errors as NULL, which are cheaper to read than a UUID and ``[]``).
+    ``tests/test_row_shapes.py`` checks the columns, the fields and this unpacking agree."""
     (id_, queue, state, data, output, error, priority, retry_count, retry_limit,
      start_after, created_at, started_at, completed_at, singleton_key, progress, attempt,
      retry_delay, retry_backoff, retry_delay_max, expire_in, keep_until, delete_after,

@@ -15,7 +15,17 @@ import logging
 import typing
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, Concatenate, Generic, Never, ParamSpec, Self, TypeVar, Unpack
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Concatenate,
+    Generic,
+    Never,
+    ParamSpec,
+    Self,
+    TypeVar,
+    Unpack,
+)
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
@@ -42,13 +52,14 @@ from conveyor.errors import (
     InvalidOption,
     NotStarted,
 )
+from conveyor.hooks import Callback, Hooks
 from conveyor.notify import Wakeup, WakeupThread
 from conveyor.queries import Queries
+from conveyor.registry import HandlerOptions, Registration, Registry
 from conveyor.tasks import JobCall, Task, TypedTask
-from conveyor.worker import Hooks, Registration, Registry, Worker
-from conveyor.worker.hooks import Callback
-from conveyor.worker.registry import HandlerOptions
-from conveyor.worker.runner import RunOptions, RunWithin
+
+if TYPE_CHECKING:  # the worker's runtime is imported when a worker runs, not to send
+    from conveyor.worker.runner import RunOptions, RunWithin, Worker
 
 log = logging.getLogger("conveyor")
 
@@ -218,6 +229,8 @@ class _Client(Generic[Sent]):
             )
 
     def _worker(self, run: RunWithin, options: RunOptions) -> Worker:
+        from conveyor.worker.runner import Worker
+
         settings = {k: v for k, v in options.items() if k not in ("queues", "concurrency")}
         if self.settings.pgbouncer:
             # LISTEN holds a server connection's session, which a transaction

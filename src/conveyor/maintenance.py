@@ -32,9 +32,9 @@ from typing import Any
 from conveyor import _validate
 from conveyor._plan import Execute, Operation, Plan
 from conveyor.errors import ConveyorError
+from conveyor.hooks import HookEvent, Hooks
 from conveyor.job import QueueStats
 from conveyor.leader import Leader, NotLeader, Term, fenced
-from conveyor.worker.hooks import HookEvent, Hooks
 
 log = logging.getLogger("conveyor.maintenance")
 

@@ -34,7 +34,7 @@ except ImportError as missing:
     ) from missing
 
 from conveyor.errors import ConfigurationError
-from conveyor.worker.hooks import HookEvent
+from conveyor.hooks import HookEvent
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer

@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING, Final, TypeVar
 import orjson
 
 from conveyor.errors import ConfigurationError, PauseGroup
-from conveyor.worker.control import StopReason
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer, TracerProvider
@@ -165,6 +164,8 @@ def carry_context(function: F) -> F:
 @contextlib.contextmanager
 def _consumer_span(tracer: Tracer, queue: str, call: HandlerCall) -> Iterator[object]:
     from opentelemetry import context, propagate, trace
+
+    from conveyor.worker.control import StopReason  # only workers run spans; senders never
 
     jobs = call.jobs
     sent = [propagate.extract(job.trace_context) for job in jobs if job.trace_context]

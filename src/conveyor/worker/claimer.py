@@ -39,9 +39,9 @@ from typing import Any
 from conveyor import _claims
 from conveyor._plan import Operation
 from conveyor.errors import ConveyorError
+from conveyor.hooks import HookEvent, Hooks
 from conveyor.job import Job
-from conveyor.worker.hooks import HookEvent, Hooks
-from conveyor.worker.registry import Registration
+from conveyor.registry import Registration
 
 log = logging.getLogger("conveyor.worker")
 

@@ -61,18 +61,18 @@ from conveyor.errors import (
     PauseQueue,
     RetryAfter,
 )
+from conveyor.hooks import HookEvent, Hooks
 from conveyor.job import Job, Progress
 from conveyor.leader import holder_name
 from conveyor.maintenance import Maintenance
 from conveyor.notify import Listener
 from conveyor.queries import Queries
+from conveyor.registry import Registration
 from conveyor.worker.claimer import Claimer, Slots
 from conveyor.worker.completer import Completer
 from conveyor.worker.control import NOT_SETTLED, HandlerCall, JobControl, StopReason
-from conveyor.worker.hooks import HookEvent, Hooks
 from conveyor.worker.pool import HandlerPool
 from conveyor.worker.presence import Presence
-from conveyor.worker.registry import Registration
 
 log = logging.getLogger("conveyor.worker")
 

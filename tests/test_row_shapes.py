@@ -1,0 +1,142 @@
+"""Row shapes written twice, once in SQL and once in Python, agree by name and
+order: the positional tuples and binary COPYs that make sends and claims fast
+depend on it, and a field added to one side only fails here, naming the column."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import re
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+
+import psycopg
+
+from conveyor import Conveyor, _enqueue, _options, _rows
+from conveyor.job import Job
+
+CLAIM_KNOWS = ("queue", "state", "lease_expires_at")
+"""The job columns a worker's claim leaves out of its rows (``claimed_jobs``)."""
+
+_TYPE_NAMES = {"integer": "int4", "boolean": "bool", "double precision": "float8"}
+"""SQL's type names as psycopg's binary COPY names them."""
+
+
+def _sql(name: str) -> str:
+    text = (resources.files("conveyor") / "sql" / f"{name}.sql").read_text("utf-8")
+    return re.sub(r"--[^\n]*", "", text)
+
+
+def _top_level_items(text: str) -> list[str]:
+    """``text`` split at the commas outside parentheses."""
+    items, depth, start = [], 0, 0
+    for at, char in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            items.append(text[start:at])
+            start = at + 1
+    items.append(text[start:])
+    return [item.strip() for item in items]
+
+
+def _selected_names(name: str) -> list[str]:
+    """The names of a select list's columns: each one's alias, or its column."""
+    return [re.split(r"\s+AS\s+", item, flags=re.IGNORECASE)[-1].split(".")[-1]
+            for item in _top_level_items(_sql(name))]
+
+
+def _copied_names(name: str) -> list[str]:
+    """The columns a ``COPY ... (columns) FROM STDIN`` statement names."""
+    found = re.search(r"\(([^()]*)\)\s*FROM STDIN", _sql(name))
+    assert found is not None, f"{name}.sql has no COPY column list"
+    return _top_level_items(found.group(1))
+
+
+def _unpacked_names(function: Callable[..., object]) -> list[str]:
+    """The names a function unpacks each row into, in order (``id_`` is ``id``):
+    ``(...) = row`` or ``for (...) in rows``."""
+    tree = ast.parse(inspect.getsource(function))
+    targets = [node.targets[0] for node in ast.walk(tree)
+               if isinstance(node, ast.Assign) and isinstance(node.value, ast.Name)
+               and node.value.id == "row"]
+    targets += [node.target for node in ast.walk(tree) if isinstance(node, ast.For)]
+    unpacked = [target for target in targets if isinstance(target, ast.Tuple)]
+    assert len(unpacked) == 1, f"{function.__name__} should unpack one row"
+    return [element.id.rstrip("_") for element in unpacked[0].elts
+            if isinstance(element, ast.Name)]
+
+
+def _assert_in_step(left_name: str, left: Sequence[str], right_name: str,
+                    right: Sequence[str]) -> None:
+    for position, (one, other) in enumerate(zip(left, right, strict=False)):
+        assert one == other, (
+            f"position {position}: {left_name} has {one!r} where {right_name} has {other!r}")
+    assert len(left) == len(right), (
+        f"{left_name} has {len(left)} columns, {right_name} {len(right)}: "
+        f"{list(left[len(right):]) or list(right[len(left):])} on one side only")
+
+
+def _job_fields() -> list[str]:
+    return [field.name for field in dataclasses.fields(Job) if not field.name.startswith("_")]
+
+
+def test_job_columns_are_the_fields_of_job_in_order() -> None:
+    _assert_in_step("job_columns.sql", _selected_names("job_columns"), "Job", _job_fields())
+
+
+def test_job_from_row_reads_the_job_columns_in_order() -> None:
+    _assert_in_step("job_from_row", _unpacked_names(_rows.job_from_row),
+                    "job_columns.sql", _selected_names("job_columns"))
+
+
+def test_claimed_columns_are_the_job_columns_a_claim_does_not_know() -> None:
+    expected = [name for name in _selected_names("job_columns") if name not in CLAIM_KNOWS]
+    _assert_in_step("claimed_columns.sql", _selected_names("claimed_columns"),
+                    "job_columns.sql less what a claim knows", expected)
+
+
+def test_claimed_jobs_reads_the_claimed_columns_in_order() -> None:
+    _assert_in_step("claimed_jobs", _unpacked_names(_rows.claimed_jobs),
+                    "claimed_columns.sql", _selected_names("claimed_columns"))
+
+
+def test_the_staging_table_has_the_fields_of_job_row_with_the_staged_types() -> None:
+    found = re.search(r"\((.*)\)\s*ON COMMIT DROP", _sql("enqueue_stage"), re.DOTALL)
+    assert found is not None
+    columns = [item.split(None, 1) for item in _top_level_items(found.group(1))]
+    _assert_in_step("enqueue_stage.sql", [name for name, _ in columns],
+                    "JobRow", _options.JobRow._fields)
+    _assert_in_step("enqueue_stage.sql's types",
+                    [_TYPE_NAMES.get(kind, kind) for _, kind in columns],
+                    "STAGED_TYPES", _options.STAGED_TYPES)
+
+
+def test_the_staged_copy_writes_the_fields_of_job_row_in_order() -> None:
+    _assert_in_step("enqueue_copy.sql", _copied_names("enqueue_copy"),
+                    "JobRow", _options.JobRow._fields)
+
+
+def test_the_direct_copy_types_are_the_job_table_types(
+    cv: Conveyor, schema: str, conn: psycopg.Connection
+) -> None:
+    columns = _copied_names("enqueue_direct")
+    types: dict[str, str] = dict(conn.execute(
+        "SELECT column_name, udt_name FROM information_schema.columns"
+        " WHERE table_schema = %s AND table_name = 'job'", (schema,)).fetchall())
+    _assert_in_step("enqueue_direct.sql's column types", [types[name] for name in columns],
+                    "_DIRECT_TYPES", _enqueue._DIRECT_TYPES)
+
+
+def test_direct_records_have_a_value_for_each_direct_column() -> None:
+    defaults = {"now": datetime.now(UTC), "priority": 0, "retry_limit": 2,
+                "retry_delay": timedelta(0), "retry_backoff": False, "retry_delay_max": None,
+                "expire_in": timedelta(minutes=15), "retention": timedelta(days=14),
+                "delete_after": timedelta(days=7), "dead_letter": None}
+    plain = _options.JobRow(None, "{}", *(None,) * 17)
+    direct = _enqueue._Direct("shapes", defaults)
+
+    records = list(direct.records([plain, plain._replace(priority=5)]))
+
+    assert [len(record) for record in records] == [len(_enqueue._DIRECT_TYPES)] * 2
