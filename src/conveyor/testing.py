@@ -37,7 +37,8 @@ from conveyor._plan import Context, Execute, Operation, Plan
 from conveyor.client import AsyncConveyor, Conveyor
 from conveyor.errors import ConveyorError, InvalidArgument
 from conveyor.job import Job, JobState
-from conveyor.worker.runner import RunOptions, RunWithin
+from conveyor.worker.options import RunOptions
+from conveyor.worker.runner import RunWithin
 
 __all__ = [
     "DrainResult",

@@ -8,11 +8,8 @@ it waits for a notification or its poll interval (with jitter). Alongside:
 - each handler call returns what it came to as a value (``execution.py``,
   ``result.py``), which one recorder writes (``recorder.py``): completions and
   failures through a completer, in batches (``completer.py``);
-- a heartbeat, every ``heartbeat_interval``, renews the leases of running attempts,
-  stores their progress, and stops the handlers of jobs that were cancelled,
-  rescued or deleted;
-- a rescue pass, every ``rescue_interval``, settles jobs whose lease lapsed (their
-  worker died) as failed attempts, so crash recovery needs nothing but workers;
+- heartbeats renew the leases of running attempts, and a rescue pass settles the
+  jobs of dead workers (``leases.py``);
 - a listener turns notifications into wake-ups (``notify.py``), unless the worker
   polls only (``listen=False``, for PgBouncer in transaction mode).
 
@@ -39,16 +36,15 @@ import contextlib
 import functools
 import gc
 import logging
-import random
 import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
-from typing import Any, Protocol, TypedDict, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from conveyor import _claims, _validate, scheduler
+from conveyor import _validate, scheduler
 from conveyor._plan import Operation
-from conveyor.errors import ConveyorError, LeaseExpired
+from conveyor.errors import ConveyorError
 from conveyor.hooks import HookEvent, Hooks
 from conveyor.job import Job
 from conveyor.leader import holder_name
@@ -60,9 +56,11 @@ from conveyor.worker.claimer import Claimer, Slots
 from conveyor.worker.completer import Completer
 from conveyor.worker.control import HandlerCall, JobControl, StopReason
 from conveyor.worker.execution import HandlerExecutor
+from conveyor.worker.leases import Leases
+from conveyor.worker.options import WORKER_DEFAULTS
 from conveyor.worker.pool import HandlerPool
 from conveyor.worker.presence import Presence
-from conveyor.worker.recorder import STOP_GRACE, Recorder, progress_json
+from conveyor.worker.recorder import STOP_GRACE, Recorder
 from conveyor.worker.result import Result
 
 log = logging.getLogger("conveyor.worker")
@@ -78,76 +76,12 @@ class RunWithin(Protocol):
     def __call__(self, op: Operation[Any], deadline: float | None = None) -> Awaitable[Any]: ...
 
 
-_RESCUE_BATCH = 500
 
 
 def _chunks(items: list[T], size: int) -> Iterable[list[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
-
-class WorkerOptions(TypedDict, total=False):
-    """How a worker runs; every option has a default (``WORKER_DEFAULTS``).
-
-    - ``shutdown_timeout`` (30 s): how long running handlers may finish when
-      stopping; jobs still running then go back to their queue uncounted.
-    - ``listen`` (True): wake up on notifications; False polls only (PgBouncer in
-      transaction mode).
-    - ``lease`` (30 s): how long an attempt's lease lasts between heartbeats, at most
-      the job's ``expire_in``; a dead worker's jobs are rescued after about this.
-    - ``heartbeat_interval`` (0.5 s): how often leases, progress, time limits and
-      cancellations are synced.
-    - ``rescue_interval`` (15 s): how often lapsed leases are looked for.
-    - ``handle_signals`` (True): stop on SIGTERM and SIGINT when in the main thread.
-    - ``tune_gc`` (True): while the worker runs, the garbage collector skips the
-      objects alive when it started and collects new ones ten times less often
-      (see ``_fewer_collections``); False leaves the collector alone.
-    - ``maintenance`` (True): stand for election as the leader that runs cron
-      schedules, retention and statistics (``maintenance.py``); one process of all
-      those with it on leads at a time.
-    - ``leader_lease`` (15 s): how long the leader's lease lasts; a dead leader is
-      replaced after about this long.
-    - ``maintenance_interval`` (60 s): how often finished jobs past ``delete_after``
-      are deleted and waiting jobs past ``retention`` fail.
-    - ``stats_interval`` (60 s): how often a statistics snapshot of every queue is
-      taken (``get_stats``, the ``stats`` hook).
-    - ``stats_retention`` (7 days): how long snapshots are kept.
-    - ``backlog_warning`` (10,000): warn (log and ``warning`` hook) when a queue has
-      more jobs waiting; 0 never warns.
-    """
-
-    shutdown_timeout: float
-    listen: bool
-    lease: float
-    heartbeat_interval: float
-    rescue_interval: float
-    handle_signals: bool
-    tune_gc: bool
-    maintenance: bool
-    leader_lease: float
-    maintenance_interval: float
-    stats_interval: float
-    stats_retention: float
-    backlog_warning: int
-
-
-class RunOptions(WorkerOptions, total=False):
-    """``run()``'s options: the worker's, and which registrations to run.
-
-    - ``queues``: run only these queues' handlers.
-    - ``concurrency``: override every queue's concurrency.
-    """
-
-    queues: Iterable[str] | None
-    concurrency: int | None
-
-
-WORKER_DEFAULTS: WorkerOptions = {
-    "shutdown_timeout": 30.0, "listen": True, "lease": 30.0, "heartbeat_interval": 0.5,
-    "rescue_interval": 15.0, "handle_signals": True, "tune_gc": True,
-    "maintenance": True, "leader_lease": 15.0, "maintenance_interval": 60.0,
-    "stats_interval": 60.0, "stats_retention": 7 * 86_400.0, "backlog_warning": 10_000,
-}
 
 _PYTHON_GC_THRESHOLDS = (700, 10, 10)
 _WORKER_GC_THRESHOLDS = (7000, 10, 10)
@@ -195,7 +129,7 @@ class Worker:
         hooks: Hooks,
         options: Mapping[str, Any],
     ) -> None:
-        """``options``: any of :class:`WorkerOptions`; others raise ``UnknownOption``."""
+        """``options``: any of ``options.WorkerOptions``; others raise ``UnknownOption``."""
         _validate.unknown_options(
             {k: v for k, v in options.items() if k not in WORKER_DEFAULTS}, WORKER_DEFAULTS
         )
@@ -215,8 +149,6 @@ class Worker:
             settings["shutdown_timeout"], "shutdown_timeout")
         self._listen = _validate.boolean(settings["listen"], "listen")
         self._lease = _validate.positive_duration(settings["lease"], "lease")
-        self._heartbeat_interval = _seconds(settings, "heartbeat_interval")
-        self._rescue_interval = _seconds(settings, "rescue_interval")
         self._handle_signals = _validate.boolean(settings["handle_signals"], "handle_signals")
         self._tune_gc = _validate.boolean(settings["tune_gc"], "tune_gc")
         self._maintenance = Maintenance(
@@ -235,6 +167,11 @@ class Worker:
             [reg.queue for reg in registrations],
             sum(reg.concurrency for reg in registrations))
         self._running: dict[str, JobControl] = {}
+        self._leases = Leases(
+            self._run, self._running, lease=self._lease,
+            heartbeat_interval=_seconds(settings, "heartbeat_interval"),
+            rescue_interval=_seconds(settings, "rescue_interval"),
+            max_payload_bytes=max_payload_bytes, schema=queries.schema)
         self._pools: dict[str, HandlerPool[Result]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: int | None = None
@@ -329,8 +266,10 @@ class Worker:
             completer_task = asyncio.create_task(completer.run(), name="conveyor-completer")
             for pool in self._pools.values():
                 pool.start()
-            background.append(asyncio.create_task(self._heartbeats(), name="conveyor-heartbeat"))
-            background.append(asyncio.create_task(self._rescues(), name="conveyor-rescue"))
+            background.append(asyncio.create_task(
+                self._leases.heartbeats(), name="conveyor-heartbeat"))
+            background.append(asyncio.create_task(
+                self._leases.rescues(), name="conveyor-rescue"))
             background.append(asyncio.create_task(self.presence.run(), name="conveyor-presence"))
             if self._maintenance is not None:
                 background.append(asyncio.create_task(
@@ -464,47 +403,6 @@ class Worker:
         else:  # a thread or process cannot be interrupted: its slot stays taken
             loop = asyncio.get_running_loop()
             thread.add_done_callback(lambda _: loop.call_soon_threadsafe(slots.give))
-
-    # --- heartbeats and rescue ---------------------------------------------------------
-
-    async def _heartbeats(self) -> None:
-        while True:
-            await asyncio.sleep(self._heartbeat_interval)
-            controls = list(self._running.values())
-            if not controls:
-                continue
-            now = time.monotonic()
-            for control in controls:  # time limits, checked at every beat
-                if control.deadline <= now:
-                    control.stop(StopReason.TIMED_OUT)
-            progress = [progress_json(control, self._max_payload) for control in controls]
-            plan = _claims.heartbeat([c.id for c in controls],
-                                     [c.attempt for c in controls], progress, self._lease)
-            try:
-                held = await self._run(Operation(plan))
-            except ConveyorError as exc:
-                log.warning("heartbeat failed (%s); leases renew at the next one", exc)
-                continue
-            for control in controls:
-                if control.id not in held and control.id in self._running:
-                    control.stop(StopReason.CANCELLED)
-
-    async def _rescues(self) -> None:
-        error = _validate.error_json(
-            LeaseExpired("the worker running this attempt stopped renewing its lease"),
-            self._max_payload,
-        )
-        while True:
-            await asyncio.sleep(self._rescue_interval * random.uniform(0.5, 1.5))
-            try:
-                rescued = await self._run(
-                    Operation(_claims.rescue(_RESCUE_BATCH, error, self._queries.schema),
-                              atomic=True))
-            except ConveyorError as exc:
-                log.warning("rescue pass failed (%s)", exc)
-                continue
-            if rescued:
-                log.warning("rescued %d jobs whose lease lapsed", rescued)
 
     # --- signals -------------------------------------------------------------------------
 
