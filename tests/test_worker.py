@@ -196,7 +196,7 @@ async def test_calls_that_never_wait_are_run_by_one_runner_without_waking_the_re
     async def execute(call: HandlerCall) -> None:
         runners.append(call.task)
 
-    pool = HandlerPool("q", 100, execute)
+    pool = HandlerPool("q", 100, execute, lambda call, result: None, lambda call: None)
     pool.start()
     await asyncio.sleep(0)  # the runners go idle
     loop = asyncio.get_running_loop()

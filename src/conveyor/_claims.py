@@ -193,6 +193,18 @@ class Outcome(NamedTuple):
     progress: str | None = None
 
 
+_new_tuple = tuple.__new__
+
+
+def completion(
+    *, id: uuid.UUID | str, attempt: int | None, output: str | None, progress: str | None
+) -> Outcome:
+    """``Outcome(id=..., attempt=..., output=..., progress=...)`` in a third less
+    time: one is made for every job a worker completes, and a NamedTuple's own
+    constructor is slow with keyword arguments."""
+    return _new_tuple(Outcome, (id, attempt, output, None, None, False, progress))
+
+
 def _sparse(values: list[str | None]) -> list[str | None] | None:
     """``values``, or a NULL array when all are NULL (common: no outputs, no
     progress), which unnest pads with NULLs, instead of adapting one NULL per job."""

@@ -59,7 +59,8 @@ from conveyor.registry import HandlerOptions, Registration, Registry
 from conveyor.tasks import JobCall, Task, TypedTask
 
 if TYPE_CHECKING:  # the worker's runtime is imported when a worker runs, not to send
-    from conveyor.worker.runner import RunOptions, RunWithin, Worker
+    from conveyor.worker.options import RunOptions
+    from conveyor.worker.runner import RunWithin, Worker
 
 log = logging.getLogger("conveyor")
 

@@ -37,9 +37,8 @@ from conveyor._plan import Context, Execute, Operation, Plan
 from conveyor.client import AsyncConveyor, Conveyor
 from conveyor.errors import ConveyorError, InvalidArgument
 from conveyor.job import Job, JobState
-from conveyor.worker.completer import Completer
-from conveyor.worker.control import HandlerCall
-from conveyor.worker.runner import RunOptions, RunWithin
+from conveyor.worker.options import RunOptions
+from conveyor.worker.runner import RunWithin
 
 __all__ = [
     "DrainResult",
@@ -80,14 +79,6 @@ class DrainResult:
     """Every job that ran, as the drain left it, in the order they first ran."""
 
 
-class _OneCallAtATime:
-    """The slots of a drained call: calls run one after another, so there is
-    nothing to hand back when one ends."""
-
-    def give(self) -> None:
-        return None
-
-
 def _make_due(queue: str) -> Plan[int]:
     count: int = yield Execute("jobs_make_due", {"queue": queue}, fetch="none")
     return count
@@ -99,7 +90,7 @@ async def _drain(
 ) -> DrainResult:
     """The one implementation behind :func:`drain` and :func:`adrain`.
 
-    Each call goes through the worker's own ``_execute``: the handler's result or
+    Each call goes through the worker's ``run_call``: the handler's result or
     exception becomes a completion, a retry (``RetryAfter`` and the job's retry
     policy), a final failure (``NonRetryableError``, ``InvalidPayload``) or a pause
     (``PauseGroup``) exactly as under ``run()``, written by a completer, with the
@@ -115,7 +106,7 @@ async def _drain(
     try:
         while attempts < limit:
             before = attempts
-            for reg in worker._registrations:
+            for reg in worker.registrations:
                 if attempts >= limit:
                     break
                 if make_due:
@@ -125,12 +116,7 @@ async def _drain(
                 if not jobs:
                     continue
                 attempts += len(jobs)
-                call = HandlerCall(jobs, interruptible=reg.executor == "async")
-                call.slots = _OneCallAtATime()
-                completer = Completer(run, context.queries.schema)
-                await worker._execute(reg, call, completer=completer)
-                completer.close()
-                await completer.run()
+                await worker.run_call(reg, jobs)
                 for job in jobs:
                     stored: Job | None = await run(_admin.get_job(context, job.id))
                     if stored is None:  # the handler deleted its own job
@@ -142,8 +128,7 @@ async def _drain(
             if attempts == before:
                 break
     finally:
-        for executor in worker._executors.values():
-            executor.shutdown(wait=True)
+        worker.close()
     return DrainResult(completed=counts[JobState.COMPLETED], retried=counts[JobState.RETRY],
                        failed=counts[JobState.FAILED], jobs=list(ran.values()))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from concurrent.futures import Future
 from enum import Enum
 from typing import Any
 
@@ -93,7 +94,7 @@ class HandlerCall:
     """One call of a handler: one job, or a batch. It is stopped as a whole."""
 
     __slots__ = ("controls", "in_handler", "interruptible", "jobs", "settled", "slots",
-                 "stop_reason", "task")
+                 "started", "stop_reason", "task", "thread")
 
     def __init__(self, jobs: list[Job], interruptible: bool, now: float | None = None) -> None:
         """``now``: ``time.monotonic()``, from which the jobs' time limits run; one
@@ -113,6 +114,11 @@ class HandlerCall:
         """Whether the handler completed any of its jobs in its own transaction."""
         self.slots: Any = None
         """The queue's slots (``claimer.Slots``), given back when the call is over."""
+        self.started = now
+        """When the call began to run (``time.monotonic()``), for its duration."""
+        self.thread: Future[Any] | None = None
+        """The thread or process running the handler, which cannot be interrupted:
+        its slot is given back only once it returns."""
 
     def stop(self, reason: StopReason) -> None:
         """The first reason given wins. An async handler is cancelled at once. A

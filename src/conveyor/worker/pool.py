@@ -8,6 +8,10 @@ going back to the event loop. The runner's task is the call's task while it
 runs, so stopping a call (``HandlerCall.stop``) cancels the runner's current
 await; the runner then goes on with the next call.
 
+A runner executes a call (to its result), records the result, and finishes the
+call, in its own task: no coroutine is made per call beyond the execution's, and
+none to record a result that can be recorded at once (``record`` returns None).
+
 Waking a runner costs a turn of the event loop (a future resolved, the task
 stepped), as much as a short call itself. So runners are woken as they are
 needed, not one per call: a submitted call wakes one idle runner when none is
@@ -24,20 +28,30 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
 
 from conveyor.worker.control import HandlerCall
 
-Execute = Callable[[HandlerCall], Awaitable[None]]
+R = TypeVar("R")
 
 _RAMP = 2
 """Idle runners a woken runner wakes when calls are still waiting after its first."""
 
 
-class HandlerPool:
-    def __init__(self, name: str, size: int, execute: Execute) -> None:
+class HandlerPool(Generic[R]):
+    def __init__(
+        self, name: str, size: int, execute: Callable[[HandlerCall], Awaitable[R]],
+        record: Callable[[HandlerCall, R], Awaitable[None] | None],
+        finish: Callable[[HandlerCall], None],
+    ) -> None:
+        """``execute`` runs a call to its result, ``record`` writes the result
+        (returning what is left to await, if anything), ``finish`` is called when
+        the call is over, whether or not it got that far."""
         self._name = name
         self._size = size
         self._execute = execute
+        self._record = record
+        self._finish = finish
         self._line: deque[HandlerCall] = deque()
         self._idle: deque[asyncio.Future[None]] = deque()
         self._waking = 0
@@ -97,8 +111,11 @@ class HandlerPool:
                         self._wake(min(_RAMP, len(line)))
                 call.task = task
                 try:
-                    await self._execute(call)
+                    rest = self._record(call, await self._execute(call))
+                    if rest is not None:
+                        await rest
                 finally:
+                    self._finish(call)
                     self.active -= 1
                     if not self.active:
                         self._empty.set()

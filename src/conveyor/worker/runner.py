@@ -5,12 +5,11 @@ as many jobs as it has free slots (``concurrency``, times ``batch_size`` for bat
 handlers) in one statement; after a full claim it claims again at once, otherwise
 it waits for a notification or its poll interval (with jitter). Alongside:
 
-- a completer writes outcomes in batches (``completer.py``);
-- a heartbeat, every ``heartbeat_interval``, renews the leases of running attempts,
-  stores their progress, and stops the handlers of jobs that were cancelled,
-  rescued or deleted;
-- a rescue pass, every ``rescue_interval``, settles jobs whose lease lapsed (their
-  worker died) as failed attempts, so crash recovery needs nothing but workers;
+- each handler call returns what it came to as a value (``execution.py``,
+  ``result.py``), which one recorder writes (``recorder.py``): completions and
+  failures through a completer, in batches (``completer.py``);
+- heartbeats renew the leases of running attempts, and a rescue pass settles the
+  jobs of dead workers (``leases.py``);
 - a listener turns notifications into wake-ups (``notify.py``), unless the worker
   polls only (``listen=False``, for PgBouncer in transaction mode).
 
@@ -37,32 +36,17 @@ import contextlib
 import functools
 import gc
 import logging
-import random
 import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import replace
-from datetime import timedelta
-from typing import Any, Protocol, TypedDict, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from conveyor import _claims, _flow, _validate, scheduler, tracing
-from conveyor._claims import Outcome
+from conveyor import _validate, scheduler
 from conveyor._plan import Operation
-from conveyor.errors import (
-    ConveyorError,
-    InvalidOption,
-    InvalidPayload,
-    JobTimeout,
-    LeaseExpired,
-    NonRetryableError,
-    PauseGroup,
-    PauseQueue,
-    RetryAfter,
-)
+from conveyor.errors import ConveyorError
 from conveyor.hooks import HookEvent, Hooks
-from conveyor.job import Job, Progress
+from conveyor.job import Job
 from conveyor.leader import holder_name
 from conveyor.maintenance import Maintenance
 from conveyor.notify import Listener
@@ -70,9 +54,14 @@ from conveyor.queries import Queries
 from conveyor.registry import Registration
 from conveyor.worker.claimer import Claimer, Slots
 from conveyor.worker.completer import Completer
-from conveyor.worker.control import NOT_SETTLED, HandlerCall, JobControl, StopReason
+from conveyor.worker.control import HandlerCall, JobControl, StopReason
+from conveyor.worker.execution import HandlerExecutor
+from conveyor.worker.leases import Leases
+from conveyor.worker.options import WORKER_DEFAULTS
 from conveyor.worker.pool import HandlerPool
 from conveyor.worker.presence import Presence
+from conveyor.worker.recorder import STOP_GRACE, Recorder
+from conveyor.worker.result import Result
 
 log = logging.getLogger("conveyor.worker")
 
@@ -87,77 +76,12 @@ class RunWithin(Protocol):
     def __call__(self, op: Operation[Any], deadline: float | None = None) -> Awaitable[Any]: ...
 
 
-_RESCUE_BATCH = 500
-_STOP_GRACE = 10.0  # seconds for the final writes when stopping
 
 
 def _chunks(items: list[T], size: int) -> Iterable[list[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
-
-class WorkerOptions(TypedDict, total=False):
-    """How a worker runs; every option has a default (``WORKER_DEFAULTS``).
-
-    - ``shutdown_timeout`` (30 s): how long running handlers may finish when
-      stopping; jobs still running then go back to their queue uncounted.
-    - ``listen`` (True): wake up on notifications; False polls only (PgBouncer in
-      transaction mode).
-    - ``lease`` (30 s): how long an attempt's lease lasts between heartbeats, at most
-      the job's ``expire_in``; a dead worker's jobs are rescued after about this.
-    - ``heartbeat_interval`` (0.5 s): how often leases, progress, time limits and
-      cancellations are synced.
-    - ``rescue_interval`` (15 s): how often lapsed leases are looked for.
-    - ``handle_signals`` (True): stop on SIGTERM and SIGINT when in the main thread.
-    - ``tune_gc`` (True): while the worker runs, the garbage collector skips the
-      objects alive when it started and collects new ones ten times less often
-      (see ``_fewer_collections``); False leaves the collector alone.
-    - ``maintenance`` (True): stand for election as the leader that runs cron
-      schedules, retention and statistics (``maintenance.py``); one process of all
-      those with it on leads at a time.
-    - ``leader_lease`` (15 s): how long the leader's lease lasts; a dead leader is
-      replaced after about this long.
-    - ``maintenance_interval`` (60 s): how often finished jobs past ``delete_after``
-      are deleted and waiting jobs past ``retention`` fail.
-    - ``stats_interval`` (60 s): how often a statistics snapshot of every queue is
-      taken (``get_stats``, the ``stats`` hook).
-    - ``stats_retention`` (7 days): how long snapshots are kept.
-    - ``backlog_warning`` (10,000): warn (log and ``warning`` hook) when a queue has
-      more jobs waiting; 0 never warns.
-    """
-
-    shutdown_timeout: float
-    listen: bool
-    lease: float
-    heartbeat_interval: float
-    rescue_interval: float
-    handle_signals: bool
-    tune_gc: bool
-    maintenance: bool
-    leader_lease: float
-    maintenance_interval: float
-    stats_interval: float
-    stats_retention: float
-    backlog_warning: int
-
-
-class RunOptions(WorkerOptions, total=False):
-    """``run()``'s options: the worker's, and which registrations to run.
-
-    - ``queues``: run only these queues' handlers.
-    - ``concurrency``: override every queue's concurrency.
-    """
-
-    queues: Iterable[str] | None
-    concurrency: int | None
-
-
-WORKER_DEFAULTS: WorkerOptions = {
-    "shutdown_timeout": 30.0, "listen": True, "lease": 30.0, "heartbeat_interval": 0.5,
-    "rescue_interval": 15.0, "handle_signals": True, "tune_gc": True,
-    "maintenance": True, "leader_lease": 15.0, "maintenance_interval": 60.0,
-    "stats_interval": 60.0, "stats_retention": 7 * 86_400.0, "backlog_warning": 10_000,
-}
 
 _PYTHON_GC_THRESHOLDS = (700, 10, 10)
 _WORKER_GC_THRESHOLDS = (7000, 10, 10)
@@ -205,7 +129,7 @@ class Worker:
         hooks: Hooks,
         options: Mapping[str, Any],
     ) -> None:
-        """``options``: any of :class:`WorkerOptions`; others raise ``UnknownOption``."""
+        """``options``: any of ``options.WorkerOptions``; others raise ``UnknownOption``."""
         _validate.unknown_options(
             {k: v for k, v in options.items() if k not in WORKER_DEFAULTS}, WORKER_DEFAULTS
         )
@@ -225,8 +149,6 @@ class Worker:
             settings["shutdown_timeout"], "shutdown_timeout")
         self._listen = _validate.boolean(settings["listen"], "listen")
         self._lease = _validate.positive_duration(settings["lease"], "lease")
-        self._heartbeat_interval = _seconds(settings, "heartbeat_interval")
-        self._rescue_interval = _seconds(settings, "rescue_interval")
         self._handle_signals = _validate.boolean(settings["handle_signals"], "handle_signals")
         self._tune_gc = _validate.boolean(settings["tune_gc"], "tune_gc")
         self._maintenance = Maintenance(
@@ -245,14 +167,52 @@ class Worker:
             [reg.queue for reg in registrations],
             sum(reg.concurrency for reg in registrations))
         self._running: dict[str, JobControl] = {}
-        self._pools: dict[str, HandlerPool] = {}
-        self._to_release: list[JobControl] = []
+        self._leases = Leases(
+            self._run, self._running, lease=self._lease,
+            heartbeat_interval=_seconds(settings, "heartbeat_interval"),
+            rescue_interval=_seconds(settings, "rescue_interval"),
+            max_payload_bytes=max_payload_bytes, schema=queries.schema)
+        self._pools: dict[str, HandlerPool[Result]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: int | None = None
         self._stopping: asyncio.Event | None = None
         self._forced: asyncio.Event | None = None
-        self._executors: dict[str, Executor] = {}
+        self._executor = HandlerExecutor(registrations, hooks, max_payload_bytes)
         self.finished = threading.Event()
+
+    # --- one call at a time, without the loops (``conveyor.testing``) -----------------
+
+    @property
+    def registrations(self) -> list[Registration]:
+        """The handlers this worker runs, one per queue."""
+        return self._registrations
+
+    async def run_call(self, reg: Registration, jobs: list[Job]) -> Result:
+        """Run one handler call of ``jobs`` (claimed from ``reg``'s queue) in the
+        caller's task, record what it came to exactly as under ``run()``, and return
+        it once every write is done. Call ``close()`` after the last one."""
+        completer = Completer(self._run, self._queries.schema)
+        recorder = self._recorder(completer)
+        call = HandlerCall(jobs, interruptible=reg.executor == "async")
+        try:
+            result = await self._executor.execute(reg, call)
+            rest = recorder.record(call, result)
+            if rest is not None:
+                await rest
+        finally:
+            call.finish()
+            completer.close()
+            await completer.run()
+        return result
+
+    def _recorder(self, completer: Completer) -> Recorder:
+        return Recorder(self._run, completer, self._hooks, schema=self._queries.schema,
+                        max_payload_bytes=self._max_payload)
+
+    def close(self) -> None:
+        """After ``run_call``: shut the thread and process pools down, once their
+        handlers have returned."""
+        self._executor.close(wait=True)
 
     # --- control ---------------------------------------------------------------------
 
@@ -286,14 +246,17 @@ class Worker:
         self._forced = asyncio.Event()
         completer = Completer(self._run, self._queries.schema,
                               written=lambda: self._wake_held_back(claimers))
+        recorder = self._recorder(completer)
         self._pools = {
-            reg.queue: HandlerPool(reg.queue, reg.concurrency, functools.partial(
-                self._execute, reg, completer=completer))
+            reg.queue: HandlerPool(reg.queue, reg.concurrency,
+                                   functools.partial(self._executor.execute, reg),
+                                   recorder.record, self._finish)
             for reg in self._registrations
         }
+        start = functools.partial(self._start, recorder)
         claimers = {
             reg.queue: Claimer(reg, run=self._run, lease=self._lease, hooks=self._hooks,
-                               stopping=self._stopping, start=self._start,
+                               stopping=self._stopping, start=start,
                                schema=self._queries.schema)
             for reg in self._registrations
         }
@@ -303,8 +266,10 @@ class Worker:
             completer_task = asyncio.create_task(completer.run(), name="conveyor-completer")
             for pool in self._pools.values():
                 pool.start()
-            background.append(asyncio.create_task(self._heartbeats(), name="conveyor-heartbeat"))
-            background.append(asyncio.create_task(self._rescues(), name="conveyor-rescue"))
+            background.append(asyncio.create_task(
+                self._leases.heartbeats(), name="conveyor-heartbeat"))
+            background.append(asyncio.create_task(
+                self._leases.rescues(), name="conveyor-rescue"))
             background.append(asyncio.create_task(self.presence.run(), name="conveyor-presence"))
             if self._maintenance is not None:
                 background.append(asyncio.create_task(
@@ -327,11 +292,10 @@ class Worker:
                 claimer.stop()
             await asyncio.gather(*loops, return_exceptions=True)
             await self._drain()
-            if self._to_release:
-                await self._release()
+            await recorder.release()
             completer.close()
             try:
-                await asyncio.wait_for(completer_task, _STOP_GRACE)
+                await asyncio.wait_for(completer_task, STOP_GRACE)
             except TimeoutError:
                 log.error("gave up writing %d outcomes; their jobs will be rescued",
                           completer.backlog)
@@ -344,8 +308,7 @@ class Worker:
             await self.presence.leave()
             await asyncio.gather(*(pool.close() for pool in self._pools.values()))
             self._remove_signals()
-            for executor in self._executors.values():
-                executor.shutdown(wait=False, cancel_futures=True)
+            self._executor.close(wait=False)
             self._loop = None
         await self._hooks.emit(HookEvent("worker_stopped"))
         log.info("worker stopped")
@@ -381,22 +344,11 @@ class Worker:
             log.warning("stopping %d handler calls that did not finish in time", self._active)
             for control in list(self._running.values()):
                 control.stop(StopReason.SHUTDOWN)
-            await self._calls_done(_STOP_GRACE)
+            await self._calls_done(STOP_GRACE)
         if self._active:
             log.error(
                 "%d thread or process handlers ignored job.cancelled; their jobs stay "
                 "active and are rescued when their leases lapse", self._active)
-
-    async def _release(self) -> None:
-        controls, self._to_release = self._to_release, []
-        plan = _claims.release([c.id for c in controls], [c.attempt for c in controls],
-                               self._queries.schema)
-        try:
-            count = await asyncio.wait_for(self._run(Operation(plan)), _STOP_GRACE)
-            log.info("handed %d unfinished jobs back to their queues", count)
-        except (ConveyorError, TimeoutError) as exc:
-            log.error("could not hand %d jobs back (%s); they will be rescued when their "
-                      "leases lapse", len(controls), exc)
 
     # --- claiming --------------------------------------------------------------------
 
@@ -417,7 +369,9 @@ class Worker:
         elif queue in claimers:
             claimers[queue].wake.set()
 
-    def _start(self, reg: Registration, slots: Slots, jobs: list[Job]) -> int:
+    def _start(
+        self, recorder: Recorder, reg: Registration, slots: Slots, jobs: list[Job]
+    ) -> int:
         """Start a handler call per job (per batch for batch handlers); jobs claimed
         while stopping go back to their queue. Returns how many calls started."""
         interruptible, now = reg.executor == "async", time.monotonic()
@@ -425,7 +379,7 @@ class Worker:
         calls = [HandlerCall(chunk, interruptible, now) for chunk in chunks]
         if self._stopping is None or self._stopping.is_set():
             for call in calls:
-                self._to_release.extend(call.controls)
+                recorder.hand_back(call.controls)
             return 0
         running = self._running
         for call in calls:
@@ -438,260 +392,17 @@ class Worker:
 
     # --- running one handler call ------------------------------------------------------
 
-    def _executor(self, kind: str) -> Executor:
-        if kind not in self._executors:
-            workers = sum(r.concurrency for r in self._registrations if r.executor == kind)
-            self._executors[kind] = (
-                ThreadPoolExecutor(max_workers=workers, thread_name_prefix="conveyor")
-                if kind == "thread" else ProcessPoolExecutor(max_workers=workers)
-            )
-        return self._executors[kind]
-
-    def _argument(self, reg: Registration, call: HandlerCall) -> Any:
-        jobs = call.jobs
-        if reg.executor == "process":  # a job crossing into a process goes without control
-            jobs = [replace(job, _control=None, progress=Progress(job.progress)) for job in jobs]
-        return jobs if reg.batch_size > 1 else jobs[0]
-
-    async def _execute(
-        self, reg: Registration, call: HandlerCall, *, completer: Completer
-    ) -> None:
-        """Run one handler call and hand its outcome to the completer. The call's task
-        is cancelled (by ``HandlerCall.stop``) only while the handler runs."""
-        started = time.monotonic()
-        slots = call.slots
-        in_thread: Future[Any] | None = None
-        try:
-            if call.stop_reason is not None:  # stopped while waiting for a runner
-                await self._stopped(call.stop_reason, call, completer, started)
-                return
-            if self._hooks.wants("job_started"):
-                for job in call.jobs:
-                    await self._hooks.emit(HookEvent("job_started", job=job))
-            argument = self._argument(reg, call)
-            call.in_handler = True
-            try:
-                if reg.executor == "async" and not tracing.enabled():
-                    result = await reg.handler(argument)  # the common case, without a span
-                else:
-                    with tracing.running(reg.queue, call):
-                        if reg.executor == "async":
-                            result = await reg.handler(argument)
-                        else:
-                            handler = (reg.handler if reg.executor == "process"
-                                       else tracing.carry_context(reg.handler))
-                            in_thread = self._executor(reg.executor).submit(handler, argument)
-                            result = await asyncio.wrap_future(in_thread)
-            except asyncio.CancelledError:
-                call.in_handler = False
-                reason = call.stop_reason
-                if reason is None:  # not ours: the worker itself is being cancelled
-                    raise
-                current = asyncio.current_task()
-                if current is not None:
-                    current.uncancel()
-                await self._stopped(reason, call, completer, started)
-            except Exception as exc:  # the handler's own failure
-                call.in_handler = False
-                if call.stop_reason is StopReason.SHUTDOWN:  # interrupted: hand it back
-                    await self._stopped(StopReason.SHUTDOWN, call, completer, started)
-                elif isinstance(exc, PauseGroup):
-                    await self._paused(reg, exc, call, completer, started)
-                else:
-                    await self._failed(exc, call, completer, started)
-            else:
-                call.in_handler = False
-                if call.stop_reason is StopReason.SHUTDOWN:  # may have returned early
-                    await self._stopped(StopReason.SHUTDOWN, call, completer, started)
-                elif (rest := self._complete(result, call, completer, started)) is not None:
-                    await rest
-        finally:
-            for control in call.controls:
-                self._running.pop(control.id, None)
-            call.finish()
-            if in_thread is None or in_thread.done():
-                slots.give()
-            else:  # a thread or process cannot be interrupted: its slot stays taken
-                loop = asyncio.get_running_loop()
-                in_thread.add_done_callback(lambda _: loop.call_soon_threadsafe(slots.give))
-
-    def _complete(
-        self, result: Any, call: HandlerCall, completer: Completer, started: float
-    ) -> Awaitable[None] | None:
-        """Hands a call's completion to the completer. Returns what is left to await
-        (an output that does not encode, a full backlog, the ``job_completed``
-        hook), or None: the common case, done without a coroutine."""
-        if call.settled:
-            return self._settled(result, call, started)
-        try:
-            output = _validate.encode_json(result, self._max_payload, "output")
-        except InvalidPayload as exc:
-            return self._failed(exc, call, completer, started)
-        outcomes = [Outcome(c.id, c.attempt, output, None, None, False, self._last_progress(c))
-                    for c in call.controls]
-        offered = completer.offer(outcomes)
-        if offered and not self._hooks.wants("job_completed"):
-            return None
-        return self._completed(result, outcomes, offered, call, completer, started)
-
-    async def _completed(
-        self, result: Any, outcomes: list[Outcome], offered: bool, call: HandlerCall,
-        completer: Completer, started: float,
-    ) -> None:
-        """The rest of a completion: room in the completer's backlog, then the hook."""
-        if not offered:
-            await completer.add(outcomes)
-        if self._hooks.wants("job_completed"):
-            duration = time.monotonic() - started
-            for job in call.jobs:
-                await self._hooks.emit(HookEvent("job_completed", job=job, output=result,
-                                                 duration=duration))
-
-    async def _settled(self, result: Any, call: HandlerCall, started: float) -> None:
-        """The rest of a call whose handler completed its job(s) in its own
-        transaction (``complete(job, output, conn=...)``): the returned output for a
-        job completed without one, and the completion of a job still active (the
-        handler's transaction rolled back, and it returned all the same), in one
-        fenced statement (``complete_settled.sql``)."""
-        try:
-            returned = _validate.encode_json(result, self._max_payload, "output")
-        except InvalidPayload as exc:
-            returned = None
-            await self._warn(f"{exc}; the handler had completed its job itself, "
-                             "which keeps the output it gave")
-        outcomes = []
+    def _finish(self, call: HandlerCall) -> None:
+        """A call is over: its jobs stop running, and its slot is given back."""
         for control in call.controls:
-            given = control.settled_output
-            if given is NOT_SETTLED or given is None:
-                given = returned
-            elif returned is not None and returned != given:
-                await self._warn(
-                    f"job {control.id} was completed by its handler's own transaction with "
-                    "an output, and the handler returned another: the return value is not "
-                    "stored (return None, or pass it to complete())")
-            outcomes.append(Outcome(control.id, control.attempt, given,
-                                    progress=self._last_progress(control)))
-        try:
-            await self._run(Operation(_claims.complete_settled(outcomes)))
-        except ConveyorError as exc:
-            log.warning("could not record the outcome of %d jobs their handler completed "
-                        "(%s); a job still active is rescued when its lease lapses",
-                        len(outcomes), exc)
-        if self._hooks.wants("job_completed"):
-            duration = time.monotonic() - started
-            for job in call.jobs:
-                await self._hooks.emit(HookEvent("job_completed", job=job, output=result,
-                                                 duration=duration))
-
-    async def _warn(self, message: str) -> None:
-        log.warning("%s", message)
-        await self._hooks.emit(HookEvent("warning", message=message))
-
-    def _last_progress(self, control: JobControl) -> str | None:
-        """Progress reported since it was last taken (by a heartbeat or an outcome), as
-        JSON."""
-        taken = control.take_progress()
-        return None if taken is None else _validate.encode_json(
-            taken, self._max_payload, "progress")
-
-    async def _failed(
-        self, exc: BaseException, call: HandlerCall, completer: Completer, started: float
-    ) -> None:
-        error = _validate.error_json(exc, self._max_payload)
-        retry_after = timedelta(seconds=exc.seconds) if isinstance(exc, RetryAfter) else None
-        final = isinstance(exc, NonRetryableError)
-        await completer.add([
-            Outcome(c.id, c.attempt, error=error, retry_after=retry_after, final=final,
-                    progress=self._last_progress(c))
-            for c in call.controls
-        ])
-        duration = time.monotonic() - started
-        for job in call.jobs:
-            retrying = not final and job.retry_count < job.retry_limit
-            log.log(logging.INFO if retrying else logging.WARNING,
-                    "job %s (%s) failed: %s%s", job.id, job.queue, exc,
-                    "; it will be retried" if retrying else "")
-            event = "job_retried" if retrying else "job_failed"
-            if self._hooks.wants(event):
-                await self._hooks.emit(HookEvent(event, job=job, error=exc, duration=duration))
-
-    async def _paused(
-        self, reg: Registration, pause: PauseGroup, call: HandlerCall, completer: Completer,
-        started: float,
-    ) -> None:
-        """The handler asked to pause its queue or its jobs' group keys: pause them
-        and hand the jobs back uncounted. A job without a group key cannot pause
-        one: that attempt fails instead."""
-        keys = None if isinstance(pause, PauseQueue) else [job.group_key for job in call.jobs]
-        if keys is not None and None in keys:
-            error = InvalidOption("PauseGroup needs a job sent with a group_key; use "
-                                  "PauseQueue or RetryAfter for jobs without one")
-            await self._failed(error, call, completer, started)
-            return
-        plan = _flow.pause_and_release(
-            reg.queue, [k for k in keys if k is not None] if keys is not None else None,
-            pause.seconds, [c.id for c in call.controls], [c.attempt for c in call.controls],
-            self._queries.schema)
-        try:
-            await self._run(Operation(plan, atomic=True))
-        except ConveyorError as exc:  # the jobs stay active; rescue retries them later
-            log.error("could not pause %s (%s); its jobs will be rescued when their leases "
-                      "lapse", reg.queue, exc)
-            return
-        log.info("%s: %s; %d job(s) handed back", reg.queue, pause, len(call.controls))
-
-    async def _stopped(
-        self, reason: StopReason, call: HandlerCall, completer: Completer, started: float
-    ) -> None:
-        if reason is StopReason.TIMED_OUT:
-            limit = call.controls[0].expire_in
-            await self._failed(JobTimeout(f"the attempt ran past its expire_in of {limit:g} s"),
-                               call, completer, started)
-        elif reason is StopReason.SHUTDOWN:
-            self._to_release.extend(call.controls)
-        else:
-            log.info("stopped %d job(s): %s", len(call.controls), reason.value)
-
-    # --- heartbeats and rescue ---------------------------------------------------------
-
-    async def _heartbeats(self) -> None:
-        while True:
-            await asyncio.sleep(self._heartbeat_interval)
-            controls = list(self._running.values())
-            if not controls:
-                continue
-            now = time.monotonic()
-            for control in controls:  # time limits, checked at every beat
-                if control.deadline <= now:
-                    control.stop(StopReason.TIMED_OUT)
-            progress = [self._last_progress(control) for control in controls]
-            plan = _claims.heartbeat([c.id for c in controls],
-                                     [c.attempt for c in controls], progress, self._lease)
-            try:
-                held = await self._run(Operation(plan))
-            except ConveyorError as exc:
-                log.warning("heartbeat failed (%s); leases renew at the next one", exc)
-                continue
-            for control in controls:
-                if control.id not in held and control.id in self._running:
-                    control.stop(StopReason.CANCELLED)
-
-    async def _rescues(self) -> None:
-        error = _validate.error_json(
-            LeaseExpired("the worker running this attempt stopped renewing its lease"),
-            self._max_payload,
-        )
-        while True:
-            await asyncio.sleep(self._rescue_interval * random.uniform(0.5, 1.5))
-            try:
-                rescued = await self._run(
-                    Operation(_claims.rescue(_RESCUE_BATCH, error, self._queries.schema),
-                              atomic=True))
-            except ConveyorError as exc:
-                log.warning("rescue pass failed (%s)", exc)
-                continue
-            if rescued:
-                log.warning("rescued %d jobs whose lease lapsed", rescued)
+            self._running.pop(control.id, None)
+        slots, thread = call.slots, call.thread
+        call.finish()
+        if thread is None or thread.done():
+            slots.give()
+        else:  # a thread or process cannot be interrupted: its slot stays taken
+            loop = asyncio.get_running_loop()
+            thread.add_done_callback(lambda _: loop.call_soon_threadsafe(slots.give))
 
     # --- signals -------------------------------------------------------------------------
 
