@@ -92,6 +92,17 @@ def _number(value: int | float | None) -> str:
     return f"{value:,}" if isinstance(value, int) else f"{value:,.1f}"
 
 
+def _due_later(job: Job) -> bool:
+    """Whether ``job`` waits for a later start: what ``find_jobs(scheduled=True)``
+    keeps (created, or waiting out a retry delay, due in the future)."""
+    return job.state in (JobState.CREATED, JobState.RETRY) and job.start_after > datetime.now(UTC)
+
+
+def _shown_state(job: Job) -> str:
+    """The state a page shows: ``scheduled`` for a created job due later."""
+    return "scheduled" if job.state is JobState.CREATED and _due_later(job) else job.state.value
+
+
 def _when(moment: datetime | None) -> str:
     return _NOTHING if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
@@ -110,8 +121,9 @@ _templates = jinja2.Environment(
 )
 _templates.filters.update(
     pretty_json=_pretty_json, compact_json=_compact_json, duration=_duration, ago=_ago,
-    when=_when, path_part=_path_part, number=_number,
+    when=_when, path_part=_path_part, number=_number, shown_state=_shown_state,
 )
+_templates.tests.update(due_later=_due_later)
 
 
 def _render(request: Request, template: str, context: Mapping[str, Any]) -> str:
@@ -398,8 +410,7 @@ async def _jobs_part(request: Request) -> Live:
     newest = urllib.parse.urlencode(shown) if cursor else None
     return _live(request, "partial_jobs.html", "/partials/jobs",
                  {**shown, "cursor": cursor} if cursor else shown,
-                 page=page, filter=job_filter, tabs=tabs, older=older, newest=newest,
-                 now=datetime.now(UTC))
+                 page=page, filter=job_filter, tabs=tabs, older=older, newest=newest)
 
 
 # --- one job ----------------------------------------------------------------------------
@@ -462,10 +473,8 @@ async def _job_part(request: Request, job_id: str) -> Live | None:
     actions = [action for action in JOB_ACTIONS if job.state in action.states]
     copies = [] if job.dead_letter is None or job.state is not JobState.FAILED else (
         await (await _client(request)).find_jobs(source_id=job.id, limit=_MAX_COPIES)).jobs
-    scheduled = job.state is JobState.CREATED and job.start_after > datetime.now(UTC)
     return _live(request, "partial_job.html", f"/partials/jobs/{job.id}", job=job,
-                 events=timeline(job), actions=actions, copies=copies,
-                 shown_state="scheduled" if scheduled else job.state.value)
+                 events=timeline(job), actions=actions, copies=copies)
 
 
 def _no_job(request: Request, job_id: str) -> HTMLResponse:
