@@ -40,7 +40,7 @@ from conveyor.job import (
     Schedule,
     WorkerInfo,
 )
-from conveyor.web.app import WebState, web_state
+from conveyor.web.state import WebState, web_state
 
 
 class ErrorOut(BaseModel):

@@ -34,7 +34,8 @@ from conveyor.client import AsyncConveyor
 from conveyor.errors import ConveyorError, InvalidArgument
 from conveyor.job import Job, JobState, QueueSummary
 from conveyor.web import security
-from conveyor.web.app import app_path, mount_root, web_state
+from conveyor.web.paths import app_path, mount_root
+from conveyor.web.state import web_state
 
 router = APIRouter(include_in_schema=False)
 
