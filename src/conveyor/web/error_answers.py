@@ -47,9 +47,14 @@ def answer_errors(app: FastAPI) -> None:
             f"{'.'.join(str(p) for p in problem.get('loc', ()))}: {problem.get('msg', '')}"
             for problem in problems))
 
+    async def missing_page(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, dashboard.Missing)
+        return dashboard.problem_page(request, 404, exc.heading, exc.message)
+
     app.add_exception_handler(api.ApiError, api_error)
     app.add_exception_handler(ConveyorError, conveyor_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(dashboard.Missing, missing_page)
 
 
 def _json_safe(value: Any) -> Any:

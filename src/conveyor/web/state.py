@@ -43,3 +43,8 @@ class WebState:
 def web_state(request: Request) -> WebState:
     state: WebState = request.app.state.conveyor
     return state
+
+
+async def started_client(request: Request) -> AsyncConveyor:
+    """The app's client, started: what a route calls to reach the database."""
+    return await web_state(request).client()

@@ -12,11 +12,6 @@ from typing import Annotated
 from fastapi import Depends
 
 from conveyor.client import AsyncConveyor
-from conveyor.web.state import WebState, web_state
+from conveyor.web.state import started_client
 
-
-async def _client(state: Annotated[WebState, Depends(web_state)]) -> AsyncConveyor:
-    return await state.client()
-
-
-Client = Annotated[AsyncConveyor, Depends(_client)]
+Client = Annotated[AsyncConveyor, Depends(started_client)]
