@@ -22,6 +22,7 @@ from conveyor.web.dashboard.live import Live, live, partial
 from conveyor.web.dashboard.rendering import Missing, page, problem_page
 from conveyor.web.dashboard.state_tabs import state_tabs
 from conveyor.web.dashboard.timeline import timeline
+from conveyor.web.lookup import found
 from conveyor.web.state import started_client
 
 router = APIRouter(include_in_schema=False)
@@ -70,13 +71,9 @@ async def _jobs_part(request: Request) -> Live:
 async def _job_part(request: Request, job_id: str) -> Live:
     """The job's part of its page; raises ``Missing`` when there is no such job."""
     cv = await started_client(request)
-    try:
-        job = await cv.get_job(job_id)
-    except InvalidArgument:
-        job = None
-    if job is None:
-        raise Missing("Job not found", f"There is no job with id {job_id}: it may have been "
-                      "deleted after its retention, or the id is mistyped.")
+    job = await found(cv.get_job(job_id), Missing(
+        "Job not found", f"There is no job with id {job_id}: it may have been deleted after "
+        "its retention, or the id is mistyped."))
     actions = [action for action in JOB_ACTIONS if job.state in action.states]
     copies = [] if job.dead_letter is None or job.state is not JobState.FAILED else (
         await cv.find_jobs(source_id=job.id, limit=_MAX_COPIES)).jobs

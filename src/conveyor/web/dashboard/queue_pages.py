@@ -7,13 +7,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from conveyor.errors import InvalidArgument
 from conveyor.web.dashboard.formatting import path_part
 from conveyor.web.dashboard.job_actions import JOB_ACTIONS
 from conveyor.web.dashboard.job_filter import JobFilter
 from conveyor.web.dashboard.live import Live, live, partial
 from conveyor.web.dashboard.rendering import Missing, page
 from conveyor.web.dashboard.state_tabs import state_tabs
+from conveyor.web.lookup import found
 from conveyor.web.state import started_client
 
 router = APIRouter(include_in_schema=False)
@@ -23,13 +23,9 @@ async def _queue_part(request: Request, name: str) -> Live:
     """The queue's settings, counts by state and actions; raises ``Missing`` when
     there is no such queue."""
     cv = await started_client(request)
-    try:
-        queue = await cv.get_queue(name)
-    except InvalidArgument:
-        queue = None
-    if queue is None:
-        raise Missing("Queue not found", f"There is no queue named {name!r}: sending a job to "
-                      "a queue creates it, and deleting it removes it.")
+    queue = await found(cv.get_queue(name), Missing(
+        "Queue not found", f"There is no queue named {name!r}: sending a job to a queue "
+        "creates it, and deleting it removes it."))
     summaries = await cv.queue_summaries()
     summary = next((s for s in summaries if s.name == queue.name), None)
     return live(request, "partial_queue.html", f"/partials/queues/{path_part(queue.name)}",
