@@ -7,55 +7,74 @@ does not exist is a 404 here, where the client answers None.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Depends, Query
 
 from conveyor.client import AsyncConveyor
-from conveyor.errors import InvalidArgument
 from conveyor.job import Job, JobState
 from conveyor.web.api.answers import ChangedOut, CountOut, JobOut, JobPageOut, MatchedOut, SentOut
 from conveyor.web.api.client import Client
 from conveyor.web.api.errors import ApiError
 from conveyor.web.api.inputs import SCHEDULED, FilterIn, SendIn
+from conveyor.web.lookup import found
 
 router = APIRouter(tags=["jobs"])
 
 JobAction = Literal["retry", "cancel", "resume"]
 
 
-@router.get("/jobs", response_model=JobPageOut)
-async def list_jobs(
-    cv: Client,
+@dataclass(frozen=True, slots=True)
+class JobQuery:
+    """The filters ``GET /api/jobs`` and ``GET /api/jobs/count`` take from the query
+    string; a job must match every one given."""
+
+    queue: str | None
+    state: list[JobState] | None
+    key: str | None
+    search: str | None
+    scheduled: bool | None
+
+    def options(self) -> dict[str, Any]:
+        """The filters but the queue, as the client's keyword arguments."""
+        return {"state": self.state, "key": self.key, "search": self.search,
+                "scheduled": self.scheduled}
+
+
+def _job_query(
     queue: str | None = None,
     state: Annotated[list[JobState] | None, Query(description="one or more states")] = None,
     key: Annotated[str | None, Query(description="singleton key or group key")] = None,
     q: Annotated[str | None, Query(description="an id, or text in data, output or error")] = None,
+    scheduled: Annotated[bool | None, Query(description=SCHEDULED)] = None,
+) -> JobQuery:
+    return JobQuery(queue, state, key, q, scheduled)
+
+
+Filters = Annotated[JobQuery, Depends(_job_query)]
+
+
+@router.get("/jobs", response_model=JobPageOut)
+async def list_jobs(
+    cv: Client,
+    filters: Filters,
     source_id: Annotated[
         str | None, Query(description="the job whose dead-letter copies to list")] = None,
-    scheduled: Annotated[bool | None, Query(description=SCHEDULED)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     cursor: str | None = None,
 ) -> JobPageOut:
     """Jobs matching every filter given, newest first, a page at a time."""
-    page = await cv.find_jobs(queue, state=state, key=key, search=q, source_id=source_id,
-                              scheduled=scheduled, limit=limit, cursor=cursor)
+    page = await cv.find_jobs(filters.queue, **filters.options(), source_id=source_id,
+                              limit=limit, cursor=cursor)
     return JobPageOut.model_validate(page)
 
 
 @router.get("/jobs/count", response_model=MatchedOut)
-async def count_jobs(
-    cv: Client,
-    queue: str | None = None,
-    state: Annotated[list[JobState] | None, Query(description="one or more states")] = None,
-    key: Annotated[str | None, Query(description="singleton key or group key")] = None,
-    q: Annotated[str | None, Query(description="an id, or text in data, output or error")] = None,
-    scheduled: Annotated[bool | None, Query(description=SCHEDULED)] = None,
-) -> MatchedOut:
+async def count_jobs(cv: Client, filters: Filters) -> MatchedOut:
     """How many jobs match the filters of ``GET /api/jobs``: what a bulk action with
     the same filters would look at."""
-    count = await cv.count_jobs(queue, state=state, key=key, search=q, scheduled=scheduled)
-    return MatchedOut(count=count)
+    return MatchedOut(count=await cv.count_jobs(filters.queue, **filters.options()))
 
 
 @router.post("/jobs", response_model=SentOut, status_code=201)
@@ -82,13 +101,7 @@ async def bulk_action(
 
 
 async def _job(cv: AsyncConveyor, job_id: str) -> Job:
-    try:
-        job = await cv.get_job(job_id)
-    except InvalidArgument:
-        job = None
-    if job is None:
-        raise ApiError(404, f"no job with id {job_id!r}")
-    return job
+    return await found(cv.get_job(job_id), ApiError(404, f"no job with id {job_id!r}"))
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
