@@ -43,7 +43,7 @@ from conveyor import (
 )
 from conveyor import migrate as migrations
 from conveyor._deadline import Deadline, Unanswered
-from conveyor._plan import Context, Operation, guarded, run_async, run_sync
+from conveyor._plan import Context, Operation, RunWithin, guarded, run_async, run_sync
 from conveyor.config import Settings
 from conveyor.errors import (
     ConnectionLost,
@@ -60,7 +60,7 @@ from conveyor.tasks import JobCall, Task, TypedTask
 
 if TYPE_CHECKING:  # the worker's runtime is imported when a worker runs, not to send
     from conveyor.worker.options import RunOptions
-    from conveyor.worker.runner import RunWithin, Worker
+    from conveyor.worker.runner import Worker
 
 log = logging.getLogger("conveyor")
 

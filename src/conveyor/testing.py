@@ -33,12 +33,11 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from conveyor import _admin, _claims, _validate
-from conveyor._plan import Context, Execute, Operation, Plan
+from conveyor._plan import Context, Execute, Operation, Plan, RunWithin
 from conveyor.client import AsyncConveyor, Conveyor
 from conveyor.errors import ConveyorError, InvalidArgument
 from conveyor.job import Job, JobState
 from conveyor.worker.options import RunOptions
-from conveyor.worker.runner import RunWithin
 
 __all__ = [
     "DrainResult",

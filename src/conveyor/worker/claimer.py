@@ -32,12 +32,11 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
 
 from conveyor import _claims
-from conveyor._plan import Operation
+from conveyor._plan import Operation, Run
 from conveyor.errors import ConveyorError
 from conveyor.hooks import HookEvent, Hooks
 from conveyor.job import Job
@@ -45,7 +44,6 @@ from conveyor.registry import Registration
 
 log = logging.getLogger("conveyor.worker")
 
-Run = Callable[[Operation[Any]], Awaitable[Any]]
 Start = Callable[[Registration, "Slots", list[Job]], int]
 """Starts handler calls for claimed jobs, taking a reserved slot for each; returns
 how many it started."""

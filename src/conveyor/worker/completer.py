@@ -15,17 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from conveyor._claims import Outcome, complete_params, fail_params
-from conveyor._plan import Execute, Operation, Plan
+from conveyor._plan import Execute, Operation, Plan, Run
 from conveyor._session import Int4s, TextUuids
 from conveyor.errors import ConnectionLost, ConveyorError
 
 log = logging.getLogger("conveyor.worker")
 
-Run = Callable[[Operation[None]], Awaitable[None]]
 
 
 def _settle(outcomes: Sequence[Outcome], channel: str) -> Plan[None]:

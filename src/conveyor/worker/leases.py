@@ -15,19 +15,16 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
 
 from conveyor import _claims, _validate
-from conveyor._plan import Operation
+from conveyor._plan import Operation, Run
 from conveyor.errors import ConveyorError, LeaseExpired
 from conveyor.worker.control import JobControl, StopReason
 from conveyor.worker.recorder import progress_json
 
 log = logging.getLogger("conveyor.worker")
 
-Run = Callable[[Operation[Any]], Awaitable[Any]]
 
 _RESCUE_BATCH = 500
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any
 
 from conveyor import _claims, _flow, _validate
 from conveyor._claims import Outcome, completion
-from conveyor._plan import Operation
+from conveyor._plan import Operation, Run
 from conveyor.errors import ConveyorError, InvalidPayload
 from conveyor.hooks import HookEvent, Hooks
 from conveyor.worker.completer import Completer
@@ -34,7 +34,6 @@ from conveyor.worker.result import (
 
 log = logging.getLogger("conveyor.worker")
 
-Run = Callable[[Operation[Any]], Awaitable[Any]]
 
 STOP_GRACE = 10.0
 """Seconds for the final writes when stopping."""

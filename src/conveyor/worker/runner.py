@@ -39,11 +39,11 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
-from typing import Any, Protocol, TypeVar
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, TypeVar
 
 from conveyor import _validate, scheduler
-from conveyor._plan import Operation
+from conveyor._plan import Run, RunWithin
 from conveyor.errors import ConveyorError
 from conveyor.hooks import HookEvent, Hooks
 from conveyor.job import Job
@@ -66,16 +66,6 @@ from conveyor.worker.result import Result
 log = logging.getLogger("conveyor.worker")
 
 T = TypeVar("T")
-Run = Callable[[Operation[Any]], Awaitable[Any]]
-
-
-class RunWithin(Protocol):
-    """Runs an operation on a pool connection, giving the connection up when no
-    answer comes within ``deadline`` seconds (None: no deadline)."""
-
-    def __call__(self, op: Operation[Any], deadline: float | None = None) -> Awaitable[Any]: ...
-
-
 
 
 def _chunks(items: list[T], size: int) -> Iterable[list[T]]:
