@@ -339,7 +339,7 @@ class Conveyor(_Client[str | None]):
         worker = None if twin is None else twin._active_worker
         if worker is not None:
             worker.stop()
-            worker.finished.wait()
+            worker.finished.result()
         wakeups, self._wakeups = self._wakeups, None
         if wakeups is not None:
             wakeups.close()
@@ -493,8 +493,7 @@ class AsyncConveyor(_Client[Awaitable[str | None]]):
         worker = self._active_worker
         if worker is not None:
             worker.stop()
-            while not worker.finished.is_set():
-                await asyncio.sleep(0.05)
+            await asyncio.wrap_future(worker.finished)
         if self._wakeup_task is not None:  # it may schedule the next call
             await self._wakeup_task
         if self._wakeup_timer is not None:
