@@ -229,6 +229,13 @@ class _Client(Generic[Sent]):
                 f"not {type(conn).__name__}"
             )
 
+    @property
+    def context(self) -> Context:
+        """What every operation takes first: the schema's statements and the payload
+        limit. With :meth:`run_operation`, the seam for code that runs Conveyor's
+        operations itself (``conveyor.testing``)."""
+        return self._context
+
     def _worker(self, run: RunWithin, options: RunOptions) -> Worker:
         from conveyor.worker.runner import Worker
 
@@ -368,6 +375,23 @@ class Conveyor(_Client[str | None]):
             asyncio.run(twin.run(**options))
         finally:
             self._twin = None
+
+    def run_operation(self, op: Operation[T]) -> T:
+        """Run an operation (a plan of ``conveyor``'s operation modules, made with
+        :attr:`context`) on ``op.conn`` or a connection of the pool, as every
+        method does."""
+        return self._run(op)
+
+    def make_worker(self, **options: Unpack[RunOptions]) -> Worker:
+        """A worker over this client's pool, not running: its ``run_call`` runs one
+        handler call and records it as :meth:`run` would (``conveyor.testing``'s
+        ``drain``). Takes the options of :meth:`run`; ``close()`` it after use."""
+        client = self
+
+        async def run(op: Operation[T], deadline: float | None = None) -> T:
+            return client._run(op)  # no deadline: the sync client bounds no call
+
+        return self._worker(run, options)
 
     def __enter__(self) -> Self:
         return self.start()
@@ -524,6 +548,18 @@ class AsyncConveyor(_Client[Awaitable[str | None]]):
             self._active_worker = None
             if started_here:
                 await self.stop()
+
+    async def run_operation(self, op: Operation[T]) -> T:
+        """Run an operation (a plan of ``conveyor``'s operation modules, made with
+        :attr:`context`) on ``op.conn`` or a connection of the pool, as every
+        method does."""
+        return await self._run(op)
+
+    def make_worker(self, **options: Unpack[RunOptions]) -> Worker:
+        """A worker over this client's pool, not running: its ``run_call`` runs one
+        handler call and records it as :meth:`run` would (``conveyor.testing``'s
+        ``adrain``). Takes the options of :meth:`run`; ``close()`` it after use."""
+        return self._worker(self._run, options)
 
     async def __aenter__(self) -> Self:
         return await self.start()
