@@ -230,8 +230,7 @@ class ClientBase(Generic[Sent]):
             run,
             dsn=self.settings.conninfo(),
             statement_deadline=self.settings.statement_deadline,
-            queries=self._context.queries,
-            max_payload_bytes=self.settings.max_payload_bytes,
+            context=self._context,
             registrations=self._registry.select(
                 options.get("queues"), options.get("concurrency")),
             hooks=self._hooks,

@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 from conveyor import _claims
-from conveyor._plan import Operation, Run
+from conveyor._plan import Context, Operation, Run
 from conveyor.errors import ConveyorError
 from conveyor.hooks import HookEvent, Hooks
 from conveyor.job import Job
@@ -126,11 +126,11 @@ class Claimer:
     """The claim loop of one registration."""
 
     def __init__(
-        self, reg: Registration, *, run: Run, lease: timedelta, hooks: Hooks,
-        stopping: asyncio.Event, start: Start, schema: str,
+        self, reg: Registration, ctx: Context, *, run: Run, lease: timedelta, hooks: Hooks,
+        stopping: asyncio.Event, start: Start,
     ) -> None:
         self.reg = reg
-        self._schema = schema
+        self._schema = ctx.queries.schema
         self._flow = _claims.UNLIMITED
         self._flow_read = -FLOW_REFRESH
         self._held_back = False

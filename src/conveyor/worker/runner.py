@@ -44,14 +44,13 @@ from concurrent.futures import Future
 from typing import Any
 
 from conveyor import _validate, scheduler
-from conveyor._plan import Run, RunWithin
+from conveyor._plan import Context, Run, RunWithin
 from conveyor.errors import ConveyorError
 from conveyor.hooks import HookEvent, Hooks
 from conveyor.job import Job
 from conveyor.leader import holder_name
 from conveyor.maintenance import Maintenance
 from conveyor.notify import Listener
-from conveyor.queries import Queries
 from conveyor.registry import Registration
 from conveyor.worker.claimer import Claimer, Claimers
 from conveyor.worker.completer import Completer
@@ -81,8 +80,7 @@ class Worker:
         *,
         dsn: str,
         statement_deadline: float,
-        queries: Queries,
-        max_payload_bytes: int,
+        context: Context,
         registrations: list[Registration],
         hooks: Hooks,
         options: Mapping[str, Any],
@@ -99,8 +97,7 @@ class Worker:
         self._run: Run = functools.partial(run, deadline=statement_deadline)
         self._statement_deadline = statement_deadline
         self._dsn = dsn
-        self._queries = queries
-        self._max_payload = max_payload_bytes
+        self._context = context
         self._registrations = registrations
         self._hooks = hooks
         self._shutdown_timeout = _validate.duration(
@@ -119,14 +116,14 @@ class Worker:
             stats_retention=_seconds(settings, "stats_retention"),
             backlog_warning=_validate.integer(
                 settings["backlog_warning"], "backlog_warning", minimum=0),
-            schedules=functools.partial(scheduler.tick, max_payload_bytes),
+            schedules=functools.partial(scheduler.tick, context.max_payload_bytes),
         ) if _validate.boolean(settings["maintenance"], "maintenance") else None
         self.presence = Presence(
             self._run,
             holder_name() if self._maintenance is None else self._maintenance.leader.holder,
             [reg.queue for reg in registrations],
             sum(reg.concurrency for reg in registrations))
-        self._executor = HandlerExecutor(registrations, hooks, max_payload_bytes)
+        self._executor = HandlerExecutor(registrations, hooks, context.max_payload_bytes)
         self._stop: StopRequest | None = None
         self.finished: Future[None] = Future()
         """Done when ``run()`` has returned (or raised): ``result()`` waits for it
@@ -143,7 +140,7 @@ class Worker:
         """Run one handler call of ``jobs`` (claimed from ``reg``'s queue) in the
         caller's task, record what it came to exactly as under ``run()``, and return
         it once every write is done. Call ``close()`` after the last one."""
-        completer = Completer(self._run, self._queries.schema)
+        completer = Completer(self._run, self._context)
         recorder = self._recorder(completer)
         call = HandlerCall(jobs, interruptible=reg.executor == "async")
         try:
@@ -158,8 +155,7 @@ class Worker:
         return result
 
     def _recorder(self, completer: Completer) -> Recorder:
-        return Recorder(self._run, completer, self._hooks, schema=self._queries.schema,
-                        max_payload_bytes=self._max_payload)
+        return Recorder(self._run, completer, self._hooks, self._context)
 
     def close(self) -> None:
         """After ``run_call``: shut the thread and process pools down, once their
@@ -186,20 +182,19 @@ class Worker:
     async def _serve(self) -> None:
         stop = self._stop = StopRequest()
         claimers = Claimers()
-        completer = Completer(self._run, self._queries.schema, written=claimers.wake_held_back)
+        completer = Completer(self._run, self._context, written=claimers.wake_held_back)
         recorder = self._recorder(completer)
         dispatch = Dispatch(recorder, stop.stopping)
         for reg in self._registrations:
             dispatch.add_pool(reg.queue, HandlerPool(
                 reg.queue, reg.concurrency, functools.partial(self._executor.execute, reg),
                 recorder.record, dispatch.finish))
-            claimers.add(Claimer(reg, run=self._run, lease=self._lease, hooks=self._hooks,
-                                 stopping=stop.stopping, start=dispatch.start,
-                                 schema=self._queries.schema))
+            claimers.add(Claimer(reg, self._context, run=self._run, lease=self._lease,
+                                 hooks=self._hooks, stopping=stop.stopping,
+                                 start=dispatch.start))
         leases = Leases(
-            self._run, dispatch.running, lease=self._lease,
-            heartbeat_interval=self._heartbeat_interval, rescue_interval=self._rescue_interval,
-            max_payload_bytes=self._max_payload, schema=self._queries.schema)
+            self._run, dispatch.running, self._context, lease=self._lease,
+            heartbeat_interval=self._heartbeat_interval, rescue_interval=self._rescue_interval)
         background: list[asyncio.Task[Any]] = []
 
         def keep(name: str, work: Coroutine[Any, Any, None]) -> None:
@@ -216,7 +211,7 @@ class Worker:
                 if self._maintenance is not None:
                     keep("maintenance", self._maintenance.run())
                 if self._listen:
-                    keep("listen", Listener(self._dsn, self._queries, claimers.wake,
+                    keep("listen", Listener(self._dsn, self._context.queries, claimers.wake,
                                             deadline=self._statement_deadline).run())
                 loops = [asyncio.create_task(claimer.run(),
                                              name=f"conveyor-claim-{claimer.reg.queue}")
