@@ -9,14 +9,15 @@ through callables and values given at construction, never through the worker:
 - claimers (``claimer.py``) hand claimed jobs to ``Dispatch`` (``dispatch.py``),
   which makes them handler calls in the queues' pools (``pool.py``) and takes
   them back when they are over;
-
 - each handler call returns what it came to as a value (``execution.py``,
   ``result.py``), which one recorder writes (``recorder.py``): completions and
   failures through a completer, in batches (``completer.py``);
 - heartbeats renew the leases of running attempts, and a rescue pass settles the
   jobs of dead workers (``leases.py``);
-- a listener turns notifications into wake-ups (``notify.py``), unless the worker
-  polls only (``listen=False``, for PgBouncer in transaction mode).
+- a listener turns notifications into wake-ups of the claimers (``notify.py``,
+  ``claimer.Claimers``), unless the worker polls only (``listen=False``, for
+  PgBouncer in transaction mode); recorded outcomes wake the claimers held back
+  by flow control.
 
 Every operation of the worker's own, maintenance aside, runs under the client's
 statement deadline (``_deadline.py``), so a connection that goes silent holds up
