@@ -35,6 +35,8 @@ def _chunks(items: list[T], size: int) -> Iterable[list[T]]:
 
 
 class Dispatch:
+    """A worker's handler calls from claim to finish, across its queues' pools."""
+
     def __init__(self, recorder: Recorder, stopping: asyncio.Event) -> None:
         """``stopping``: once set, claimed jobs are handed back instead of run. The
         queues' pools are added with ``add_pool`` (they call back ``finish``)."""
