@@ -23,6 +23,7 @@ from collections.abc import Generator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from conveyor._plan import Context
 from conveyor.hooks import Hooks
 from conveyor.job import Job
 from conveyor.queries import Queries
@@ -91,8 +92,7 @@ async def one_round(jobs: int, concurrency: int) -> tuple[float, float]:
             done.set()
 
     worker = Worker(
-        database.run, dsn="", statement_deadline=15.0, queries=Queries("bench"),
-        max_payload_bytes=1 << 20,
+        database.run, dsn="", statement_deadline=15.0, context=Context(Queries("bench"), 1 << 20),
         registrations=[Registration.make("bench", noop, concurrency=concurrency)],
         hooks=Hooks(), options={"listen": False, "handle_signals": False},
     )

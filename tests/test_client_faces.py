@@ -9,8 +9,9 @@ import pytest
 from conveyor import AsyncConveyor, Conveyor, Job, JobState
 
 LIFECYCLE = {"start", "stop"}
-# Plain data on both faces: no I/O, nothing to await.
-REGISTRATION = {"work", "task", "typed_task", "on"}
+# Plain data on both faces (or, for make_worker, a worker not yet running): no I/O,
+# nothing to await.
+REGISTRATION = {"work", "task", "typed_task", "on", "make_worker"}
 
 
 def public_methods(cls: type) -> dict[str, inspect.Signature]:

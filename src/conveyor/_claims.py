@@ -13,7 +13,7 @@ from conveyor import _validate
 from conveyor._options import Duration
 from conveyor._plan import Context, Execute, Failure, Operation, Plan, Together
 from conveyor._rows import JobDefaults, JobRef, claimed_jobs, in_claim_order, job_from_row
-from conveyor.job import Job
+from conveyor.job import Job, control_of
 
 _CLAIM_RACE_RETRIES = 3
 
@@ -169,7 +169,7 @@ def complete(
     encoded = _validate.encode_json(output, ctx.max_payload_bytes, "output")
     if conn is not None:
         for item in _validate.job_refs(jobs):
-            control = getattr(item, "_control", None)  # a handler's own running job
+            control = control_of(item)  # a handler's own running job
             if control is not None:
                 control.completed_in_transaction(encoded)
     outcomes = [

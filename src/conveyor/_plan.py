@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Generator, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -95,6 +95,18 @@ class Operation(Generic[T]):
     conn: Any = None
     atomic: bool = False
     wakeup: Wakeup | None = None
+
+
+Run = Callable[[Operation[Any]], Awaitable[Any]]
+"""Runs an operation on a connection of the client's pool: what the worker's parts
+and the leader's maintenance are given to reach the database."""
+
+
+class RunWithin(Protocol):
+    """A ``Run`` that gives the connection up when no answer comes within
+    ``deadline`` seconds (None: no deadline); ``AsyncConveyor._run`` is one."""
+
+    def __call__(self, op: Operation[Any], deadline: float | None = None) -> Awaitable[Any]: ...
 
 
 def guarded(op: Operation[T], seconds: float) -> Operation[T]:

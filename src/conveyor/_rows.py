@@ -76,7 +76,7 @@ def job_from_row(row: Sequence[Any]) -> Job:
     job.trace_context = trace_context
     job.source_id = source_id
     job.source_queue = source_queue
-    job._control = None  # attached by a worker
+    job._control = None  # a worker attaches one (job.attach_control)
     job.__class__ = Job
     return job  # type: ignore[no-any-return]
 
@@ -154,7 +154,7 @@ def claimed_jobs(
         job.trace_context = trace_context
         job.source_id = source_id
         job.source_queue = source_queue
-        job._control = None  # attached by a worker
+        job._control = None  # a worker attaches one (job.attach_control)
         job.__class__ = Job
         jobs.append(job)
     return in_claim_order(jobs)

@@ -33,6 +33,7 @@ from conveyor.client import Conveyor
 from conveyor.errors import ConveyorError
 from conveyor.job import Schedule
 from conveyor.scheduler import Missed
+from conveyor.worker.options import WORKER_DEFAULTS
 
 app = typer.Typer(
     name="conveyor",
@@ -109,10 +110,10 @@ def worker(
     ] = 1,
     shutdown_timeout: Annotated[
         float, typer.Option(min=0, help="Seconds running jobs may finish after SIGTERM.")
-    ] = 30.0,
+    ] = WORKER_DEFAULTS["shutdown_timeout"],
     poll_only: Annotated[
         bool, typer.Option(help="Poll without LISTEN/NOTIFY (PgBouncer in transaction mode).")
-    ] = False,
+    ] = not WORKER_DEFAULTS["listen"],
     json_logs: Annotated[bool, typer.Option(help="Log one JSON object per line.")] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     metrics_port: Annotated[

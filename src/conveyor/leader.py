@@ -24,17 +24,15 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from conveyor._plan import Execute, Operation, Plan
+from conveyor._plan import Execute, Operation, Plan, Run
 
 log = logging.getLogger("conveyor.leader")
 
 T = TypeVar("T")
-Run = Callable[[Operation[Any]], Awaitable[Any]]
 
 MAINTENANCE = "maintenance"
 """The role whose leader runs schedules, retention and statistics."""

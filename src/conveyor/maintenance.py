@@ -30,7 +30,7 @@ from datetime import timedelta
 from typing import Any
 
 from conveyor import _validate
-from conveyor._plan import Execute, Operation, Plan
+from conveyor._plan import Execute, Operation, Plan, Run
 from conveyor.errors import ConveyorError
 from conveyor.hooks import HookEvent, Hooks
 from conveyor.job import QueueStats
@@ -38,7 +38,6 @@ from conveyor.leader import Leader, NotLeader, Term, fenced
 
 log = logging.getLogger("conveyor.maintenance")
 
-Run = Callable[[Operation[Any]], Awaitable[Any]]
 
 BATCH = 1000
 """Jobs deleted or expired per statement."""

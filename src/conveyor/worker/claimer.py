@@ -32,12 +32,11 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
-from typing import Any
 
 from conveyor import _claims
-from conveyor._plan import Operation
+from conveyor._plan import Context, Operation, Run
 from conveyor.errors import ConveyorError
 from conveyor.hooks import HookEvent, Hooks
 from conveyor.job import Job
@@ -45,7 +44,6 @@ from conveyor.registry import Registration
 
 log = logging.getLogger("conveyor.worker")
 
-Run = Callable[[Operation[Any]], Awaitable[Any]]
 Start = Callable[[Registration, "Slots", list[Job]], int]
 """Starts handler calls for claimed jobs, taking a reserved slot for each; returns
 how many it started."""
@@ -128,11 +126,11 @@ class Claimer:
     """The claim loop of one registration."""
 
     def __init__(
-        self, reg: Registration, *, run: Run, lease: timedelta, hooks: Hooks,
-        stopping: asyncio.Event, start: Start, schema: str,
+        self, reg: Registration, ctx: Context, *, run: Run, lease: timedelta, hooks: Hooks,
+        stopping: asyncio.Event, start: Start,
     ) -> None:
         self.reg = reg
-        self._schema = schema
+        self._schema = ctx.queries.schema
         self._flow = _claims.UNLIMITED
         self._flow_read = -FLOW_REFRESH
         self._held_back = False
@@ -242,3 +240,39 @@ class Claimer:
         self._found = bool(jobs)
         started = self._start(reg, self.slots, jobs)
         self.slots.unreserve(count - started)
+
+
+class Claimers:
+    """A worker's claimers, one per queue: what notifications and recorded
+    outcomes wake. Made empty, so that the completer can be given
+    ``wake_held_back`` before the claimers exist; filled with ``add``."""
+
+    def __init__(self) -> None:
+        self._by_queue: dict[str, Claimer] = {}
+
+    def add(self, claimer: Claimer) -> None:
+        self._by_queue[claimer.reg.queue] = claimer
+
+    def __iter__(self) -> Iterator[Claimer]:
+        return iter(self._by_queue.values())
+
+    def wake(self, queue: str | None) -> None:
+        """A notification for ``queue`` (None: for every queue)."""
+        if queue is None:
+            for claimer in self._by_queue.values():
+                claimer.wake.set()
+        elif queue in self._by_queue:
+            self._by_queue[queue].wake.set()
+
+    def wake_held_back(self) -> None:
+        """Outcomes were recorded: queues under flow control may have a key's slot
+        free now, so a claimer whose last claim was held back by limits looks at
+        once rather than at its next recheck. The wake is kept for a claim under
+        way, whose answer may predate these outcomes."""
+        for claimer in self._by_queue.values():
+            if claimer.flow_controlled:
+                claimer.wake.set()
+
+    def stop(self) -> None:
+        for claimer in self._by_queue.values():
+            claimer.stop()

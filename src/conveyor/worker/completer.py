@@ -15,17 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from conveyor._claims import Outcome, complete_params, fail_params
-from conveyor._plan import Execute, Operation, Plan
+from conveyor._plan import Context, Execute, Operation, Plan, Run
 from conveyor._session import Int4s, TextUuids
 from conveyor.errors import ConnectionLost, ConveyorError
 
 log = logging.getLogger("conveyor.worker")
 
-Run = Callable[[Operation[None]], Awaitable[None]]
 
 
 def _settle(outcomes: Sequence[Outcome], channel: str) -> Plan[None]:
@@ -50,18 +49,19 @@ class Completer:
     def __init__(
         self,
         run: Run,
-        channel: str,
+        ctx: Context,
         *,
         flush_interval: float = 0.005,
         batch_limit: int = 1000,
         backlog_limit: int = 10_000,
         written: Callable[[], None] | None = None,
     ) -> None:
-        """``written`` is called after each batch is recorded: finished jobs free
+        """``ctx`` names the schema, whose channel retries due at once notify.
+        ``written`` is called after each batch is recorded: finished jobs free
         their keys' slots under per-key limits."""
         self._run = run
         self._on_written = written
-        self._channel = channel
+        self._channel = ctx.queries.schema
         self._flush_interval = flush_interval
         self._batch_limit = batch_limit
         self._backlog_limit = backlog_limit

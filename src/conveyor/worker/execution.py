@@ -14,13 +14,12 @@ import asyncio
 import time
 from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import replace
 from typing import Any
 
 from conveyor import _validate, tracing
 from conveyor.errors import InvalidOption, InvalidPayload, JobTimeout, PauseGroup, PauseQueue
 from conveyor.hooks import HookEvent, Hooks
-from conveyor.job import Progress
+from conveyor.job import without_control
 from conveyor.registry import Registration
 from conveyor.worker import result
 from conveyor.worker.control import HandlerCall, StopReason
@@ -118,7 +117,7 @@ class HandlerExecutor:
     def _argument(reg: Registration, call: HandlerCall) -> Any:
         jobs = call.jobs
         if reg.executor == "process":  # a job crossing into a process goes without control
-            jobs = [replace(job, _control=None, progress=Progress(job.progress)) for job in jobs]
+            jobs = [without_control(job) for job in jobs]
         return jobs if reg.batch_size > 1 else jobs[0]
 
 

@@ -15,28 +15,24 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
 
 from conveyor import _claims, _validate
-from conveyor._plan import Operation
+from conveyor._plan import Context, Operation, Run
 from conveyor.errors import ConveyorError, LeaseExpired
 from conveyor.worker.control import JobControl, StopReason
 from conveyor.worker.recorder import progress_json
 
 log = logging.getLogger("conveyor.worker")
 
-Run = Callable[[Operation[Any]], Awaitable[Any]]
 
 _RESCUE_BATCH = 500
 
 
 class Leases:
     def __init__(
-        self, run: Run, running: dict[str, JobControl], *, lease: timedelta,
-        heartbeat_interval: float, rescue_interval: float, max_payload_bytes: int,
-        schema: str,
+        self, run: Run, running: dict[str, JobControl], ctx: Context, *, lease: timedelta,
+        heartbeat_interval: float, rescue_interval: float,
     ) -> None:
         """``running``: the worker's running attempts by job id, which it keeps."""
         self._run = run
@@ -44,8 +40,8 @@ class Leases:
         self._lease = lease
         self._heartbeat_interval = heartbeat_interval
         self._rescue_interval = rescue_interval
-        self._max_payload = max_payload_bytes
-        self._schema = schema
+        self._max_payload = ctx.max_payload_bytes
+        self._schema = ctx.queries.schema
 
     async def heartbeats(self) -> None:
         """Renew, time and check the running attempts' leases, until cancelled."""

@@ -1,5 +1,7 @@
 """A worker's options, their meaning and their defaults: the one place they are
-written down (``Worker`` checks and reads them, ``run()`` takes them)."""
+declared. ``Worker`` checks and reads them, ``run()`` takes them, the command
+line's flags default to them, and ``tests/test_worker_options.py`` fails when a
+docstring or a page of the docs states another default."""
 
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ class WorkerOptions(TypedDict, total=False):
     - ``handle_signals`` (True): stop on SIGTERM and SIGINT when in the main thread.
     - ``tune_gc`` (True): while the worker runs, the garbage collector skips the
       objects alive when it started and collects new ones ten times less often
-      (see ``runner._fewer_collections``); False leaves the collector alone.
+      (see ``process.fewer_collections``); False leaves the collector alone.
     - ``maintenance`` (True): stand for election as the leader that runs cron
       schedules, retention and statistics (``maintenance.py``); one process of all
       those with it on leads at a time.

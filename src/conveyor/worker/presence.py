@@ -13,11 +13,11 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, Final
 
-from conveyor._plan import Execute, Operation, Plan
+from conveyor._plan import Execute, Operation, Plan, Run
 from conveyor.errors import ConveyorError
 
 log = logging.getLogger("conveyor.worker")
@@ -26,7 +26,6 @@ INTERVAL: Final = 10.0
 TTL: Final = 3 * INTERVAL
 """A worker is alive while it renewed its row within this many seconds."""
 
-Run = Callable[[Operation[Any]], Awaitable[Any]]
 
 
 def _announce(params: dict[str, Any]) -> Plan[None]:

@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any
 
 from conveyor import _claims, _flow, _validate
 from conveyor._claims import Outcome, completion
-from conveyor._plan import Operation
+from conveyor._plan import Context, Operation, Run
 from conveyor.errors import ConveyorError, InvalidPayload
 from conveyor.hooks import HookEvent, Hooks
 from conveyor.worker.completer import Completer
@@ -34,7 +34,6 @@ from conveyor.worker.result import (
 
 log = logging.getLogger("conveyor.worker")
 
-Run = Callable[[Operation[Any]], Awaitable[Any]]
 
 STOP_GRACE = 10.0
 """Seconds for the final writes when stopping."""
@@ -50,16 +49,15 @@ def progress_json(control: JobControl, max_payload_bytes: int) -> str | None:
 
 class Recorder:
     def __init__(
-        self, run: Run, completer: Completer, hooks: Hooks, *, schema: str,
-        max_payload_bytes: int,
+        self, run: Run, completer: Completer, hooks: Hooks, ctx: Context,
     ) -> None:
         self._handed_back: list[JobControl] = []
         """Jobs stopped by shutdown, handed back together by ``release``."""
         self._run = run
         self._completer = completer
         self._hooks = hooks
-        self._schema = schema
-        self._max_payload = max_payload_bytes
+        self._schema = ctx.queries.schema
+        self._max_payload = ctx.max_payload_bytes
 
     def record(self, call: HandlerCall, result: Result) -> Awaitable[None] | None:
         """Write what ``call`` came to. Returns what is left to await (a full

@@ -1,0 +1,239 @@
+"""The synchronous client, :class:`Conveyor`: each operation bound to a method that
+runs its plan on a connection of a psycopg pool (``run_sync``). ``run()`` runs the
+worker in an :class:`~conveyor.AsyncConveyor` twin on an event loop of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable
+from types import TracebackType
+from typing import (
+    TYPE_CHECKING,
+    Concatenate,
+    ParamSpec,
+    Self,
+    TypeVar,
+    Unpack,
+)
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from conveyor import (
+    _admin,
+    _claims,
+    _connect,
+    _enqueue,
+    _flow,
+    _session,
+    _status,
+    scheduler,
+)
+from conveyor import migrate as migrations
+from conveyor._async_client import AsyncConveyor
+from conveyor._client_base import ClientBase, signature_of
+from conveyor._plan import Context, Operation, run_sync
+from conveyor.errors import (
+    ConnectionLost,
+    ConveyorError,
+    NotStarted,
+)
+from conveyor.notify import Wakeup, WakeupThread
+
+if TYPE_CHECKING:  # the worker's runtime is imported when a worker runs, not to send
+    from conveyor.worker.options import RunOptions
+    from conveyor.worker.runner import Worker
+
+log = logging.getLogger("conveyor")
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _sync(
+    op: Callable[Concatenate[Context, P], Operation[T]],
+) -> Callable[Concatenate[Conveyor, P], T]:
+    @functools.wraps(op)
+    def method(self: Conveyor, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._run(op(self._context, *args, **kwargs))
+
+    method.__signature__ = signature_of(op)  # type: ignore[attr-defined]
+    return method
+
+
+class Conveyor(ClientBase[str | None]):
+    """The synchronous client::
+
+        with Conveyor() as cv:              # dsn= or DATABASE_URL
+            job_id = cv.send("document-parse", {"document_id": "d1"})
+
+    ``start()`` opens a connection pool and migrates the schema; ``stop()`` closes
+    it. Every method takes the same arguments as on :class:`AsyncConveyor`.
+    """
+
+    _pool: ConnectionPool | None = None
+    _twin: AsyncConveyor | None = None
+    _wakeups: WakeupThread | None = None
+
+    def start(self) -> Self:
+        """Open the connection pool and migrate the schema (unless ``migrate=False``)."""
+        if self._pool is not None:
+            return self
+        settings = self.settings
+        _connect.reach(settings.conninfo(), settings.dsn, settings.connect_timeout)
+        pool = ConnectionPool(
+            configure=functools.partial(_session.configure, queries=self._context.queries),
+            **self._pool_options())
+        try:
+            pool.open(wait=True, timeout=self.settings.connect_timeout)
+        except PoolTimeout:
+            pool.close()
+            raise self._unreachable() from None
+        self._pool = pool
+        self._wakeups = WakeupThread(self._context.notify_gate, self._notify)
+        if self._migrate_on_start:
+            try:
+                self.migrate()
+            except BaseException:
+                self.stop()
+                raise
+        return self
+
+    def stop(self) -> None:
+        """Stop a running worker gracefully (see :meth:`run`), send the
+        notifications still owed for quiet sends, then close the connection pool.
+        Calling it again does nothing."""
+        twin = self._twin
+        worker = None if twin is None else twin._active_worker
+        if worker is not None:
+            worker.stop()
+            worker.finished.result()
+        wakeups, self._wakeups = self._wakeups, None
+        if wakeups is not None:
+            wakeups.close()
+            owed = self._context.notify_gate.settle()
+            if owed:
+                self._notify(owed)
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+
+    def run(self, **options: Unpack[RunOptions]) -> None:
+        """Run the registered handlers until stopped: by SIGTERM or SIGINT (in the
+        main thread) or by :meth:`stop` from another thread. Options: ``queues``,
+        ``concurrency``, ``shutdown_timeout`` (30 s), ``listen``, ``lease`` (30 s),
+        ``heartbeat_interval``, ``rescue_interval``, ``handle_signals``, ``tune_gc``
+        (see the guide's Workers section)."""
+        twin = AsyncConveyor(
+            self.settings.dsn, schema=self.settings.schema,
+            max_payload_bytes=self.settings.max_payload_bytes, pool_size=self.settings.pool_size,
+            connect_timeout=self.settings.connect_timeout, pgbouncer=self.settings.pgbouncer,
+            statement_deadline=self.settings.statement_deadline, migrate=self._migrate_on_start,
+        )
+        twin._registry, twin._hooks = self._registry, self._hooks
+        self._twin = twin
+        try:
+            asyncio.run(twin.run(**options))
+        finally:
+            self._twin = None
+
+    def run_operation(self, op: Operation[T]) -> T:
+        """Run an operation (a plan of ``conveyor``'s operation modules, made with
+        :attr:`context`) on ``op.conn`` or a connection of the pool, as every
+        method does."""
+        return self._run(op)
+
+    def make_worker(self, **options: Unpack[RunOptions]) -> Worker:
+        """A worker over this client's pool, not running: its ``run_call`` runs one
+        handler call and records it as :meth:`run` would (``conveyor.testing``'s
+        ``drain``). Takes the options of :meth:`run`; ``close()`` it after use."""
+        client = self
+
+        async def run(op: Operation[T], deadline: float | None = None) -> T:
+            return client._run(op)  # no deadline: the sync client bounds no call
+
+        return self._worker(run, options)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _run(self, op: Operation[T]) -> T:
+        queries = self._context.queries
+        if op.conn is not None:
+            self._own_connection(op.conn, psycopg.Connection)
+            return run_sync(op.conn, queries, op)
+        pool = self._pool
+        if pool is None:
+            raise NotStarted("call start() (or use `with Conveyor() as cv:`) before using it")
+        try:
+            with pool.connection() as conn:
+                result = run_sync(conn, queries, op)
+        except PoolTimeout:
+            raise self._unreachable() from None
+        except ConnectionLost:
+            pool.check()  # replace every idle connection the outage broke
+            raise
+        if op.wakeup is not None:
+            self._committed(op.wakeup)
+        return result
+
+    def _committed(self, wakeup: Wakeup) -> None:
+        delay = self._context.notify_gate.committed(wakeup)
+        wakeups = self._wakeups
+        if delay is not None and wakeups is not None:
+            wakeups.schedule(delay)
+
+    def _notify(self, queues: list[str]) -> None:
+        """Send the notifications owed for quiet sends (``notify.NotifyGate``)."""
+        try:
+            self._run(_enqueue.wake(self._context, queues))
+        except ConveyorError as exc:  # the workers' poll still finds the jobs
+            log.warning("could not wake the workers of %s (%s)", ", ".join(queues), exc)
+
+    migrate = _sync(migrations.migrate)
+    schema_version = _sync(migrations.schema_version)
+    send = _sync(_enqueue.send)
+    insert = _sync(_enqueue.insert)
+    fetch = _sync(_claims.fetch)
+    complete = _sync(_claims.complete)
+    fail = _sync(_claims.fail)
+    get_job = _sync(_admin.get_job)
+    find_jobs = _sync(_admin.find_jobs)
+    count_jobs = _sync(_admin.count_jobs)
+    bulk = _sync(_admin.bulk)
+    cancel = _sync(_admin.cancel)
+    resume = _sync(_admin.resume)
+    retry = _sync(_admin.retry)
+    delete = _sync(_admin.delete)
+    queue_counts = _sync(_admin.queue_counts)
+    create_queue = _sync(_admin.create_queue)
+    update_queue = _sync(_admin.update_queue)
+    delete_queue = _sync(_admin.delete_queue)
+    get_queue = _sync(_admin.get_queue)
+    list_queues = _sync(_admin.list_queues)
+    pause_queue = _sync(_flow.pause_queue)
+    resume_queue = _sync(_flow.resume_queue)
+    pause_group = _sync(_flow.pause_group)
+    resume_group = _sync(_flow.resume_group)
+    set_group = _sync(_flow.set_group)
+    get_group = _sync(_flow.get_group)
+    schedule = _sync(scheduler.schedule)
+    unschedule = _sync(scheduler.unschedule)
+    get_schedules = _sync(scheduler.get_schedules)
+    pause_schedule = _sync(scheduler.pause_schedule)
+    resume_schedule = _sync(scheduler.resume_schedule)
+    run_schedule = _sync(scheduler.run_schedule)
+    get_stats = _sync(_status.get_stats)
+    get_leader = _sync(_status.get_leader)
+    get_workers = _sync(_status.get_workers)
+    queue_summaries = _sync(_status.queue_summaries)
+    health = _sync(_status.health)
