@@ -3,22 +3,9 @@
 from conveyor.client import AsyncConveyor, Conveyor
 from conveyor.errors import NonRetryableError, PauseGroup, PauseQueue, RetryAfter
 from conveyor.hooks import HookEvent
-from conveyor.job import (
-    Group,
-    Health,
-    Job,
-    JobPage,
-    JobState,
-    LeaderLease,
-    Progress,
-    Queue,
-    QueuePolicy,
-    QueueStats,
-    QueueSummary,
-    Schedule,
-    WorkerInfo,
-)
+from conveyor.job import Group, Job, JobPage, JobState, Progress, Queue, QueuePolicy, Schedule
 from conveyor.migrate import MigrationResult
+from conveyor.reports import Health, LeaderLease, QueueStats, QueueSummary, WorkerInfo
 
 __all__ = [
     "AsyncConveyor",

@@ -30,7 +30,8 @@ from rich.text import Text
 
 from conveyor.client import AsyncConveyor
 from conveyor.hooks import HookEvent
-from conveyor.job import Job, QueueSummary
+from conveyor.job import Job
+from conveyor.reports import QueueSummary
 
 DOCUMENTS = "demo.documents"
 DEAD_LETTERS = "demo.documents.dead"

@@ -13,9 +13,9 @@ from conveyor import _validate
 from conveyor import migrate as migrations
 from conveyor._options import Duration
 from conveyor._plan import Context, Execute, Operation, Plan
-from conveyor.job import Health, LeaderLease, QueueStats, QueueSummary, WorkerInfo
 from conveyor.leader import MAINTENANCE
 from conveyor.queries import latest_version
+from conveyor.reports import Health, LeaderLease, QueueStats, QueueSummary, WorkerInfo
 
 _RECENTLY = timedelta(hours=1)
 """How far back a worker that stopped renewing its presence is reported."""

@@ -33,8 +33,8 @@ from conveyor import _validate
 from conveyor._plan import Execute, Operation, Plan, Run
 from conveyor.errors import ConveyorError
 from conveyor.hooks import HookEvent, Hooks
-from conveyor.job import QueueStats
 from conveyor.leader import Leader, NotLeader, Term, fenced
+from conveyor.reports import QueueStats
 
 log = logging.getLogger("conveyor.maintenance")
 

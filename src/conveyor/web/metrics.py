@@ -35,7 +35,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from conveyor.errors import ConveyorError
-from conveyor.job import LeaderLease, QueueSummary, WorkerInfo
+from conveyor.reports import LeaderLease, QueueSummary, WorkerInfo
 from conveyor.web.state import web_state
 
 router = APIRouter()

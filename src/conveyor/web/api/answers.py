@@ -15,15 +15,8 @@ from typing import Any
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
-from conveyor.job import (
-    Job,
-    JobState,
-    LeaderLease,
-    QueueStats,
-    QueueSummary,
-    Schedule,
-    WorkerInfo,
-)
+from conveyor.job import Job, JobState, Schedule
+from conveyor.reports import LeaderLease, QueueStats, QueueSummary, WorkerInfo
 
 _OUT = ConfigDict(from_attributes=True, ser_json_timedelta="float")
 """Answers are read from the client's dataclasses; durations go out as seconds."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from conveyor.job import QueueSummary
+from conveyor.reports import QueueSummary
 from conveyor.web.dashboard.live import Live, live, partial
 from conveyor.web.dashboard.rendering import page
 from conveyor.web.state import started_client, web_state

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from conveyor.job import JobState, QueueSummary
+from conveyor.job import JobState
+from conveyor.reports import QueueSummary
 from conveyor.web.dashboard.job_filter import JobFilter
 
 
