@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from conveyor import _admin, _claims, _validate
+from conveyor import _admin, _claims, _validate, statements
 from conveyor._plan import Context, Execute, Operation, Plan
 from conveyor.client import AsyncConveyor, Conveyor
 from conveyor.errors import ConveyorError, InvalidArgument
@@ -80,7 +80,7 @@ class DrainResult:
 
 
 def _make_due(queue: str) -> Plan[int]:
-    count: int = yield Execute("jobs_make_due", {"queue": queue}, fetch="none")
+    count: int = yield Execute(statements.JOBS_MAKE_DUE, {"queue": queue})
     return count
 
 
