@@ -19,7 +19,7 @@ STATEMENT_FILES = sorted(entry.name.removesuffix(".sql") for entry in SQL.iterdi
                          if entry.name.endswith(".sql"))
 FRAGMENT_FILES = sorted(entry.name.removesuffix(".sql") for entry in (SQL / "fragments").iterdir()
                         if entry.name.endswith(".sql"))
-COMPOSED = [s for s in statements.CATALOGUE if s.body is not None]
+COMPOSED = [s for s in statements.CATALOGUE if s.parts]
 PLACEHOLDER = re.compile(r"%\((\w+)\)[sbt]")
 
 
