@@ -3,6 +3,7 @@ one ASGI application (``create_app``). ``conveyor dashboard`` serves it; an
 application can mount it inside its own ASGI app. Needs the ``web`` extra:
 ``pip install "conveyor[web]"``."""
 
-from conveyor.web.app import WebSettings, create_app
+from conveyor.web.app import create_app
+from conveyor.web.settings import WebSettings
 
 __all__ = ["WebSettings", "create_app"]

@@ -36,7 +36,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from conveyor.errors import ConveyorError
 from conveyor.job import LeaderLease, QueueSummary, WorkerInfo
-from conveyor.web.app import web_state
+from conveyor.web.state import web_state
 
 router = APIRouter()
 
