@@ -8,7 +8,7 @@ What it does, for each case (``--clients`` x ``--batch``):
   ``CHECKPOINT``), as ``benchmarks/throughput.py`` does before a burn-down (its
   ``fill`` is reused);
 - writes a pgbench script from the statements the worker runs, rendered by
-  Conveyor's own ``Queries`` (``src/conveyor/sql/claim.sql`` with its shared part
+  Conveyor's own ``Queries`` (``src/conveyor/sql/claim.sql`` with its fragment
   ``claim_update.sql``, and ``complete.sql``);
 - runs ``pgbench -n -f script -c C -j C -M prepared -t T`` with T = ceil(N / batch
   / C) transactions per client, so that the clients claim the whole queue, and
@@ -87,7 +87,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from conveyor import Conveyor
+from conveyor import Conveyor, statements
 from conveyor.config import redact
 from conveyor.queries import Queries
 
@@ -150,7 +150,7 @@ class Variable:
 def claim_statement(queries: Queries, *, ids_only: bool) -> tuple[str, str]:
     """The worker's claim for ``QUEUE`` and the pgbench command that ends it
     (``\\aset`` or ``\\gset``), whose variables hold the claimed ids and attempts."""
-    text = substitute(queries["claim"], {"queue": QUEUE, "limit": Variable(LIMIT),
+    text = substitute(queries[statements.CLAIM], {"queue": QUEUE, "limit": Variable(LIMIT),
                                          "lease": LEASE})
     match = _FINAL_UPDATE.search(text)
     if match is None:
@@ -171,7 +171,7 @@ def claim_statement(queries: Queries, *, ids_only: bool) -> tuple[str, str]:
 def complete_statement(queries: Queries) -> str:
     """The worker's completion of the claimed jobs, fenced by attempt, without output
     or progress."""
-    return substitute(queries["complete"], {
+    return substitute(queries[statements.COMPLETE], {
         "id": Variable(IDS), "attempt": Variable(ATTEMPTS), "output": None, "progress": None})
 
 

@@ -108,7 +108,7 @@ def measure(url: str, conn: psycopg.Connection[Any], failed: int, completed: int
             cv._run(take())
             forget = sql.SQL("UPDATE {}.queue_totals SET recounted_at = NULL").format(
                 sql.Identifier(schema))
-            before = queries._render(BEFORE, schema, live_counts=queries._source("live_counts"))
+            before = queries._render(BEFORE, schema, live_counts=queries._fragment("live_counts"))
             summaries, earlier = [], []
             for _ in range(reads):  # alternating, so that both see the same machine
                 summaries.append(median_ms(cv.queue_summaries, 1))

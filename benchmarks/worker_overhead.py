@@ -23,6 +23,7 @@ from collections.abc import Generator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from conveyor import statements
 from conveyor._plan import Context
 from conveyor.hooks import Hooks
 from conveyor.job import Job
@@ -63,14 +64,14 @@ class InstantDatabase:
             step = next(plan)
             while True:
                 await asyncio.sleep(0)  # a statement is a round trip: yield once
-                if step.query == "claim_worker":
+                if step.statement is statements.CLAIM_WORKER:
                     limit = step.params["limit"]
                     result: Any = self.rows[self.position : self.position + limit]
                     self.position += len(result)
-                elif step.query == "complete":
+                elif step.statement is statements.COMPLETE:
                     self.completed += len(step.params["id"])
                     result = self.completed
-                elif step.query == "queue_flow":
+                elif step.statement is statements.QUEUE_FLOW:
                     result = QUEUE_FLOW
                 else:
                     result = []

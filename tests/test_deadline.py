@@ -25,7 +25,7 @@ from conveyor import AsyncConveyor, Job, JobState
 from conveyor._plan import Execute, Operation, Plan
 from conveyor.errors import ConnectionLost
 from conveyor.notify import Listener
-from conveyor.queries import Queries
+from conveyor.queries import Queries, Statement
 
 QUEUE = "work"
 DEADLINE = 1.0
@@ -154,9 +154,9 @@ async def test_a_workers_transaction_cut_off_midway_is_ended_by_the_server_locks
         sql.Identifier(schema)).as_string()
 
     def lock_then_go_silent() -> Plan[None]:
-        yield Execute(lock, {"id": job_id}, raw=True)
+        yield Execute(Statement("lock", text=lock), {"id": job_id})
         proxy.cut()  # nothing moves, nothing is closed: the server hears nothing more
-        yield Execute("SELECT 1", raw=True)
+        yield Execute(Statement("select_one", text="SELECT 1"))
 
     async with through(proxy, database_url, schema) as cut_off:
         with pytest.raises(ConnectionLost):

@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from conveyor import Conveyor, JobState
+from conveyor import Conveyor, JobState, statements
 from conveyor.errors import InvalidOption, InvalidPayload, UnknownOption
 from conveyor.queries import Queries
 
@@ -157,7 +157,7 @@ def test_after_a_large_bulk_insert_claims_read_the_claim_index_in_order(
     cv.insert("older", [{"data": n} for n in range(20_000)])
     cv.insert("bulk", [{"data": n} for n in range(20_000)])
 
-    explain = "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + Queries(cv.schema)["claim"]
+    explain = "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + Queries(cv.schema)[statements.CLAIM]
     with psycopg.connect(database_url) as conn:
         rows = conn.execute(explain, {"queue": "bulk", "limit": 500, "lease": None})
         plan = "\n".join(row[0] for row in rows)

@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from test_worker import finished, running, wait_until
 
-from conveyor import AsyncConveyor, Job, metrics
+from conveyor import AsyncConveyor, Job, metrics, statements
 from conveyor._plan import Operation
 from conveyor.errors import ConfigurationError
 from conveyor.maintenance import snapshot
@@ -212,7 +212,7 @@ async def test_a_scrape_reads_no_more_failed_jobs_however_many_are_kept(
         await conn.execute(f'VACUUM ANALYZE "{schema}".job')
         await conn.execute("SET enable_seqscan = off")  # the plan a large table gets
         [[plan]] = await (await conn.execute(
-            "EXPLAIN (ANALYZE, FORMAT JSON) " + Queries(schema)["queue_summaries"]
+            "EXPLAIN (ANALYZE, FORMAT JSON) " + Queries(schema)[statements.QUEUE_SUMMARIES]
         )).fetchall()
 
     text = (await web.get("/metrics")).text

@@ -83,23 +83,25 @@ def _job_fields() -> list[str]:
 
 
 def test_job_columns_are_the_fields_of_job_in_order() -> None:
-    _assert_in_step("job_columns.sql", _selected_names("job_columns"), "Job", _job_fields())
+    _assert_in_step("job_columns.sql", _selected_names("fragments/job_columns"),
+                    "Job", _job_fields())
 
 
 def test_job_from_row_reads_the_job_columns_in_order() -> None:
     _assert_in_step("job_from_row", _unpacked_names(_rows.job_from_row),
-                    "job_columns.sql", _selected_names("job_columns"))
+                    "job_columns.sql", _selected_names("fragments/job_columns"))
 
 
 def test_claimed_columns_are_the_job_columns_a_claim_does_not_know() -> None:
-    expected = [name for name in _selected_names("job_columns") if name not in CLAIM_KNOWS]
-    _assert_in_step("claimed_columns.sql", _selected_names("claimed_columns"),
+    expected = [name for name in _selected_names("fragments/job_columns")
+                if name not in CLAIM_KNOWS]
+    _assert_in_step("claimed_columns.sql", _selected_names("fragments/claimed_columns"),
                     "job_columns.sql less what a claim knows", expected)
 
 
 def test_claimed_jobs_reads_the_claimed_columns_in_order() -> None:
     _assert_in_step("claimed_jobs", _unpacked_names(_rows.claimed_jobs),
-                    "claimed_columns.sql", _selected_names("claimed_columns"))
+                    "claimed_columns.sql", _selected_names("fragments/claimed_columns"))
 
 
 def test_the_staging_table_has_the_fields_of_job_row_with_the_staged_types() -> None:

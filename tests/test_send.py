@@ -188,7 +188,7 @@ def test_a_job_read_from_a_row_equals_the_job_its_constructor_makes(
 
     import psycopg
 
-    from conveyor import _session
+    from conveyor import _session, statements
     from conveyor._rows import job_from_row
     from conveyor.job import Job, JobState, Progress, QueuePolicy
     from conveyor.queries import Queries
@@ -201,7 +201,7 @@ def test_a_job_read_from_a_row_equals_the_job_its_constructor_makes(
     queries = Queries(schema)
     with psycopg.connect(database_url) as conn:
         _session.configure(conn, queries)
-        row = conn.execute(queries["job_get"], {"id": job_id}).fetchone()
+        row = conn.execute(queries[statements.JOB_GET], {"id": job_id}).fetchone()
     assert row is not None
 
     job = job_from_row(row)

@@ -9,12 +9,13 @@ from typing import Any, Final, Literal, Unpack
 
 from psycopg import errors as pg_errors
 
-from conveyor import _options, _validate
+from conveyor import _options, _validate, statements
 from conveyor._options import QueueSettings
 from conveyor._plan import Context, Execute, Failure, Operation, Plan
 from conveyor._rows import JobRef, job_from_row, queue_from_row
 from conveyor.errors import InvalidArgument, PolicyViolation, QueueConflict, QueueNotFound
 from conveyor.job import Job, JobPage, JobState, Queue
+from conveyor.queries import Statement
 
 _MAX_PAGE = 1000
 
@@ -24,20 +25,20 @@ def get_job(ctx: Context, /, id: JobRef, *, conn: Any = None) -> Operation[Job |
     job_id = _validate.job_id(id)
 
     def plan() -> Plan[Job | None]:
-        row = yield Execute("job_get", {"id": job_id}, "one", tuples=True)
+        row = yield Execute(statements.JOB_GET, {"id": job_id})
         return None if row is None else job_from_row(row)
 
     return Operation(plan(), conn)
 
 
 def _transition(
-    ctx: Context, query: str, jobs: object, conn: Any, action: str
+    ctx: Context, statement: Statement, jobs: object, conn: Any, action: str
 ) -> Operation[int]:
     ids = _validate.job_ids(jobs)
 
     def plan() -> Plan[int]:
         try:
-            return len((yield Execute(query, {"ids": ids, "channel": ctx.queries.schema})))
+            return len((yield Execute(statement, {"ids": ids, "channel": ctx.queries.schema})))
         except Failure as failure:
             if isinstance(failure.cause, pg_errors.UniqueViolation):
                 raise PolicyViolation(
@@ -51,22 +52,22 @@ def _transition(
 
 def cancel(ctx: Context, /, jobs: JobRef | Iterable[JobRef], *, conn: Any = None) -> Operation[int]:
     """Cancel jobs that have not finished; returns how many were cancelled."""
-    return _transition(ctx, "jobs_cancel", jobs, conn, "cancel")
+    return _transition(ctx, statements.JOBS_CANCEL, jobs, conn, "cancel")
 
 
 def resume(ctx: Context, /, jobs: JobRef | Iterable[JobRef], *, conn: Any = None) -> Operation[int]:
     """Put cancelled jobs back in their queue, due now; returns how many."""
-    return _transition(ctx, "jobs_resume", jobs, conn, "resume")
+    return _transition(ctx, statements.JOBS_RESUME, jobs, conn, "resume")
 
 
 def retry(ctx: Context, /, jobs: JobRef | Iterable[JobRef], *, conn: Any = None) -> Operation[int]:
     """Send failed jobs round again, due now, with one more attempt; returns how many."""
-    return _transition(ctx, "jobs_retry", jobs, conn, "retry")
+    return _transition(ctx, statements.JOBS_RETRY, jobs, conn, "retry")
 
 
 def delete(ctx: Context, /, jobs: JobRef | Iterable[JobRef], *, conn: Any = None) -> Operation[int]:
     """Delete jobs in any state; returns how many were deleted."""
-    return _transition(ctx, "jobs_delete", jobs, conn, "delete")
+    return _transition(ctx, statements.JOBS_DELETE, jobs, conn, "delete")
 
 
 def _parse_cursor(cursor: str) -> uuid.UUID:
@@ -167,7 +168,7 @@ def find_jobs(
     params["limit"] = page_size + 1
 
     def plan() -> Plan[JobPage]:
-        jobs = [job_from_row(row) for row in (yield Execute("jobs_find", params, tuples=True))]
+        jobs = [job_from_row(row) for row in (yield Execute(statements.JOBS_FIND, params))]
         more = len(jobs) > page_size
         jobs = jobs[:page_size]
         return JobPage(jobs, jobs[-1].id if more else None)
@@ -200,16 +201,16 @@ def count_jobs(
     params["before_id"] = None
 
     def plan() -> Plan[int]:
-        row = yield Execute("jobs_count", params, "one")
+        row = yield Execute(statements.JOBS_COUNT, params)
         return int(row["count"])
 
     return Operation(plan(), conn)
 
 
 BulkAction = Literal["retry", "cancel", "resume", "delete"]
-_BULK_QUERIES: Final[dict[str, str]] = {
-    "retry": "jobs_retry", "cancel": "jobs_cancel", "resume": "jobs_resume",
-    "delete": "jobs_delete",
+_BULK_STATEMENTS: Final[dict[str, Statement]] = {
+    "retry": statements.JOBS_RETRY, "cancel": statements.JOBS_CANCEL,
+    "resume": statements.JOBS_RESUME, "delete": statements.JOBS_DELETE,
 }
 
 
@@ -238,9 +239,9 @@ def bulk(
         cv.bulk("retry", "send-message", state="failed")
         cv.bulk("cancel", ids=[first_id, second_id])
     """
-    if action not in _BULK_QUERIES:
+    if action not in _BULK_STATEMENTS:
         raise InvalidArgument(
-            f"unknown bulk action {action!r}; use one of {', '.join(_BULK_QUERIES)}")
+            f"unknown bulk action {action!r}; use one of {', '.join(_BULK_STATEMENTS)}")
     if ids is not None:
         filters = {"queue": queue, "state": state, "key": key, "search": search,
                    "data_contains": data_contains, "scheduled": scheduled}
@@ -248,19 +249,19 @@ def bulk(
         if given:
             raise InvalidArgument(
                 f"a bulk action takes ids or filters, not both (ids with {', '.join(given)})")
-        return _transition(ctx, _BULK_QUERIES[action], ids, conn, action)
+        return _transition(ctx, _BULK_STATEMENTS[action], ids, conn, action)
     if queue is None and state is None:
         raise InvalidArgument("a bulk action needs a queue, a state or ids to narrow it")
     params = _filter(ctx, queue, state, None, key, search, data_contains, None, scheduled)
     params["limit"] = _MAX_PAGE
-    query = _BULK_QUERIES[action]
+    statement = _BULK_STATEMENTS[action]
 
     def plan() -> Plan[int]:
         changed = 0
         while True:
-            ids = [row["id"] for row in (yield Execute("jobs_match", params))]
+            ids = [row["id"] for row in (yield Execute(statements.JOBS_MATCH, params))]
             if ids:
-                changed += yield from _transition(ctx, query, ids, None, action).plan
+                changed += yield from _transition(ctx, statement, ids, None, action).plan
             if len(ids) < _MAX_PAGE:
                 return changed
             params["before_id"] = ids[-1]
@@ -276,7 +277,7 @@ def queue_counts(
 
     def plan() -> Plan[dict[JobState, int]]:
         counts = dict.fromkeys(JobState, 0)
-        for row in (yield Execute("queue_counts", {"queue": name})):
+        for row in (yield Execute(statements.QUEUE_COUNTS, {"queue": name})):
             counts[JobState(row["state"])] = row["count"]
         return counts
 
@@ -288,9 +289,9 @@ def _update_queue(params: dict[str, Any], create: bool) -> Plan[Queue]:
     if params["dead_letter"] is not None:
         names.append(params["dead_letter"])
     if names:
-        yield Execute("queue_ensure", {"names": names}, "none")
+        yield Execute(statements.QUEUE_ENSURE, {"names": names})
     try:
-        row = yield Execute("queue_update", params, "one")
+        row = yield Execute(statements.QUEUE_UPDATE, params)
     except Failure as failure:
         if isinstance(failure.cause, pg_errors.CheckViolation):
             raise QueueConflict(
@@ -343,7 +344,7 @@ def delete_queue(ctx: Context, /, name: str, *, conn: Any = None) -> Operation[b
 
     def plan() -> Plan[bool]:
         try:
-            return bool((yield Execute("queue_delete", {"name": queue})))
+            return bool((yield Execute(statements.QUEUE_DELETE, {"name": queue})))
         except Failure as failure:
             if isinstance(failure.cause, pg_errors.ForeignKeyViolation):
                 raise QueueConflict(
@@ -360,7 +361,7 @@ def get_queue(ctx: Context, /, name: str, *, conn: Any = None) -> Operation[Queu
     queue = _validate.queue_name(name)
 
     def plan() -> Plan[Queue | None]:
-        row = yield Execute("queue_get", {"name": queue}, "one")
+        row = yield Execute(statements.QUEUE_GET, {"name": queue})
         return None if row is None else queue_from_row(row)
 
     return Operation(plan(), conn)
@@ -370,6 +371,6 @@ def list_queues(ctx: Context, /, *, conn: Any = None) -> Operation[list[Queue]]:
     """Every queue, by name."""
 
     def plan() -> Plan[list[Queue]]:
-        return [queue_from_row(row) for row in (yield Execute("queue_list"))]
+        return [queue_from_row(row) for row in (yield Execute(statements.QUEUE_LIST))]
 
     return Operation(plan(), conn)

@@ -9,11 +9,12 @@ from typing import Any, NamedTuple
 
 from psycopg import errors as pg_errors
 
-from conveyor import _validate
+from conveyor import _validate, statements
 from conveyor._options import Duration
 from conveyor._plan import Context, Execute, Failure, Operation, Plan, Together
 from conveyor._rows import JobDefaults, JobRef, claimed_jobs, in_claim_order, job_from_row
 from conveyor.job import Job, control_of
+from conveyor.queries import Statement
 
 _CLAIM_RACE_RETRIES = 3
 
@@ -43,19 +44,19 @@ def claim(
     defaults = None if flow is None else flow.defaults
     if flow is None:
         flow = yield from flow_state(queue)
-    suffix = ""
+    plain, flowing = statements.CLAIM, statements.CLAIM_FLOW
     if defaults is not None:
         params.update(defaults._asdict())
-        suffix = "_worker"
+        plain, flowing = statements.CLAIM_WORKER, statements.CLAIM_FLOW_WORKER
     if flow.controlled:
         params["unkeyed"] = flow.unkeyed
         _, rows = yield Together((
-            Execute("claim_flow_lock", {"schema": schema, "queue": queue}, "none"),
-            Execute(f"claim_flow{suffix}", params, tuples=True)))
+            Execute(statements.CLAIM_FLOW_LOCK, {"schema": schema, "queue": queue}),
+            Execute(flowing, params)))
         return _jobs(rows, queue, defaults, lease)
     for attempt in range(retries):
         try:
-            rows = yield Execute(f"claim{suffix}", params, tuples=True)
+            rows = yield Execute(plain, params)
         except Failure as failure:
             # Two claims raced for the same key of a singleton or stately queue: the
             # unique index let one win. The loser tries again.
@@ -80,7 +81,7 @@ def _jobs(
 
 def held_back(queue: str) -> Plan[bool]:
     """Whether ``queue`` has due jobs waiting after a claim (``queue_held_back.sql``)."""
-    row = yield Execute("queue_held_back", {"queue": queue}, "one")
+    row = yield Execute(statements.QUEUE_HELD_BACK, {"queue": queue})
     return bool(row and row["held_back"])
 
 
@@ -102,7 +103,7 @@ def flow_state(queue: str) -> Plan[FlowState]:
     """Whether claims of ``queue`` go through flow control, whether due jobs
     without a group key wait in it, and the defaults of its jobs
     (``queue_flow.sql``)."""
-    row = yield Execute("queue_flow", {"queue": queue}, "one")
+    row = yield Execute(statements.QUEUE_FLOW, {"queue": queue})
     if not row:
         return UNLIMITED
     return FlowState(bool(row["flow"]), bool(row["unkeyed"]),
@@ -130,12 +131,12 @@ def _fence(jobs: object) -> tuple[list[uuid.UUID], list[int | None]]:
     return ids, attempts
 
 
-def _rowcount(query: str, params: dict[str, Any]) -> Plan[int]:
-    return len((yield Execute(query, params)))
+def _rowcount(statement: Statement, params: dict[str, Any]) -> Plan[int]:
+    return len((yield Execute(statement, params)))
 
 
 def _completed(params: dict[str, Any]) -> Plan[int]:
-    count: int = yield Execute("complete", params, fetch="none")
+    count: int = yield Execute(statements.COMPLETE, params)
     return count
 
 
@@ -223,7 +224,7 @@ def complete_params(outcomes: Sequence[Outcome]) -> dict[str, Any]:
 def complete_settled(outcomes: Sequence[Outcome]) -> Plan[int]:
     """Records the outcomes of jobs their handler completed in its own transaction
     (``complete_settled.sql``); returns how many rows it changed."""
-    count: int = yield Execute("complete_settled", complete_params(outcomes), fetch="none")
+    count: int = yield Execute(statements.COMPLETE_SETTLED, complete_params(outcomes))
     return count
 
 
@@ -267,7 +268,7 @@ def fail(
         Outcome(job_id, attempt, error=encoded, retry_after=delay, final=final)
         for job_id, attempt in zip(ids, attempts, strict=True)
     ]
-    return Operation(_rowcount("fail", fail_params(outcomes, ctx.queries.schema)), conn)
+    return Operation(_rowcount(statements.FAIL, fail_params(outcomes, ctx.queries.schema)), conn)
 
 
 # --- for workers -----------------------------------------------------------------------
@@ -279,22 +280,23 @@ def heartbeat(
 ) -> Plan[set[str]]:
     """Renews leases and stores progress; returns the ids whose attempt still holds
     its job."""
-    rows = yield Execute("heartbeat", {"id": ids, "attempt": attempts,
-                                       "progress": _sparse(list(progress)), "lease": lease})
+    rows = yield Execute(statements.HEARTBEAT, {"id": ids, "attempt": attempts,
+                                                "progress": _sparse(list(progress)),
+                                                "lease": lease})
     return {str(row["id"]) for row in rows}
 
 
 def rescue(limit: int, error: str, channel: str) -> Plan[int]:
     """Settles up to ``limit`` jobs whose lease lapsed as failed attempts (retried or
     failed by their policy). Run atomically: the rows stay locked in between."""
-    rows = yield Execute("lease_expired", {"limit": limit})
+    rows = yield Execute(statements.LEASE_EXPIRED, {"limit": limit})
     if not rows:
         return 0
     outcomes = [Outcome(row["id"], row["attempt"], error=error) for row in rows]
-    return len((yield Execute("fail", fail_params(outcomes, channel))))
+    return len((yield Execute(statements.FAIL, fail_params(outcomes, channel))))
 
 
 def release(ids: Sequence[uuid.UUID | str], attempts: Sequence[int], channel: str) -> Plan[int]:
     """Hands jobs back to their queue without counting an attempt (worker shutdown)."""
     params = {"id": ids, "attempt": attempts, "channel": channel}
-    return len((yield Execute("release", params)))
+    return len((yield Execute(statements.RELEASE, params)))

@@ -16,11 +16,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Final, Never
 
-from conveyor import _options, _validate, tracing
+from conveyor import _options, _validate, statements, tracing
 from conveyor._options import Duration
 from conveyor._plan import Context, Copy, Execute, Operation, Plan, Step
 from conveyor._session import EncodedJsonb, UuidInt
 from conveyor.errors import InvalidOption, QueueNotFound
+from conveyor.queries import Statement
 
 _ANALYZE_AFTER = 10_000
 
@@ -30,26 +31,31 @@ def _ensure_queue_then(queue: str, step: Step) -> Plan[Mapping[str, Any]]:
     the defaults and runs the step again."""
     result = yield step
     if not result["queue_found"]:
-        yield Execute("queue_ensure", {"names": [queue]}, "none")
+        yield Execute(statements.QUEUE_ENSURE, {"names": [queue]})
         result = yield step
         if not result["queue_found"]:
             raise QueueNotFound(f"queue {queue!r} was deleted while jobs were being sent to it")
     return result  # type: ignore[no-any-return]
 
 
-def _statement(row: _options.JobRow) -> str:
+def _statement(row: _options.JobRow) -> Statement:
     """The enqueue statement a job takes: debounced jobs, and jobs that may move to
     the next throttle slot, have their own; the rest share the plain one."""
     if row.debounce_seconds is not None:
-        return "enqueue_debounce"
+        return statements.ENQUEUE_DEBOUNCE
     if row.singleton_next_slot:
-        return "enqueue_next_slot"
-    return "enqueue"
+        return statements.ENQUEUE_NEXT_SLOT
+    return statements.ENQUEUE
 
 
-# The debounce statement goes first: when the queue's policy refuses debounced
-# jobs, nothing has been written yet.
-_INSERT_ORDER: Final = ("enqueue_debounce", "enqueue", "enqueue_next_slot")
+# Each send statement with its insert through the staging table. The debounce
+# statement goes first: when the queue's policy refuses debounced jobs, nothing has
+# been written yet.
+_INSERT_ORDER: Final = (
+    (statements.ENQUEUE_DEBOUNCE, statements.ENQUEUE_DEBOUNCE_STAGED),
+    (statements.ENQUEUE, statements.ENQUEUE_STAGED),
+    (statements.ENQUEUE_NEXT_SLOT, statements.ENQUEUE_NEXT_SLOT_STAGED),
+)
 
 
 def _debounce_refused(queue: str, policy: str) -> InvalidOption:
@@ -66,14 +72,14 @@ def send_one(queue: str, row: _options.JobRow, channel: str, notify: bool) -> Pl
     params = _options.enqueue_params(queue, row)
     params["channel"] = channel
     params["notify"] = notify
-    result = yield from _ensure_queue_then(queue, Execute(_statement(row), params, "one"))
+    result = yield from _ensure_queue_then(queue, Execute(_statement(row), params))
     if result.get("debounce_refused_by"):
         raise _debounce_refused(queue, result["debounce_refused_by"])
     return None if result["first_id"] is None else str(result["first_id"])
 
 
 def _checked_rows(
-    items: Iterable[Mapping[str, Any]], max_payload_bytes: int, statements: set[str],
+    items: Iterable[Mapping[str, Any]], max_payload_bytes: int, needed: set[Statement],
     trace_context: str | None,
 ) -> Iterator[_options.JobRow]:
     """Each item checked as COPY takes it, with the trace context of the insert,
@@ -83,7 +89,7 @@ def _checked_rows(
         if trace_context is not None:
             row = row._replace(trace_context=trace_context)
         if row.debounce_seconds is not None or row.singleton_next_slot:
-            statements.add(_statement(row))
+            needed.add(_statement(row))
         yield row
 
 
@@ -178,23 +184,23 @@ class _Direct:
 
 
 def _insert_staged(
-    queue: str, rows: Iterable[_options.JobRow], statements: set[str], channel: str,
+    queue: str, rows: Iterable[_options.JobRow], needed: set[Statement], channel: str,
 ) -> Plan[int]:
     """Rows through the staging table and the enqueue statements, which let the
     queue's unique indexes decide (``ON CONFLICT DO NOTHING``)."""
-    yield Execute("enqueue_stage", None, "none")
-    yield Copy("enqueue_copy", rows, _options.STAGED_TYPES)
+    yield Execute(statements.ENQUEUE_STAGE)
+    yield Copy(statements.ENQUEUE_COPY, rows, _options.STAGED_TYPES)
     params = {"queue": queue, "channel": channel, "notify": True}
     inserted, refused_by = 0, None
-    for statement in (name for name in _INSERT_ORDER if name in statements):
-        step = Execute(f"{statement}_staged", params, "one")
+    for staged in (staged for one, staged in _INSERT_ORDER if one in needed):
+        step = Execute(staged, params)
         result = yield from _ensure_queue_then(queue, step)
         refused_by = result.get("debounce_refused_by")
         if refused_by:
             break
         inserted += result["inserted"]
     # Dropped now rather than at commit: the caller's transaction may insert again.
-    yield Execute("enqueue_unstage", None, "none")
+    yield Execute(statements.ENQUEUE_UNSTAGE)
     if refused_by:
         raise _debounce_refused(queue, refused_by)
     return inserted
@@ -204,27 +210,28 @@ def _insert_many(
     queue: str, items: Iterable[Mapping[str, Any]], max_payload_bytes: int, channel: str,
     trace_context: str | None,
 ) -> Plan[int]:
-    statements = {"enqueue"}
-    rows = _checked_rows(items, max_payload_bytes, statements, trace_context)
-    defaults = Execute("enqueue_defaults", {"queue": queue}, "one")
+    needed = {statements.ENQUEUE}
+    rows = _checked_rows(items, max_payload_bytes, needed, trace_context)
+    defaults = Execute(statements.ENQUEUE_DEFAULTS, {"queue": queue})
     target = yield from _ensure_queue_then(queue, defaults)
     inserted, staged = 0, True
     if target["policy"] == "standard":
         direct = _Direct(queue, target)
-        yield Copy("enqueue_direct", direct.records(rows), _DIRECT_TYPES, (UuidInt, EncodedJsonb))
+        yield Copy(statements.ENQUEUE_DIRECT, direct.records(rows), _DIRECT_TYPES,
+                   (UuidInt, EncodedJsonb))
         inserted = direct.count
         if inserted:
-            yield Execute("notify_queue", {"channel": channel, "queue": queue}, "none")
+            yield Execute(statements.NOTIFY_QUEUE, {"channel": channel, "queue": queue})
         rows, staged = iter(direct.rest), bool(direct.rest)
     if staged:
-        inserted += yield from _insert_staged(queue, rows, statements, channel)
+        inserted += yield from _insert_staged(queue, rows, needed, channel)
     if inserted >= _ANALYZE_AFTER:
         # Claims read the jobs in index order only when the planner knows how many
         # there are; a table that just grew by a bulk load still has the statistics
         # of an empty one until autovacuum analyzes it, up to a minute later.
-        sample = yield Execute("jobs_analyze_sample", None, "one")
-        yield Execute("jobs_analyze", None, "none")
-        yield Execute("jobs_analyze_sample_restore", {"previous": sample["previous"]}, "none")
+        sample = yield Execute(statements.JOBS_ANALYZE_SAMPLE)
+        yield Execute(statements.JOBS_ANALYZE)
+        yield Execute(statements.JOBS_ANALYZE_SAMPLE_RESTORE, {"previous": sample["previous"]})
     return inserted
 
 
@@ -319,7 +326,8 @@ def wake(ctx: Context, queues: list[str]) -> Operation[None]:
     sends its debounce left quiet, ``notify.NotifyGate``)."""
 
     def plan() -> Plan[None]:
-        yield Execute("notify_queues", {"channel": ctx.queries.schema, "queues": queues}, "none")
+        yield Execute(statements.NOTIFY_QUEUES,
+                      {"channel": ctx.queries.schema, "queues": queues})
 
     return Operation(plan())
 

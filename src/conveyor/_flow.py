@@ -9,12 +9,13 @@ from typing import Any, TypedDict, Unpack
 
 from psycopg import errors as pg_errors
 
-from conveyor import _validate
+from conveyor import _validate, statements
 from conveyor._options import Duration
 from conveyor._plan import Context, Execute, Failure, Operation, Plan
 from conveyor._rows import queue_from_row
 from conveyor.errors import InvalidOption, QueueNotFound
 from conveyor.job import Group, Queue
+from conveyor.queries import Statement
 
 
 class GroupSettings(TypedDict, total=False):
@@ -44,13 +45,15 @@ def _missing_queue(name: str) -> QueueNotFound:
     return QueueNotFound(f"queue {name!r} does not exist; create_queue() makes it")
 
 
-def _queue_change(query: str, params: dict[str, Any], notify: bool) -> Plan[Queue]:
-    row = yield Execute(query, params, "one")
+def _queue_change(
+    statement: Statement, params: dict[str, Any], notify: bool,
+) -> Plan[Queue]:
+    row = yield Execute(statement, params)
     if row is None:
         raise _missing_queue(params["name"])
     if notify:
-        yield Execute("notify_queue", {"channel": params["channel"], "queue": params["name"]},
-                      "none")
+        yield Execute(statements.NOTIFY_QUEUE,
+                      {"channel": params["channel"], "queue": params["name"]})
     return queue_from_row(row)
 
 
@@ -65,27 +68,29 @@ def pause_queue(
         cv.pause_queue("send-message", 300)   # the provider asked for five minutes
     """
     params = {"name": _validate.queue_name(name), "duration": _pause_length(seconds)}
-    return Operation(_queue_change("queue_pause", params, notify=False), conn)
+    return Operation(_queue_change(statements.QUEUE_PAUSE, params, notify=False), conn)
 
 
 def resume_queue(ctx: Context, /, name: str, *, conn: Any = None) -> Operation[Queue]:
     """End a queue's pause; idle workers are woken at once. Returns the queue."""
     params = {"name": _validate.queue_name(name), "channel": ctx.queries.schema}
-    return Operation(_queue_change("queue_resume", params, notify=True), conn, atomic=True)
+    return Operation(_queue_change(statements.QUEUE_RESUME, params, notify=True), conn, atomic=True)
 
 
-def _group_change(query: str, params: dict[str, Any], channel: str | None) -> Plan[Group]:
+def _group_change(
+    statement: Statement, params: dict[str, Any], channel: str | None,
+) -> Plan[Group]:
     try:
-        row = yield Execute(query, params, "one")
+        row = yield Execute(statement, params)
     except Failure as failure:
         if isinstance(failure.cause, pg_errors.ForeignKeyViolation):
             raise _missing_queue(params["queue"]) from None
         raise
     if row is None:  # resuming a key that was never paused
-        row = yield Execute("group_update", _group_params(params["queue"],
-                                                          params["group_key"], {}), "one")
+        row = yield Execute(statements.GROUP_UPDATE,
+                            _group_params(params["queue"], params["group_key"], {}))
     if channel is not None:
-        yield Execute("notify_queue", {"channel": channel, "queue": params["queue"]}, "none")
+        yield Execute(statements.NOTIFY_QUEUE, {"channel": channel, "queue": params["queue"]})
     return Group(**row)
 
 
@@ -102,7 +107,7 @@ def pause_group(
     """
     params = {"queue": _validate.queue_name(queue), "group_key": _group_key(group_key),
               "duration": _pause_length(seconds)}
-    return Operation(_group_change("group_pause", params, None), conn, atomic=True)
+    return Operation(_group_change(statements.GROUP_PAUSE, params, None), conn, atomic=True)
 
 
 def resume_group(
@@ -110,7 +115,7 @@ def resume_group(
 ) -> Operation[Group]:
     """End the pause of one group key; idle workers are woken at once."""
     params = {"queue": _validate.queue_name(queue), "group_key": _group_key(group_key)}
-    return Operation(_group_change("group_resume", params, ctx.queries.schema), conn,
+    return Operation(_group_change(statements.GROUP_RESUME, params, ctx.queries.schema), conn,
                      atomic=True)
 
 
@@ -144,7 +149,7 @@ def set_group(
         cv.set_group("send-message", "channel-7", rate_limit=20, rate_period=60)
     """
     params = _group_params(_validate.queue_name(queue), _group_key(group_key), settings)
-    return Operation(_group_change("group_update", params, None), conn, atomic=True)
+    return Operation(_group_change(statements.GROUP_UPDATE, params, None), conn, atomic=True)
 
 
 def get_group(
@@ -154,7 +159,7 @@ def get_group(
     params = {"queue": _validate.queue_name(queue), "group_key": _group_key(group_key)}
 
     def plan() -> Plan[Group | None]:
-        row = yield Execute("group_get", params, "one")
+        row = yield Execute(statements.GROUP_GET, params)
         return None if row is None else Group(**row)
 
     return Operation(plan(), conn)
@@ -171,9 +176,10 @@ def pause_and_release(
     jobs' keys, and hand its jobs back without counting the attempt. Atomic."""
     duration = _validate.positive_duration(seconds, "seconds")
     if group_keys is None:
-        yield Execute("queue_pause", {"name": queue, "duration": duration}, "one")
+        yield Execute(statements.QUEUE_PAUSE, {"name": queue, "duration": duration})
     else:
         for key in sorted(set(group_keys)):
-            yield Execute("group_pause", {"queue": queue, "group_key": key,
-                                          "duration": duration}, "one")
-    yield Execute("release", {"id": list(ids), "attempt": list(attempts), "channel": channel})
+            yield Execute(statements.GROUP_PAUSE, {"queue": queue, "group_key": key,
+                                                   "duration": duration})
+    yield Execute(statements.RELEASE,
+                  {"id": list(ids), "attempt": list(attempts), "channel": channel})

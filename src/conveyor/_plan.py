@@ -1,7 +1,8 @@
 """One implementation, two faces: operations are plans, drivers run them.
 
 Every public operation is written once, as a generator that yields the statements
-it needs (:class:`Execute`) and receives their results. It does no I/O itself.
+it needs (:class:`Execute`, naming a declaration of :mod:`conveyor.statements`) and
+receives their results. It does no I/O itself.
 :func:`run_sync` drives a plan on a psycopg ``Connection``, :func:`run_async` on an
 ``AsyncConnection``; these two small loops are the only code that differs between
 :class:`~conveyor.Conveyor` and :class:`~conveyor.AsyncConveyor`.
@@ -16,43 +17,39 @@ import contextlib
 import math
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Generic, Literal, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.adapt import Dumper
 from psycopg.rows import dict_row, tuple_row
 
+from conveyor import statements
 from conveyor.errors import ConnectionLost, ConveyorError, DatabaseError
 from conveyor.notify import NotifyGate, Wakeup
-from conveyor.queries import Queries
+from conveyor.queries import Queries, Statement
 
 T = TypeVar("T")
-
-Fetch = Literal["none", "one", "all"]
 
 
 @dataclass(frozen=True, slots=True)
 class Execute:
-    """Run the named query (or, with ``raw``, the given text) with ``params``."""
+    """Run ``statement`` with ``params``. What the step returns (a row count, a row
+    or the rows, as tuples or dicts) is part of the statement's declaration."""
 
-    query: str
+    statement: Statement
     params: Mapping[str, Any] | None = None
-    fetch: Fetch = "all"
-    raw: bool = False
-    tuples: bool = False
-    """Rows as tuples (cheaper) rather than dicts by column name."""
 
 
 @dataclass(frozen=True, slots=True)
 class Copy:
-    """Stream ``rows`` into the named ``COPY ... FROM STDIN (FORMAT BINARY)`` statement.
+    """Stream ``rows`` into a ``COPY ... FROM STDIN (FORMAT BINARY)`` statement.
 
     ``rows`` is consumed while the data is sent, so a check that fails on a late
     row aborts the COPY, and the transaction around it writes nothing.
     """
 
-    query: str
+    statement: Statement
     rows: Iterable[Sequence[Any]]
     types: Sequence[str]
     dumpers: Sequence[type[Dumper]] = ()
@@ -119,7 +116,7 @@ def guarded(op: Operation[T], seconds: float) -> Operation[T]:
 
 
 def _guarded(plan: Plan[T], milliseconds: str) -> Plan[T]:
-    yield Execute("idle_guard", {"milliseconds": milliseconds}, "none")
+    yield Execute(statements.IDLE_GUARD, {"milliseconds": milliseconds})
     return (yield from plan)
 
 
@@ -143,22 +140,22 @@ def translate(exc: psycopg.Error) -> ConveyorError:
     return DatabaseError(f"PostgreSQL refused the statement: {exc}")
 
 
-def _sql(queries: Queries, step: Execute | Copy) -> str:
-    return step.query if isinstance(step, Execute) and step.raw else queries[step.query]
+def _sql(queries: Queries, statement: Statement) -> str:
+    return queries[statement] if statement.text is None else statement.text
 
 
-def _result(cur: Any, step: Execute) -> Any:
-    if step.fetch == "none":
+def _result(cur: Any, statement: Statement) -> Any:
+    if statement.fetch == "none":
         return cur.rowcount
-    if step.fetch == "one":
+    if statement.fetch == "one":
         return cur.fetchone()
     return cur.fetchall()
 
 
-async def _result_async(cur: Any, step: Execute) -> Any:
-    if step.fetch == "none":
+async def _result_async(cur: Any, statement: Statement) -> Any:
+    if statement.fetch == "none":
         return cur.rowcount
-    if step.fetch == "one":
+    if statement.fetch == "one":
         return await cur.fetchone()
     return await cur.fetchall()
 
@@ -211,10 +208,10 @@ def _together_sync(conn: psycopg.Connection[Any], queries: Queries, step: Togeth
     with conn.pipeline(), _transaction(conn, True):
         cursors = []
         for part in step.steps:
-            cur = conn.cursor(row_factory=tuple_row if part.tuples else dict_row)
-            cur.execute(_sql(queries, part), part.params)
+            cur = conn.cursor(row_factory=tuple_row if part.statement.tuples else dict_row)
+            cur.execute(_sql(queries, part.statement), part.params)
             cursors.append(cur)
-    return [_result(cur, part) for cur, part in zip(cursors, step.steps, strict=True)]
+    return [_result(cur, part.statement) for cur, part in zip(cursors, step.steps, strict=True)]
 
 
 async def _together_async(
@@ -223,10 +220,10 @@ async def _together_async(
     async with conn.pipeline(), _transaction(conn, True):
         cursors = []
         for part in step.steps:
-            cur = conn.cursor(row_factory=tuple_row if part.tuples else dict_row)
-            await cur.execute(_sql(queries, part), part.params)
+            cur = conn.cursor(row_factory=tuple_row if part.statement.tuples else dict_row)
+            await cur.execute(_sql(queries, part.statement), part.params)
             cursors.append(cur)
-    return [await _result_async(cur, part)
+    return [await _result_async(cur, part.statement)
             for cur, part in zip(cursors, step.steps, strict=True)]
 
 
@@ -243,7 +240,8 @@ def run_sync(conn: psycopg.Connection[Any], queries: Queries, op: Operation[T]) 
             while not isinstance(step, _Done):
                 try:
                     if isinstance(step, Copy):
-                        with conn.cursor() as own, own.copy(_sql(queries, step)) as copy:
+                        text = _sql(queries, step.statement)
+                        with conn.cursor() as own, own.copy(text) as copy:
                             _copy_types(own, copy, step)
                             for row in step.rows:
                                 copy.write_row(row)
@@ -251,9 +249,10 @@ def run_sync(conn: psycopg.Connection[Any], queries: Queries, op: Operation[T]) 
                     elif isinstance(step, Together):
                         result = _together_sync(conn, queries, step)
                     else:
-                        cur.row_factory = tuple_row if step.tuples else dict_row
-                        cur.execute(_sql(queries, step), step.params)
-                        result = _result(cur, step)
+                        statement = step.statement
+                        cur.row_factory = tuple_row if statement.tuples else dict_row
+                        cur.execute(_sql(queries, statement), step.params)
+                        result = _result(cur, statement)
                     error = None
                 except psycopg.Error as exc:
                     result, error = None, exc
@@ -270,7 +269,8 @@ async def run_async(conn: psycopg.AsyncConnection[Any], queries: Queries, op: Op
             while not isinstance(step, _Done):
                 try:
                     if isinstance(step, Copy):
-                        async with conn.cursor() as own, own.copy(_sql(queries, step)) as copy:
+                        text = _sql(queries, step.statement)
+                        async with conn.cursor() as own, own.copy(text) as copy:
                             _copy_types(own, copy, step)
                             for row in step.rows:
                                 await copy.write_row(row)
@@ -278,9 +278,10 @@ async def run_async(conn: psycopg.AsyncConnection[Any], queries: Queries, op: Op
                     elif isinstance(step, Together):
                         result = await _together_async(conn, queries, step)
                     else:
-                        cur.row_factory = tuple_row if step.tuples else dict_row
-                        await cur.execute(_sql(queries, step), step.params)
-                        result = await _result_async(cur, step)
+                        statement = step.statement
+                        cur.row_factory = tuple_row if statement.tuples else dict_row
+                        await cur.execute(_sql(queries, statement), step.params)
+                        result = await _result_async(cur, statement)
                     error = None
                 except psycopg.Error as exc:
                     result, error = None, exc

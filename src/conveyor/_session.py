@@ -40,6 +40,7 @@ from psycopg import postgres
 from psycopg.abc import Buffer
 from psycopg.adapt import Dumper, Loader
 
+from conveyor import statements
 from conveyor.queries import Queries
 
 _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
@@ -161,10 +162,10 @@ def _in_utc(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> boo
 def configure(conn: psycopg.Connection[Any], queries: Queries) -> None:
     _set_adapters(conn)
     if not _in_utc(conn):
-        conn.execute(queries["session"])
+        conn.execute(queries[statements.SESSION])
 
 
 async def configure_async(conn: psycopg.AsyncConnection[Any], queries: Queries) -> None:
     _set_adapters(conn)
     if not _in_utc(conn):
-        await conn.execute(queries["session"])
+        await conn.execute(queries[statements.SESSION])

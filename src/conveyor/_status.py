@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from conveyor import _validate
+from conveyor import _validate, statements
 from conveyor import migrate as migrations
 from conveyor._options import Duration
 from conveyor._plan import Context, Execute, Operation, Plan
@@ -32,7 +32,7 @@ def get_stats(
     window = _validate.positive_duration(since, "since")
 
     def plan() -> Plan[list[QueueStats]]:
-        rows = yield Execute("stats_history", {"queue": name, "since": window})
+        rows = yield Execute(statements.STATS_HISTORY, {"queue": name, "since": window})
         return [QueueStats(**row) for row in rows]
 
     return Operation(plan(), conn)
@@ -46,16 +46,16 @@ def get_leader(ctx: Context, /, *, conn: Any = None) -> Operation[LeaderLease | 
 
 
 def _leader() -> Plan[LeaderLease | None]:
-    row = yield Execute("leader_get", {"role": MAINTENANCE}, "one")
+    row = yield Execute(statements.LEADER_GET, {"role": MAINTENANCE})
     return None if row is None else LeaderLease(**row)
 
 
 def _summaries() -> Plan[list[QueueSummary]]:
-    return [QueueSummary(**row) for row in (yield Execute("queue_summaries"))]
+    return [QueueSummary(**row) for row in (yield Execute(statements.QUEUE_SUMMARIES))]
 
 
 def _workers() -> Plan[list[WorkerInfo]]:
-    return [WorkerInfo(**row) for row in (yield Execute("worker_list"))]
+    return [WorkerInfo(**row) for row in (yield Execute(statements.WORKER_LIST))]
 
 
 def queue_summaries(ctx: Context, /, *, conn: Any = None) -> Operation[list[QueueSummary]]:

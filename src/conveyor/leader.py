@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from conveyor import statements
 from conveyor._plan import Execute, Operation, Plan, Run
 
 log = logging.getLogger("conveyor.leader")
@@ -61,20 +62,20 @@ def holder_name() -> str:
 def fenced(term: Term, plan: Plan[T]) -> Plan[T]:
     """``plan``, run only while ``term`` still leads (``leader_fence.sql``). Run it
     as an atomic operation: the check holds the lease row until the commit."""
-    row = yield Execute("leader_fence", {"role": term.role, "holder": term.holder,
-                                         "term": term.number}, "one")
+    row = yield Execute(statements.LEADER_FENCE, {"role": term.role, "holder": term.holder,
+                                                  "term": term.number})
     if row is None:
         raise NotLeader(f"term {term.number} of {term.role!r} has ended")
     return (yield from plan)
 
 
 def _elect(role: str, holder: str, lease: timedelta) -> Plan[Any]:
-    row = yield Execute("leader_elect", {"role": role, "holder": holder, "lease": lease}, "one")
+    row = yield Execute(statements.LEADER_ELECT, {"role": role, "holder": holder, "lease": lease})
     return row
 
 
 def _resign(role: str, holder: str) -> Plan[int]:
-    count: int = yield Execute("leader_resign", {"role": role, "holder": holder}, "none")
+    count: int = yield Execute(statements.LEADER_RESIGN, {"role": role, "holder": holder})
     return count
 
 

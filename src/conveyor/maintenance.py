@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
-from conveyor import _validate
+from conveyor import _validate, statements
 from conveyor._plan import Execute, Operation, Plan, Run
 from conveyor.errors import ConveyorError
 from conveyor.hooks import HookEvent, Hooks
@@ -54,7 +54,7 @@ WARN_AGAIN = 600.0
 
 def delete_finished(limit: int = BATCH) -> Plan[int]:
     """Deletes up to ``limit`` finished jobs past their ``delete_after``."""
-    count: int = yield Execute("maintenance_delete", {"limit": limit}, "none")
+    count: int = yield Execute(statements.MAINTENANCE_DELETE, {"limit": limit})
     return count
 
 
@@ -63,28 +63,28 @@ def expire_waiting(limit: int = BATCH) -> Plan[int]:
     error = _validate.error_json(
         {"type": "retention", "message": "waited longer than its queue's retention "
          "without being claimed"}, 10_000)
-    count: int = yield Execute("maintenance_expire", {"limit": limit, "error": error}, "none")
+    count: int = yield Execute(statements.MAINTENANCE_EXPIRE, {"limit": limit, "error": error})
     return count
 
 
 def forget_workers() -> Plan[int]:
     """Forgets workers whose presence expired long ago (``maintenance_workers.sql``)."""
-    count: int = yield Execute("maintenance_workers", None, "none")
+    count: int = yield Execute(statements.MAINTENANCE_WORKERS)
     return count
 
 
 def autovacuum_on() -> Plan[bool]:
     """Whether autovacuum cleans the job table (``maintenance_autovacuum.sql``)."""
-    row = yield Execute("maintenance_autovacuum", None, "one")
+    row = yield Execute(statements.MAINTENANCE_AUTOVACUUM)
     return bool(row and row["on"])
 
 
 def snapshot(interval: timedelta, keep: timedelta) -> Plan[list[QueueStats]]:
     """Takes a statistics snapshot of every queue and forgets those older than
     ``keep``."""
-    since = yield Execute("stats_since", {"interval": interval}, "one")
-    rows = yield Execute("stats_snapshot", {"since": since["since"]})
-    yield Execute("stats_prune", {"keep": keep}, "none")
+    since = yield Execute(statements.STATS_SINCE, {"interval": interval})
+    rows = yield Execute(statements.STATS_SNAPSHOT, {"since": since["since"]})
+    yield Execute(statements.STATS_PRUNE, {"keep": keep})
     return [QueueStats(**row) for row in rows]
 
 

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from conveyor import statements
 from conveyor._plan import Context, Execute, Operation, Plan
 from conveyor.errors import SchemaTooNew
-from conveyor.queries import Queries, latest_version
+from conveyor.queries import Queries, Statement, latest_version
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,10 +34,10 @@ class MigrationResult:
 
 
 def _version(queries: Queries) -> Plan[int]:
-    found = yield Execute("migration_table_exists", {"schema": queries.schema}, "one")
+    found = yield Execute(statements.MIGRATION_TABLE_EXISTS, {"schema": queries.schema})
     if not found["present"]:
         return 0
-    return (yield Execute("migration_version", None, "one"))["version"]  # type: ignore[no-any-return]
+    return (yield Execute(statements.MIGRATION_VERSION))["version"]  # type: ignore[no-any-return]
 
 
 def _refuse_newer(schema: str, version: int) -> None:
@@ -54,17 +55,16 @@ def schema_version(ctx: Context, /) -> Operation[int]:
 
 def _apply(queries: Queries) -> Plan[MigrationResult]:
     # Lock first: concurrent CREATE SCHEMA IF NOT EXISTS can still collide.
-    yield Execute("migration_lock", {"schema": queries.schema}, "none")
-    yield Execute("migration_prepare", None, "none")
+    yield Execute(statements.MIGRATION_LOCK, {"schema": queries.schema})
+    yield Execute(statements.MIGRATION_PREPARE)
     before = yield from _version(queries)
     _refuse_newer(queries.schema, before)
     applied = []
     for migration in queries.migrations():
         if migration.version > before:
-            yield Execute(migration.text, None, "none", raw=True)
-            yield Execute(
-                "migration_record", {"version": migration.version, "name": migration.name}, "none"
-            )
+            yield Execute(Statement(migration.name, fetch="none", text=migration.text))
+            yield Execute(statements.MIGRATION_RECORD,
+                          {"version": migration.version, "name": migration.name})
             applied.append(migration.version)
     return MigrationResult(queries.schema, before, max([before, *applied]), applied)
 

@@ -23,6 +23,7 @@ from typing import NamedTuple
 
 import psycopg
 
+from conveyor import statements
 from conveyor._deadline import Deadline
 from conveyor.queries import Queries
 
@@ -205,7 +206,7 @@ class Listener:
                     self._dsn, autocommit=True
                 ) as conn:
                     with Deadline(conn, self._deadline):
-                        await conn.execute(self._queries["listen"])
+                        await conn.execute(self._queries[statements.LISTEN])
                     self.connected.set()
                     if not first:
                         log.info("listening again for new jobs")
@@ -226,4 +227,4 @@ class Listener:
             async for notice in conn.notifies(timeout=self._health_interval):
                 self._on_wake(notice.payload or None)
             with Deadline(conn, self._deadline):
-                await conn.execute(self._queries["health"])
+                await conn.execute(self._queries[statements.HEALTH])

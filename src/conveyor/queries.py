@@ -1,26 +1,64 @@
-"""Loads the named SQL in ``sql/``: the only place where SQL text is touched.
+"""Renders the statements of the catalogue: the only place where SQL text is touched.
 
-Every statement lives in ``sql/<name>.sql``; migrations in
+Each statement is declared once, in :mod:`conveyor.statements`, as a
+:class:`Statement`: its name, its parameters, how its rows come back, and, for a
+composed statement, its body and the fragments it takes. Its SQL is in
+``sql/<name>.sql`` (a composed one's in its body's file); parts included into
+statements are in ``sql/fragments/<name>.sql``; migrations in
 ``sql/migrations/NNNN_<name>.sql``. A file names the schema as ``{schema}``, which
-is replaced by the quoted, validated schema identifier through
-:mod:`psycopg.sql`. A few statements share one body and differ in a part taken
-from another file (``_ASSEMBLED``). Nothing else is ever substituted, so no SQL is
-built from user text. Because of the substitution a literal brace in SQL is
-written ``{{`` ``}}``.
+is replaced by the quoted, validated schema identifier through :mod:`psycopg.sql`,
+and a fragment as ``{fragment_name}``, replaced by that fragment's text (or by the
+fragment a composed statement names for it). Nothing else is ever substituted, so
+no SQL is built from user text. Because of the substitution a literal brace in SQL
+is written ``{{`` ``}}``.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
+from typing import Literal
 
 from psycopg import sql
 
 from conveyor import _validate
 
 _MIGRATION_FILE = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
+
+Fetch = Literal["none", "one", "all"]
+"""What a statement's step returns: its row count, its first row, or all its rows."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Statement:
+    """A statement as declared in :mod:`conveyor.statements`; plans run it with
+    ``Execute(statement, params)``. Compared and hashed by identity: each
+    declaration is one object, and the rendered text is cached under it."""
+
+    name: str
+    params: tuple[str, ...] = ()
+    """The names of its ``%(name)s`` placeholders (``tests/test_statements.py``
+    checks them against the rendered SQL)."""
+    fetch: Fetch = "all"
+    tuples: bool = False
+    """Rows as tuples (cheaper) rather than dicts by column name."""
+    body: str | None = None
+    """The file of a composed statement's SQL; ``None``: ``sql/<name>.sql``."""
+    parts: Mapping[str, str] = field(default_factory=dict)
+    """A composed statement's fragments by placeholder, where they differ from the
+    fragment the placeholder names (``{"input": "enqueue_input_staged"}``)."""
+    text: str | None = None
+    """SQL given as text rather than declared in the catalogue: a migration's,
+    rendered by :meth:`Queries.migrations`."""
+
+    @property
+    def file(self) -> str:
+        """The name of the file that holds its SQL, ``sql/<file>.sql``."""
+        return self.body or self.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,31 +73,14 @@ def _source(name: str) -> str:
     return (resources.files("conveyor") / "sql" / f"{name}.sql").read_text("utf-8")
 
 
-# Parts any statement may name: {job_columns} lists a job's columns in the order of
-# the Job dataclass's fields, so rows become Jobs without a mapping per row;
-# {notify_moved} wakes the workers of the queues of the rows in a CTE named moved;
-# {claim_update} starts the attempts of the jobs in a CTE named chosen (both claims);
-# {finished_retentions} walks the delete_after values of finished jobs (maintenance);
-# {live_counts} counts each queue's waiting and active jobs (statistics, summaries);
-# {job_filter} is the WHERE clause of the job list's filters (find, bulk actions);
-# {schedule_columns} lists a schedule's columns in the order of the Schedule
-# dataclass's fields, from a schedule s and its last job j.
-_SHARED_PARTS = {name: name for name in (
-    "job_columns", "notify_moved", "claim_update", "finished_retentions", "live_counts",
-    "job_filter", "schedule_columns")}
+@cache
+def _fragment(name: str) -> str:
+    return _source(f"fragments/{name}").rstrip()
 
-# name: (body file, {placeholder: file of the part}). Each enqueue statement reads
-# one job's parameters (send) or the staging table (insert, the ``_staged`` names).
-_ENQUEUE_PARTS = {part: part for part in ("enqueue_rows", "enqueue_options", "enqueue_result")}
-_ASSEMBLED: dict[str, tuple[str, dict[str, str]]] = {
-    f"{body}{suffix}": (body, {"input": source, **_ENQUEUE_PARTS})
-    for body in ("enqueue", "enqueue_next_slot", "enqueue_debounce")
-    for suffix, source in (("", "enqueue_input_one"), ("_staged", "enqueue_input_staged"))
-} | {
-    # A worker's claims return {claimed_columns} in place of the job's columns.
-    f"{body}_worker": (body, {"job_columns": "claimed_columns"})
-    for body in ("claim", "claim_flow")
-}
+
+def fragments_named(text: str) -> set[str]:
+    """The fragments a statement's text names: its ``{placeholders}`` but the schema."""
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name} - {"schema"}
 
 
 def _render(text: str, schema: str, **parts: str) -> str:
@@ -77,23 +98,24 @@ def _compact(text: str) -> str:
     return "\n".join(line for line in lines if line and not line.startswith("--"))
 
 
-def _statement(name: str, schema: str) -> str:
-    body, parts = _ASSEMBLED.get(name, (name, {}))
-    texts = {key: _source(part).rstrip() for key, part in {**_SHARED_PARTS, **parts}.items()}
-    return _compact(_render(_source(body), schema, **texts))
+def render(statement: Statement, schema: str) -> str:
+    """The text of ``statement`` for ``schema``, with its fragments in place."""
+    text = _source(statement.file)
+    parts = {name: _fragment(statement.parts.get(name, name)) for name in fragments_named(text)}
+    return _compact(_render(text, schema, **parts))
 
 
 class Queries:
-    """The named statements of one schema, rendered once and kept."""
+    """The statements of one schema, each rendered once and kept."""
 
     def __init__(self, schema: str) -> None:
         self.schema = _validate.schema_name(schema)
-        self._rendered: dict[str, str] = {}
+        self._rendered: dict[Statement, str] = {}
 
-    def __getitem__(self, name: str) -> str:
-        text = self._rendered.get(name)
+    def __getitem__(self, statement: Statement) -> str:
+        text = self._rendered.get(statement)
         if text is None:
-            text = self._rendered[name] = _statement(name, self.schema)
+            text = self._rendered[statement] = render(statement, self.schema)
         return text
 
     def migrations(self) -> list[Migration]:

@@ -50,7 +50,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 
-from conveyor import _enqueue, _options, _validate
+from conveyor import _enqueue, _options, _validate, statements
 from conveyor._plan import Context, Execute, Operation, Plan
 from conveyor.errors import InvalidArgument, InvalidOption, InvalidSchedule, ScheduleNotFound
 from conveyor.job import JobState, Schedule
@@ -218,7 +218,7 @@ def schedule(
     }
 
     def plan() -> Plan[Schedule]:
-        return _schedule_from_row((yield Execute("schedule_save", params, "one")))
+        return _schedule_from_row((yield Execute(statements.SCHEDULE_SAVE, params)))
 
     return Operation(plan(), conn)
 
@@ -229,7 +229,7 @@ def unschedule(ctx: Context, /, name: str, *, conn: Any = None) -> Operation[boo
     params = {"name": _validate.queue_name(name, "schedule")}
 
     def plan() -> Plan[bool]:
-        return bool((yield Execute("schedule_delete", params, "none")))
+        return bool((yield Execute(statements.SCHEDULE_DELETE, params)))
 
     return Operation(plan(), conn)
 
@@ -238,7 +238,7 @@ def get_schedules(ctx: Context, /, *, conn: Any = None) -> Operation[list[Schedu
     """Every schedule, by name, with its last run and the state of the job it sent."""
 
     def plan() -> Plan[list[Schedule]]:
-        return [_schedule_from_row(row) for row in (yield Execute("schedule_list"))]
+        return [_schedule_from_row(row) for row in (yield Execute(statements.SCHEDULE_LIST))]
 
     return Operation(plan(), conn)
 
@@ -255,7 +255,7 @@ def pause_schedule(ctx: Context, /, name: str, *, conn: Any = None) -> Operation
     params = {"name": _validate.queue_name(name, "schedule")}
 
     def plan() -> Plan[Schedule]:
-        return _schedule_from_row(_found((yield Execute("schedule_pause", params, "one")),
+        return _schedule_from_row(_found((yield Execute(statements.SCHEDULE_PAUSE, params)),
                                          params["name"]))
 
     return Operation(plan(), conn)
@@ -270,11 +270,11 @@ def resume_schedule(ctx: Context, /, name: str, *, conn: Any = None) -> Operatio
     schedule_name = _validate.queue_name(name, "schedule")
 
     def plan() -> Plan[Schedule]:
-        row = _found((yield Execute("schedule_lock", {"name": schedule_name}, "one")),
+        row = _found((yield Execute(statements.SCHEDULE_LOCK, {"name": schedule_name})),
                      schedule_name)
         params = {"name": schedule_name,
                   "next_tick": Cron(row["cron"], row["tz"]).next_after(row["now"])}
-        return _schedule_from_row((yield Execute("schedule_resume", params, "one")))
+        return _schedule_from_row((yield Execute(statements.SCHEDULE_RESUME, params)))
 
     return Operation(plan(), conn, atomic=True)
 
@@ -293,7 +293,7 @@ def run_schedule(ctx: Context, /, name: str, *, conn: Any = None) -> Operation[s
     schedule_name = _validate.queue_name(name, "schedule")
 
     def plan() -> Plan[str | None]:
-        row = _found((yield Execute("schedule_lock", {"name": schedule_name}, "one")),
+        row = _found((yield Execute(statements.SCHEDULE_LOCK, {"name": schedule_name})),
                      schedule_name)
         job = _options.job_row(row["data"], ctx.max_payload_bytes, row["options"])
         job_id = yield from _enqueue.send_one(row["queue"], job, ctx.queries.schema, True)
@@ -317,7 +317,7 @@ def _schedule_from_row(row: Mapping[str, Any]) -> Schedule:
 
 
 def _record_last_run(name: str, at: datetime, job_id: str | None) -> Plan[None]:
-    yield Execute("schedule_last_run", {"name": name, "at": at, "job": job_id}, "none")
+    yield Execute(statements.SCHEDULE_LAST_RUN, {"name": name, "at": at, "job": job_id})
 
 
 def _due_ticks(row: Mapping[str, Any], ticks: Cron) -> tuple[list[datetime], datetime]:
@@ -341,7 +341,7 @@ def tick(max_payload_bytes: int, now: datetime | None = None) -> Plan[int]:
     (``Operation(tick(...), atomic=True)``), from any number of processes at once.
     ``now`` replaces the database's clock (tests drive it through time)."""
     sent = 0
-    for row in (yield Execute("schedule_due", {"now": now})):
+    for row in (yield Execute(statements.SCHEDULE_DUE, {"now": now})):
         try:
             ticks = Cron(row["cron"], row["tz"])
             job = _options.job_row(row["data"], max_payload_bytes, row["options"])
@@ -353,12 +353,12 @@ def tick(max_payload_bytes: int, now: datetime | None = None) -> Plan[int]:
         due, next_tick = _due_ticks(row, ticks)
         for instant in due:
             key = {"name": row["name"], "tick": instant}
-            if (yield Execute("schedule_tick_claim", key, "one")) is None:
+            if (yield Execute(statements.SCHEDULE_TICK_CLAIM, key)) is None:
                 continue  # enqueued already
             job_id = yield from _enqueue.send_one(row["queue"], job, row["channel"], True)
-            yield Execute("schedule_tick_job", {**key, "job": job_id}, "none")
+            yield Execute(statements.SCHEDULE_TICK_JOB, {**key, "job": job_id})
             yield from _record_last_run(row["name"], row["now"], job_id)
             sent += job_id is not None
         advance = {"name": row["name"], "next_tick": next_tick, "now": row["now"]}
-        yield Execute("schedule_advance", advance, "none")
+        yield Execute(statements.SCHEDULE_ADVANCE, advance)
     return sent

@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from conveyor import _admin, _claims, _validate
+from conveyor import _admin, _claims, _validate, statements
 from conveyor._assertions import (
     aassert_enqueued,
     aassert_not_enqueued,
@@ -85,7 +85,7 @@ class DrainResult:
 
 
 def _make_due(queue: str) -> Plan[int]:
-    count: int = yield Execute("jobs_make_due", {"queue": queue}, fetch="none")
+    count: int = yield Execute(statements.JOBS_MAKE_DUE, {"queue": queue})
     return count
 
 

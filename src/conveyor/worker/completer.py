@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from conveyor import statements
 from conveyor._claims import Outcome, complete_params, fail_params
 from conveyor._plan import Context, Execute, Operation, Plan, Run
 from conveyor._session import Int4s, TextUuids
@@ -31,9 +32,9 @@ def _settle(outcomes: Sequence[Outcome], channel: str) -> Plan[None]:
     completions = [o for o in outcomes if o.error is None]
     failures = [o for o in outcomes if o.error is not None]
     if completions:
-        yield Execute("complete", _as_binary_arrays(complete_params(completions)), fetch="none")
+        yield Execute(statements.COMPLETE, _as_binary_arrays(complete_params(completions)))
     if failures:
-        yield Execute("fail", _as_binary_arrays(fail_params(failures, channel)))
+        yield Execute(statements.FAIL, _as_binary_arrays(fail_params(failures, channel)))
 
 
 def _as_binary_arrays(params: dict[str, Any]) -> dict[str, Any]:

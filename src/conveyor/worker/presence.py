@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, Final
 
+from conveyor import statements
 from conveyor._plan import Execute, Operation, Plan, Run
 from conveyor.errors import ConveyorError
 
@@ -29,11 +30,11 @@ TTL: Final = 3 * INTERVAL
 
 
 def _announce(params: dict[str, Any]) -> Plan[None]:
-    yield Execute("worker_announce", params, "none")
+    yield Execute(statements.WORKER_ANNOUNCE, params)
 
 
 def _leave(worker_id: str) -> Plan[None]:
-    yield Execute("worker_leave", {"id": worker_id}, "none")
+    yield Execute(statements.WORKER_LEAVE, {"id": worker_id})
 
 
 class Presence:
