@@ -369,7 +369,7 @@ async def test_a_clock_far_from_the_databases_is_reported(
     hooks = Hooks()
     hooks.add("warning", lambda event: warnings.append(event.message)
               if event.message and "clock" in event.message else None)  # not autovacuum's
-    maintenance = Maintenance(acv._run, hooks, schedules=lambda: scheduler.tick(1 << 20),
+    maintenance = Maintenance(acv._run, hooks, schedules=lambda: scheduler.tick(acv.context),
                               lease=5, interval=60, stats_interval=60, stats_retention=3600,
                               backlog_warning=0)
 

@@ -41,7 +41,7 @@ NEW_YORK = "America/New_York"
 def tick(cv: Conveyor, now: datetime | None = None) -> int:
     """One run of the scheduler's tick, as the leader runs it: one transaction."""
     with psycopg.connect(cv.settings.dsn, autocommit=True) as conn:
-        plan = scheduler.tick(cv.settings.max_payload_bytes, now)
+        plan = scheduler.tick(cv.context, now)
         return run_sync(conn, Queries(cv.schema), Operation(plan, atomic=True))
 
 

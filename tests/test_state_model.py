@@ -146,7 +146,7 @@ def test_the_database_always_agrees_with_a_model_of_the_job_state_machine(
                 "UPDATE {}.job SET lease_expires_at = now() - interval '1 second' WHERE id = %s"
             ).format(sql.Identifier(schema)), [job_id])
             error = '{"type": "LeaseExpired", "message": "the lease lapsed"}'
-            rescued = cv._run(Operation(rescue(100, error, schema), atomic=True))
+            rescued = cv._run(Operation(rescue(cv.context, 100, error), atomic=True))
             assert rescued == 1
             self._failed_attempt(self.jobs[job_id])
 

@@ -13,17 +13,17 @@ import time
 import psycopg
 
 from conveyor import scheduler
-from conveyor._plan import Operation, run_sync
+from conveyor._plan import Context, Operation, run_sync
 from conveyor.config import Settings
 from conveyor.queries import Queries
 
 queries = Queries(os.environ["APP_SCHEMA"])
-limit = Settings.resolve(os.environ["APP_DSN"]).max_payload_bytes
+context = Context(queries, Settings.resolve(os.environ["APP_DSN"]).max_payload_bytes)
 deadline = time.monotonic() + float(os.environ.get("APP_SECONDS", "5"))
 sent = 0
 with psycopg.connect(os.environ["APP_DSN"], autocommit=True) as conn:
     print("worker started", flush=True)
     while time.monotonic() < deadline:
-        sent += run_sync(conn, queries, Operation(scheduler.tick(limit), atomic=True))
+        sent += run_sync(conn, queries, Operation(scheduler.tick(context), atomic=True))
         time.sleep(random.uniform(0.05, 0.15))
 print(f"sent {sent}", flush=True)

@@ -228,11 +228,11 @@ def complete_settled(outcomes: Sequence[Outcome]) -> Plan[int]:
     return count
 
 
-def fail_params(outcomes: Sequence[Outcome], channel: str) -> dict[str, Any]:
-    """Parameters of ``fail.sql``; ``channel`` (the schema's) is notified of retries
-    that are due at once."""
+def fail_params(ctx: Context, outcomes: Sequence[Outcome]) -> dict[str, Any]:
+    """Parameters of ``fail.sql``; the schema's channel is notified of retries that
+    are due at once."""
     return {
-        "channel": channel,
+        "channel": ctx.queries.schema,
         "id": [o.id for o in outcomes],
         "attempt": [o.attempt for o in outcomes],
         "error": [o.error for o in outcomes],
@@ -268,7 +268,7 @@ def fail(
         Outcome(job_id, attempt, error=encoded, retry_after=delay, final=final)
         for job_id, attempt in zip(ids, attempts, strict=True)
     ]
-    return Operation(_rowcount(statements.FAIL, fail_params(outcomes, ctx.queries.schema)), conn)
+    return Operation(_rowcount(statements.FAIL, fail_params(ctx, outcomes)), conn)
 
 
 # --- for workers -----------------------------------------------------------------------
@@ -286,17 +286,17 @@ def heartbeat(
     return {str(row["id"]) for row in rows}
 
 
-def rescue(limit: int, error: str, channel: str) -> Plan[int]:
+def rescue(ctx: Context, limit: int, error: str) -> Plan[int]:
     """Settles up to ``limit`` jobs whose lease lapsed as failed attempts (retried or
     failed by their policy). Run atomically: the rows stay locked in between."""
     rows = yield Execute(statements.LEASE_EXPIRED, {"limit": limit})
     if not rows:
         return 0
     outcomes = [Outcome(row["id"], row["attempt"], error=error) for row in rows]
-    return len((yield Execute(statements.FAIL, fail_params(outcomes, channel))))
+    return len((yield Execute(statements.FAIL, fail_params(ctx, outcomes))))
 
 
-def release(ids: Sequence[uuid.UUID | str], attempts: Sequence[int], channel: str) -> Plan[int]:
+def release(ctx: Context, ids: Sequence[uuid.UUID | str], attempts: Sequence[int]) -> Plan[int]:
     """Hands jobs back to their queue without counting an attempt (worker shutdown)."""
-    params = {"id": ids, "attempt": attempts, "channel": channel}
+    params = {"id": ids, "attempt": attempts, "channel": ctx.queries.schema}
     return len((yield Execute(statements.RELEASE, params)))

@@ -66,11 +66,11 @@ def _debounce_refused(queue: str, policy: str) -> InvalidOption:
     )
 
 
-def send_one(queue: str, row: _options.JobRow, channel: str, notify: bool) -> Plan[str | None]:
+def send_one(ctx: Context, queue: str, row: _options.JobRow, notify: bool) -> Plan[str | None]:
     """The plan of one checked job's send (``send``, and each tick of a schedule):
     the job's id, or ``None`` when the queue's policy turned it away."""
     params = _options.enqueue_params(queue, row)
-    params["channel"] = channel
+    params["channel"] = ctx.queries.schema
     params["notify"] = notify
     result = yield from _ensure_queue_then(queue, Execute(_statement(row), params))
     if result.get("debounce_refused_by"):
@@ -184,13 +184,13 @@ class _Direct:
 
 
 def _insert_staged(
-    queue: str, rows: Iterable[_options.JobRow], needed: set[Statement], channel: str,
+    ctx: Context, queue: str, rows: Iterable[_options.JobRow], needed: set[Statement],
 ) -> Plan[int]:
     """Rows through the staging table and the enqueue statements, which let the
     queue's unique indexes decide (``ON CONFLICT DO NOTHING``)."""
     yield Execute(statements.ENQUEUE_STAGE)
     yield Copy(statements.ENQUEUE_COPY, rows, _options.STAGED_TYPES)
-    params = {"queue": queue, "channel": channel, "notify": True}
+    params = {"queue": queue, "channel": ctx.queries.schema, "notify": True}
     inserted, refused_by = 0, None
     for staged in (staged for one, staged in _INSERT_ORDER if one in needed):
         step = Execute(staged, params)
@@ -207,11 +207,10 @@ def _insert_staged(
 
 
 def _insert_many(
-    queue: str, items: Iterable[Mapping[str, Any]], max_payload_bytes: int, channel: str,
-    trace_context: str | None,
+    ctx: Context, queue: str, items: Iterable[Mapping[str, Any]], trace_context: str | None,
 ) -> Plan[int]:
     needed = {statements.ENQUEUE}
-    rows = _checked_rows(items, max_payload_bytes, needed, trace_context)
+    rows = _checked_rows(items, ctx.max_payload_bytes, needed, trace_context)
     defaults = Execute(statements.ENQUEUE_DEFAULTS, {"queue": queue})
     target = yield from _ensure_queue_then(queue, defaults)
     inserted, staged = 0, True
@@ -221,10 +220,10 @@ def _insert_many(
                    (UuidInt, EncodedJsonb))
         inserted = direct.count
         if inserted:
-            yield Execute(statements.NOTIFY_QUEUE, {"channel": channel, "queue": queue})
+            yield Execute(statements.NOTIFY_QUEUE, {"channel": ctx.queries.schema, "queue": queue})
         rows, staged = iter(direct.rest), bool(direct.rest)
     if staged:
-        inserted += yield from _insert_staged(queue, rows, needed, channel)
+        inserted += yield from _insert_staged(ctx, queue, rows, needed)
     if inserted >= _ANALYZE_AFTER:
         # Claims read the jobs in index order only when the planner knows how many
         # there are; a table that just grew by a bulk load still has the statistics
@@ -316,7 +315,7 @@ def send(
 
     def plan(trace_context: str | None) -> Plan[str | None]:
         traced = row if trace_context is None else row._replace(trace_context=trace_context)
-        return send_one(name, traced, ctx.queries.schema, notify)
+        return send_one(ctx, name, traced, notify)
 
     return Operation(tracing.sending(name, plan), conn, wakeup=wakeup)
 
@@ -351,7 +350,6 @@ def insert(
     name = _validate.queue_name(queue)
 
     def plan(trace_context: str | None) -> Plan[int]:
-        return _insert_many(name, items, ctx.max_payload_bytes, ctx.queries.schema,
-                            trace_context)
+        return _insert_many(ctx, name, items, trace_context)
 
     return Operation(tracing.sending_many(name, plan), conn, atomic=True)

@@ -46,14 +46,14 @@ def _missing_queue(name: str) -> QueueNotFound:
 
 
 def _queue_change(
-    statement: Statement, params: dict[str, Any], notify: bool,
+    ctx: Context, statement: Statement, params: dict[str, Any], *, notify: bool = False,
 ) -> Plan[Queue]:
     row = yield Execute(statement, params)
     if row is None:
         raise _missing_queue(params["name"])
     if notify:
         yield Execute(statements.NOTIFY_QUEUE,
-                      {"channel": params["channel"], "queue": params["name"]})
+                      {"channel": ctx.queries.schema, "queue": params["name"]})
     return queue_from_row(row)
 
 
@@ -68,17 +68,18 @@ def pause_queue(
         cv.pause_queue("send-message", 300)   # the provider asked for five minutes
     """
     params = {"name": _validate.queue_name(name), "duration": _pause_length(seconds)}
-    return Operation(_queue_change(statements.QUEUE_PAUSE, params, notify=False), conn)
+    return Operation(_queue_change(ctx, statements.QUEUE_PAUSE, params), conn)
 
 
 def resume_queue(ctx: Context, /, name: str, *, conn: Any = None) -> Operation[Queue]:
     """End a queue's pause; idle workers are woken at once. Returns the queue."""
-    params = {"name": _validate.queue_name(name), "channel": ctx.queries.schema}
-    return Operation(_queue_change(statements.QUEUE_RESUME, params, notify=True), conn, atomic=True)
+    params = {"name": _validate.queue_name(name)}
+    return Operation(_queue_change(ctx, statements.QUEUE_RESUME, params, notify=True), conn,
+                     atomic=True)
 
 
 def _group_change(
-    statement: Statement, params: dict[str, Any], channel: str | None,
+    ctx: Context, statement: Statement, params: dict[str, Any], *, notify: bool = False,
 ) -> Plan[Group]:
     try:
         row = yield Execute(statement, params)
@@ -89,8 +90,9 @@ def _group_change(
     if row is None:  # resuming a key that was never paused
         row = yield Execute(statements.GROUP_UPDATE,
                             _group_params(params["queue"], params["group_key"], {}))
-    if channel is not None:
-        yield Execute(statements.NOTIFY_QUEUE, {"channel": channel, "queue": params["queue"]})
+    if notify:
+        yield Execute(statements.NOTIFY_QUEUE,
+                      {"channel": ctx.queries.schema, "queue": params["queue"]})
     return Group(**row)
 
 
@@ -107,7 +109,7 @@ def pause_group(
     """
     params = {"queue": _validate.queue_name(queue), "group_key": _group_key(group_key),
               "duration": _pause_length(seconds)}
-    return Operation(_group_change(statements.GROUP_PAUSE, params, None), conn, atomic=True)
+    return Operation(_group_change(ctx, statements.GROUP_PAUSE, params), conn, atomic=True)
 
 
 def resume_group(
@@ -115,7 +117,7 @@ def resume_group(
 ) -> Operation[Group]:
     """End the pause of one group key; idle workers are woken at once."""
     params = {"queue": _validate.queue_name(queue), "group_key": _group_key(group_key)}
-    return Operation(_group_change(statements.GROUP_RESUME, params, ctx.queries.schema), conn,
+    return Operation(_group_change(ctx, statements.GROUP_RESUME, params, notify=True), conn,
                      atomic=True)
 
 
@@ -149,7 +151,7 @@ def set_group(
         cv.set_group("send-message", "channel-7", rate_limit=20, rate_period=60)
     """
     params = _group_params(_validate.queue_name(queue), _group_key(group_key), settings)
-    return Operation(_group_change(statements.GROUP_UPDATE, params, None), conn, atomic=True)
+    return Operation(_group_change(ctx, statements.GROUP_UPDATE, params), conn, atomic=True)
 
 
 def get_group(
@@ -169,8 +171,8 @@ def get_group(
 
 
 def pause_and_release(
-    queue: str, group_keys: Sequence[str] | None, seconds: float,
-    ids: Sequence[str], attempts: Sequence[int], channel: str,
+    ctx: Context, queue: str, group_keys: Sequence[str] | None, seconds: float,
+    ids: Sequence[str], attempts: Sequence[int],
 ) -> Plan[None]:
     """A handler asked for a pause: pause its queue (``group_keys`` None) or its
     jobs' keys, and hand its jobs back without counting the attempt. Atomic."""
@@ -182,4 +184,4 @@ def pause_and_release(
             yield Execute(statements.GROUP_PAUSE, {"queue": queue, "group_key": key,
                                                    "duration": duration})
     yield Execute(statements.RELEASE,
-                  {"id": list(ids), "attempt": list(attempts), "channel": channel})
+                  {"id": list(ids), "attempt": list(attempts), "channel": ctx.queries.schema})

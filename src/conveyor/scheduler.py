@@ -296,7 +296,7 @@ def run_schedule(ctx: Context, /, name: str, *, conn: Any = None) -> Operation[s
         row = _found((yield Execute(statements.SCHEDULE_LOCK, {"name": schedule_name})),
                      schedule_name)
         job = _options.job_row(row["data"], ctx.max_payload_bytes, row["options"])
-        job_id = yield from _enqueue.send_one(row["queue"], job, ctx.queries.schema, True)
+        job_id = yield from _enqueue.send_one(ctx, row["queue"], job, True)
         yield from _record_last_run(schedule_name, row["now"], job_id)
         return job_id
 
@@ -335,7 +335,7 @@ def _due_ticks(row: Mapping[str, Any], ticks: Cron) -> tuple[list[datetime], dat
     return due, first
 
 
-def tick(max_payload_bytes: int, now: datetime | None = None) -> Plan[int]:
+def tick(ctx: Context, now: datetime | None = None) -> Plan[int]:
     """Send the jobs of every due tick of every schedule and move each schedule to
     its next tick; returns how many jobs were sent. Run it as one transaction
     (``Operation(tick(...), atomic=True)``), from any number of processes at once.
@@ -344,7 +344,7 @@ def tick(max_payload_bytes: int, now: datetime | None = None) -> Plan[int]:
     for row in (yield Execute(statements.SCHEDULE_DUE, {"now": now})):
         try:
             ticks = Cron(row["cron"], row["tz"])
-            job = _options.job_row(row["data"], max_payload_bytes, row["options"])
+            job = _options.job_row(row["data"], ctx.max_payload_bytes, row["options"])
         except InvalidArgument as exc:
             # Checked when saved, but the time zone database or the payload limit
             # may have changed since: this schedule waits, the others go on.
@@ -355,7 +355,7 @@ def tick(max_payload_bytes: int, now: datetime | None = None) -> Plan[int]:
             key = {"name": row["name"], "tick": instant}
             if (yield Execute(statements.SCHEDULE_TICK_CLAIM, key)) is None:
                 continue  # enqueued already
-            job_id = yield from _enqueue.send_one(row["queue"], job, row["channel"], True)
+            job_id = yield from _enqueue.send_one(ctx, row["queue"], job, True)
             yield Execute(statements.SCHEDULE_TICK_JOB, {**key, "job": job_id})
             yield from _record_last_run(row["name"], row["now"], job_id)
             sent += job_id is not None

@@ -28,13 +28,13 @@ log = logging.getLogger("conveyor.worker")
 
 
 
-def _settle(outcomes: Sequence[Outcome], channel: str) -> Plan[None]:
+def _settle(ctx: Context, outcomes: Sequence[Outcome]) -> Plan[None]:
     completions = [o for o in outcomes if o.error is None]
     failures = [o for o in outcomes if o.error is not None]
     if completions:
         yield Execute(statements.COMPLETE, _as_binary_arrays(complete_params(completions)))
     if failures:
-        yield Execute(statements.FAIL, _as_binary_arrays(fail_params(failures, channel)))
+        yield Execute(statements.FAIL, _as_binary_arrays(fail_params(ctx, failures)))
 
 
 def _as_binary_arrays(params: dict[str, Any]) -> dict[str, Any]:
@@ -62,7 +62,7 @@ class Completer:
         their keys' slots under per-key limits."""
         self._run = run
         self._on_written = written
-        self._channel = ctx.queries.schema
+        self._ctx = ctx
         self._flush_interval = flush_interval
         self._batch_limit = batch_limit
         self._backlog_limit = backlog_limit
@@ -110,7 +110,7 @@ class Completer:
         delay = 0.05
         while True:
             try:
-                await self._run(Operation(_settle(batch, self._channel)))
+                await self._run(Operation(_settle(self._ctx, batch)))
                 return
             except ConnectionLost as exc:
                 log.warning("could not record %d outcomes (%s); retrying", len(batch), exc)

@@ -41,7 +41,7 @@ class Leases:
         self._heartbeat_interval = heartbeat_interval
         self._rescue_interval = rescue_interval
         self._max_payload = ctx.max_payload_bytes
-        self._schema = ctx.queries.schema
+        self._ctx = ctx
 
     async def heartbeats(self) -> None:
         """Renew, time and check the running attempts' leases, until cancelled."""
@@ -76,7 +76,7 @@ class Leases:
             await asyncio.sleep(self._rescue_interval * random.uniform(0.5, 1.5))
             try:
                 rescued = await self._run(
-                    Operation(_claims.rescue(_RESCUE_BATCH, error, self._schema),
+                    Operation(_claims.rescue(self._ctx, _RESCUE_BATCH, error),
                               atomic=True))
             except ConveyorError as exc:
                 log.warning("rescue pass failed (%s)", exc)

@@ -56,7 +56,7 @@ class Recorder:
         self._run = run
         self._completer = completer
         self._hooks = hooks
-        self._schema = ctx.queries.schema
+        self._ctx = ctx
         self._max_payload = ctx.max_payload_bytes
 
     def record(self, call: HandlerCall, result: Result) -> Awaitable[None] | None:
@@ -93,8 +93,8 @@ class Recorder:
         controls, self._handed_back = self._handed_back, []
         if not controls:
             return
-        plan = _claims.release([c.id for c in controls], [c.attempt for c in controls],
-                               self._schema)
+        plan = _claims.release(self._ctx, [c.id for c in controls],
+                               [c.attempt for c in controls])
         try:
             count = await asyncio.wait_for(self._run(Operation(plan)), STOP_GRACE)
             log.info("handed %d unfinished jobs back to their queues", count)
@@ -175,8 +175,8 @@ class Recorder:
     async def _paused(self, call: HandlerCall, paused: Paused) -> None:
         """Pause the queue or the group keys, and hand the jobs back uncounted."""
         plan = _flow.pause_and_release(
-            paused.queue, paused.group_keys, paused.pause.seconds,
-            [c.id for c in call.controls], [c.attempt for c in call.controls], self._schema)
+            self._ctx, paused.queue, paused.group_keys, paused.pause.seconds,
+            [c.id for c in call.controls], [c.attempt for c in call.controls])
         try:
             await self._run(Operation(plan, atomic=True))
         except ConveyorError as exc:  # the jobs stay active; rescue retries them later

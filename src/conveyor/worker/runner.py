@@ -117,7 +117,7 @@ class Worker:
             stats_retention=_seconds(settings, "stats_retention"),
             backlog_warning=_validate.integer(
                 settings["backlog_warning"], "backlog_warning", minimum=0),
-            schedules=functools.partial(scheduler.tick, context.max_payload_bytes),
+            schedules=functools.partial(scheduler.tick, context),
         ) if _validate.boolean(settings["maintenance"], "maintenance") else None
         self.presence = Presence(
             self._run,
