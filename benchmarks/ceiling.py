@@ -8,7 +8,7 @@ What it does, for each case (``--clients`` x ``--batch``):
   ``CHECKPOINT``), as ``benchmarks/throughput.py`` does before a burn-down (its
   ``fill`` is reused);
 - writes a pgbench script from the statements the worker runs, rendered by
-  Conveyor's own ``Queries`` (``src/conveyor/sql/claim.sql`` with its fragment
+  Conveyor's own ``Queries`` (``src/conveyor/_db/sql/claim.sql`` with its fragment
   ``claim_update.sql``, and ``complete.sql``);
 - runs ``pgbench -n -f script -c C -j C -M prepared -t T`` with T = ceil(N / batch
   / C) transactions per client, so that the clients claim the whole queue, and
@@ -87,9 +87,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from conveyor import Conveyor, statements
+from conveyor import Conveyor
+from conveyor._db import statements
+from conveyor._db.queries import Queries
 from conveyor.config import redact
-from conveyor.queries import Queries
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _pgcost import PgCost
@@ -181,7 +182,8 @@ def pgbench_script(schema: str, batch: int, *, ids_only: bool) -> str:
     complete = complete_statement(queries)
     script = "\n".join([
         f"-- Conveyor's claim of up to {batch} jobs of {QUEUE!r}, then their completion:",
-        "-- claim.sql and complete.sql as rendered by conveyor.queries (benchmarks/ceiling.py).",
+        "-- claim.sql and complete.sql as rendered by conveyor._db.queries "
+        "(benchmarks/ceiling.py).",
         f"\\set {LIMIT} {batch}",
         claim,
         end,

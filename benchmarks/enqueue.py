@@ -277,7 +277,7 @@ def client_checks() -> Callable[[Any, int], object] | None:
     """The per-item checks of ``insert`` without any I/O (a private function: skipped
     when it is not there)."""
     try:
-        from conveyor._options import item_row
+        from conveyor._ops.options import item_row
     except ImportError:
         return None
     return item_row

@@ -41,9 +41,10 @@ from psycopg import sql
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from enqueue import database, drop_schema, environment, log, print_environment
 
-from conveyor import Conveyor, queries
-from conveyor._plan import Operation
-from conveyor.maintenance import snapshot
+from conveyor import Conveyor
+from conveyor._db import queries
+from conveyor._db.plan import Operation
+from conveyor.worker.maintenance import snapshot
 
 QUEUE = "scrape"
 BEFORE = """

@@ -23,11 +23,11 @@ from collections.abc import Generator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from conveyor import statements
-from conveyor._plan import Context
+from conveyor._db import statements
+from conveyor._db.plan import Context
+from conveyor._db.queries import Queries
 from conveyor.hooks import Hooks
 from conveyor.job import Job
-from conveyor.queries import Queries
 from conveyor.registry import Registration
 from conveyor.worker.runner import Worker
 

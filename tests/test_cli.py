@@ -19,11 +19,11 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from conveyor import Conveyor, JobState
-from conveyor import _cli_jobs as cli_jobs
-from conveyor._plan import Operation
-from conveyor.cli import app, main
+from conveyor._db.plan import Operation
+from conveyor.cli import jobs as cli_jobs
+from conveyor.cli.main import app, main
 from conveyor.errors import InvalidPayload
-from conveyor.maintenance import snapshot
+from conveyor.worker.maintenance import snapshot
 
 QUEUE = "cli.emails"
 Cli = Callable[..., Result]

@@ -92,7 +92,7 @@ def test_job_columns_follow_the_fields_of_job() -> None:
     import dataclasses
     from importlib import resources
 
-    text = (resources.files("conveyor") / "sql" / "fragments" / "job_columns.sql").read_text()
+    text = (resources.files("conveyor._db") / "sql" / "fragments" / "job_columns.sql").read_text()
     # Each column is "j.name" or "<expression> AS name"; NULLIF's comma is not one.
     text = text.replace("NULLIF(j.errors, '[]')", "NULLIF(j.errors)")
     columns = [c.strip().rpartition(" AS ")[2].removeprefix("j.")

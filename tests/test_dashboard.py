@@ -20,10 +20,10 @@ from fastapi import FastAPI
 from test_worker import running, wait_until
 
 from conveyor import AsyncConveyor
-from conveyor._plan import Operation
-from conveyor.maintenance import snapshot
+from conveyor._db.plan import Operation
 from conveyor.web import WebSettings, create_app
 from conveyor.web.security import CSRF_COOKIE, SESSION_COOKIE
+from conveyor.worker.maintenance import snapshot
 
 SCRIPT = "<script>alert(1)</script>"
 

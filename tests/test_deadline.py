@@ -22,10 +22,10 @@ from tcp_proxy import TcpProxy
 from test_worker import finished, running, wait_until
 
 from conveyor import AsyncConveyor, Job, JobState
-from conveyor._plan import Execute, Operation, Plan
+from conveyor._db.notify import Listener
+from conveyor._db.plan import Execute, Operation, Plan
+from conveyor._db.queries import Queries, Statement
 from conveyor.errors import ConnectionLost
-from conveyor.notify import Listener
-from conveyor.queries import Queries, Statement
 
 QUEUE = "work"
 DEADLINE = 1.0

@@ -18,7 +18,7 @@ from web_server import free_port
 
 from conveyor.embedded import EmbeddedPostgres
 
-DEMO = [sys.executable, "-c", "from conveyor.cli import main; main()", "demo"]
+DEMO = [sys.executable, "-c", "from conveyor.cli.main import main; main()", "demo"]
 # Ctrl-C as a terminal delivers it. A process started with SIGINT ignored (a
 # background job of a non-interactive shell, and so a test run launched as one)
 # passes the ignoring on to its children, and Python then never turns SIGINT into
@@ -26,7 +26,7 @@ DEMO = [sys.executable, "-c", "from conveyor.cli import main; main()", "demo"]
 DEMO_INTERRUPTIBLE = [
     sys.executable, "-c",
     "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
-    "from conveyor.cli import main; main()",
+    "from conveyor.cli.main import main; main()",
     "demo",
 ]
 TIMEOUT = 150.0

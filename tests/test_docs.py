@@ -224,8 +224,8 @@ def test_the_reference_lists_every_field_of_each_type(type_name: str) -> None:
     import dataclasses
 
     import conveyor
+    from conveyor._db.migrate import MigrationResult
     from conveyor.hooks import HookEvent
-    from conveyor.migrate import MigrationResult
 
     kind = {"MigrationResult": MigrationResult, "HookEvent": HookEvent}.get(
         type_name) or getattr(conveyor, type_name)

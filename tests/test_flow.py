@@ -20,7 +20,7 @@ from psycopg import sql
 from typer.testing import CliRunner
 
 from conveyor import AsyncConveyor, Conveyor, Job, JobState, PauseGroup, PauseQueue
-from conveyor.cli import app as cli_app
+from conveyor.cli.main import app as cli_app
 from conveyor.errors import InvalidOption, QueueConflict, QueueNotFound, UnknownOption
 
 QUEUE = "flow"

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from psycopg import sql
 
 from conveyor import Conveyor
-from conveyor._options import JOB_OPTIONS
+from conveyor._ops.options import JOB_OPTIONS
 from conveyor.errors import ConveyorError
 
 ODD_TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)

@@ -10,9 +10,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from conveyor import Conveyor, JobState, statements
+from conveyor import Conveyor, JobState
+from conveyor._db import statements
+from conveyor._db.queries import Queries
 from conveyor.errors import InvalidOption, InvalidPayload, UnknownOption
-from conveyor.queries import Queries
 
 
 def test_insert_of_a_hundred_thousand_jobs_stores_them_all(cv: Conveyor) -> None:

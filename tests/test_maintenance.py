@@ -20,12 +20,13 @@ import pytest
 from processes import WorkerProcess, Workers, query, wait_until
 from psycopg import sql
 
-from conveyor import AsyncConveyor, Conveyor, Job, JobState, QueueStats, scheduler
-from conveyor._plan import Operation, Plan
+from conveyor import AsyncConveyor, Conveyor, Job, JobState, QueueStats
+from conveyor._db.plan import Operation, Plan
+from conveyor._ops import schedules as scheduler
 from conveyor.errors import InvalidArgument
 from conveyor.hooks import HookEvent, Hooks
-from conveyor.leader import Leader, NotLeader, Term, fenced
-from conveyor.maintenance import Maintenance, delete_finished, expire_waiting, snapshot
+from conveyor.worker.leader import Leader, NotLeader, Term, fenced
+from conveyor.worker.maintenance import Maintenance, delete_finished, expire_waiting, snapshot
 
 QUEUE = "maint"
 T = TypeVar("T")
@@ -364,7 +365,7 @@ async def test_a_clock_far_from_the_databases_is_reported(
     acv: AsyncConveyor, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     real = time.time
-    monkeypatch.setattr("conveyor.leader.time.time", lambda: real() + 30)
+    monkeypatch.setattr("conveyor.worker.leader.time.time", lambda: real() + 30)
     warnings: list[str | None] = []
     hooks = Hooks()
     hooks.add("warning", lambda event: warnings.append(event.message)

@@ -18,12 +18,13 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from test_worker import finished, running, wait_until
 
-from conveyor import AsyncConveyor, Job, metrics, statements
-from conveyor._plan import Operation
+from conveyor import AsyncConveyor, Job, metrics
+from conveyor._db import statements
+from conveyor._db.plan import Operation
+from conveyor._db.queries import Queries
 from conveyor.errors import ConfigurationError
-from conveyor.maintenance import snapshot
-from conveyor.queries import Queries
 from conveyor.web import create_app
+from conveyor.worker.maintenance import snapshot
 
 
 @pytest.fixture

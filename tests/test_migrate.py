@@ -18,8 +18,8 @@ import pytest
 from psycopg import sql
 
 from conveyor import AsyncConveyor, Conveyor, MigrationResult
+from conveyor._db.queries import latest_version
 from conveyor.errors import InvalidSchemaName, NotStarted, SchemaTooNew
-from conveyor.queries import latest_version
 
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/none"
 PROCESSES = 10

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from conveyor import AsyncConveyor, Conveyor
-from conveyor.notify import DEBOUNCE
+from conveyor._db.notify import DEBOUNCE
 
 
 @pytest.fixture

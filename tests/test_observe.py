@@ -11,10 +11,10 @@ import pytest
 from test_worker import running, wait_until
 
 from conveyor import AsyncConveyor, Conveyor, JobState
-from conveyor._plan import Operation
+from conveyor._db.plan import Operation
+from conveyor._db.queries import latest_version
 from conveyor.errors import ConnectionLost, InvalidArgument
-from conveyor.maintenance import snapshot
-from conveyor.queries import latest_version
+from conveyor.worker.maintenance import snapshot
 
 
 def test_queue_summaries_count_waiting_active_and_failed_jobs(cv: Conveyor) -> None:

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conveyor import Conveyor
-from conveyor._validate import encode_json
+from conveyor._ops.validate import encode_json
 from conveyor.errors import InvalidPayload
 
 # PostgreSQL's jsonb cannot hold NUL characters; everything else in JSON it can.

@@ -25,9 +25,9 @@ import pytest
 from test_worker import finished, running, wait_until
 
 from conveyor import AsyncConveyor, Conveyor, Job, JobState
+from conveyor._db.queries import Queries, latest_version
 from conveyor.config import Settings
 from conveyor.errors import ConfigurationError, DatabaseError, InvalidArgument
-from conveyor.queries import Queries, latest_version
 
 QUEUE = "bounced"
 
@@ -161,11 +161,11 @@ def test_non_boolean_pgbouncer_argument_raises_configuration_error() -> None:
 
 
 def test_connection_already_in_utc_is_sent_no_set(database_url: str) -> None:
-    from conveyor import _session
+    from conveyor._db import session
 
     utc = psycopg.conninfo.make_conninfo(database_url, options="-c TimeZone=UTC")
     with psycopg.connect(utc) as conn:
-        _session.configure(conn, Queries("conveyor"))
+        session.configure(conn, Queries("conveyor"))
         # Any statement would have opened a transaction on this connection.
         assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
 

@@ -14,7 +14,9 @@ from importlib import resources
 
 import psycopg
 
-from conveyor import Conveyor, _enqueue, _options, _rows
+from conveyor import Conveyor
+from conveyor._db import rows as _rows
+from conveyor._ops import enqueue, options
 from conveyor.job import Job
 
 CLAIM_KNOWS = ("queue", "state", "lease_expires_at")
@@ -25,7 +27,7 @@ _TYPE_NAMES = {"integer": "int4", "boolean": "bool", "double precision": "float8
 
 
 def _sql(name: str) -> str:
-    text = (resources.files("conveyor") / "sql" / f"{name}.sql").read_text("utf-8")
+    text = (resources.files("conveyor._db") / "sql" / f"{name}.sql").read_text("utf-8")
     return re.sub(r"--[^\n]*", "", text)
 
 
@@ -109,15 +111,15 @@ def test_the_staging_table_has_the_fields_of_job_row_with_the_staged_types() -> 
     assert found is not None
     columns = [item.split(None, 1) for item in _top_level_items(found.group(1))]
     _assert_in_step("enqueue_stage.sql", [name for name, _ in columns],
-                    "JobRow", _options.JobRow._fields)
+                    "JobRow", options.JobRow._fields)
     _assert_in_step("enqueue_stage.sql's types",
                     [_TYPE_NAMES.get(kind, kind) for _, kind in columns],
-                    "STAGED_TYPES", _options.STAGED_TYPES)
+                    "STAGED_TYPES", options.STAGED_TYPES)
 
 
 def test_the_staged_copy_writes_the_fields_of_job_row_in_order() -> None:
     _assert_in_step("enqueue_copy.sql", _copied_names("enqueue_copy"),
-                    "JobRow", _options.JobRow._fields)
+                    "JobRow", options.JobRow._fields)
 
 
 def test_the_direct_copy_types_are_the_job_table_types(
@@ -128,7 +130,7 @@ def test_the_direct_copy_types_are_the_job_table_types(
         "SELECT column_name, udt_name FROM information_schema.columns"
         " WHERE table_schema = %s AND table_name = 'job'", (schema,)).fetchall())
     _assert_in_step("enqueue_direct.sql's column types", [types[name] for name in columns],
-                    "_DIRECT_TYPES", _enqueue._DIRECT_TYPES)
+                    "_DIRECT_TYPES", enqueue._DIRECT_TYPES)
 
 
 def test_direct_records_have_a_value_for_each_direct_column() -> None:
@@ -136,9 +138,9 @@ def test_direct_records_have_a_value_for_each_direct_column() -> None:
                 "retry_delay": timedelta(0), "retry_backoff": False, "retry_delay_max": None,
                 "expire_in": timedelta(minutes=15), "retention": timedelta(days=14),
                 "delete_after": timedelta(days=7), "dead_letter": None}
-    plain = _options.JobRow(None, "{}", *(None,) * 17)
-    direct = _enqueue._Direct("shapes", defaults)
+    plain = options.JobRow(None, "{}", *(None,) * 17)
+    direct = enqueue._Direct("shapes", defaults)
 
     records = list(direct.records([plain, plain._replace(priority=5)]))
 
-    assert [len(record) for record in records] == [len(_enqueue._DIRECT_TYPES)] * 2
+    assert [len(record) for record in records] == [len(enqueue._DIRECT_TYPES)] * 2

@@ -21,9 +21,12 @@ from processes import Workers, query
 from psycopg import sql
 from typer.testing import CliRunner
 
-from conveyor import AsyncConveyor, Conveyor, JobState, Schedule, scheduler
-from conveyor._plan import Operation, run_sync
-from conveyor.cli import app as cli_app
+from conveyor import AsyncConveyor, Conveyor, JobState, Schedule
+from conveyor._db.plan import Operation, run_sync
+from conveyor._db.queries import Queries
+from conveyor._ops import schedules as scheduler
+from conveyor._ops.schedules import Cron
+from conveyor.cli.main import app as cli_app
 from conveyor.errors import (
     InvalidArgument,
     InvalidOption,
@@ -31,8 +34,6 @@ from conveyor.errors import (
     ScheduleNotFound,
     UnknownOption,
 )
-from conveyor.queries import Queries
-from conveyor.scheduler import Cron
 
 BERLIN = "Europe/Berlin"
 NEW_YORK = "America/New_York"

@@ -188,10 +188,10 @@ def test_a_job_read_from_a_row_equals_the_job_its_constructor_makes(
 
     import psycopg
 
-    from conveyor import _session, statements
-    from conveyor._rows import job_from_row
+    from conveyor._db import session, statements
+    from conveyor._db.queries import Queries
+    from conveyor._db.rows import job_from_row
     from conveyor.job import Job, JobState, Progress, QueuePolicy
-    from conveyor.queries import Queries
 
     cv.create_queue("rows", policy="stately", dead_letter="rows-dead")
     job_id = cv.send("rows", {"n": 1}, priority=3, retry_limit=2, singleton_key="k",
@@ -200,7 +200,7 @@ def test_a_job_read_from_a_row_equals_the_job_its_constructor_makes(
     cv.fail(claimed, {"message": "first"})  # errors and error, back to retry
     queries = Queries(schema)
     with psycopg.connect(database_url) as conn:
-        _session.configure(conn, queries)
+        session.configure(conn, queries)
         row = conn.execute(queries[statements.JOB_GET], {"id": job_id}).fetchone()
     assert row is not None
 

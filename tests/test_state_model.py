@@ -2,7 +2,7 @@
 of send, fetch, complete and fail (also with a stale attempt), cancel, resume,
 retry, delete, and lease expiry followed by the workers' rescue pass, and after
 every step each job's state, attempt and retry count in the database must be what
-the model says. The rescue pass is the worker's own plan (``_claims.rescue``),
+the model says. The rescue pass is the worker's own plan (``conveyor._ops.claims.rescue``),
 run directly rather than by waiting for a worker's timer."""
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from hypothesis.stateful import (
 from psycopg import sql
 
 from conveyor import Conveyor, Job, JobState
-from conveyor._claims import rescue
-from conveyor._plan import Operation
+from conveyor._db.plan import Operation
+from conveyor._ops.claims import rescue
 
 DUE = (JobState.CREATED, JobState.RETRY)
 UNFINISHED = (JobState.CREATED, JobState.RETRY, JobState.ACTIVE)

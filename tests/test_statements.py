@@ -1,4 +1,4 @@
-"""The catalogue (``conveyor.statements``) and the SQL files agree: each statement
+"""The catalogue (``conveyor._db.statements``) and the SQL files agree: each statement
 file is declared once and each declaration has its file, a declaration's
 parameters are the placeholders of its SQL, fragments are only ever included, and
 every composed statement renders."""
@@ -11,10 +11,10 @@ from importlib import resources
 
 import pytest
 
-from conveyor import queries, statements
-from conveyor.queries import Statement
+from conveyor._db import queries, statements
+from conveyor._db.queries import Statement
 
-SQL = resources.files("conveyor") / "sql"
+SQL = resources.files("conveyor._db") / "sql"
 STATEMENT_FILES = sorted(entry.name.removesuffix(".sql") for entry in SQL.iterdir()
                          if entry.name.endswith(".sql"))
 FRAGMENT_FILES = sorted(entry.name.removesuffix(".sql") for entry in (SQL / "fragments").iterdir()
@@ -24,7 +24,7 @@ PLACEHOLDER = re.compile(r"%\((\w+)\)[sbt]")
 
 
 def _declared_as() -> dict[str, list[str]]:
-    """Each declaration's identifiers in ``conveyor.statements``."""
+    """Each declaration's identifiers in ``conveyor._db.statements``."""
     names: dict[str, list[str]] = {}
     for identifier, value in vars(statements).items():
         if isinstance(value, Statement):

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from web_server import free_port
 
 from conveyor import AsyncConveyor
-from conveyor.cli import app as cli
+from conveyor.cli.main import app as cli
 from conveyor.errors import ConfigurationError
 from conveyor.web import WebSettings, create_app
 from conveyor.web.security import CSRF_COOKIE, SESSION_COOKIE, is_loopback
@@ -160,7 +160,7 @@ def test_the_dashboard_listens_on_127_0_0_1_by_default(database_url: str, schema
     env = {**os.environ, "CONVEYOR_SCHEMA": schema, "DATABASE_URL": database_url}
     env.pop("CONVEYOR_DASHBOARD_TOKEN", None)
     process = subprocess.Popen(
-        [sys.executable, "-c", "from conveyor.cli import main; main()", "dashboard",
+        [sys.executable, "-c", "from conveyor.cli.main import main; main()", "dashboard",
          "--port", str(port)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

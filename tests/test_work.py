@@ -11,9 +11,9 @@ import psycopg
 import pytest
 
 from conveyor import Conveyor, Job, JobState
-from conveyor._claims import claim, flow_state
-from conveyor._plan import Operation
-from conveyor._rows import JobDefaults
+from conveyor._db.plan import Operation
+from conveyor._db.rows import JobDefaults
+from conveyor._ops.claims import claim, flow_state
 from conveyor.errors import InvalidArgument
 
 

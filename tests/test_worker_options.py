@@ -10,7 +10,7 @@ import pytest
 import typer.main
 
 from conveyor import AsyncConveyor, Conveyor
-from conveyor.cli import app
+from conveyor.cli.main import app
 from conveyor.worker.options import WORKER_DEFAULTS, WorkerOptions
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"

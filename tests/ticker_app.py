@@ -12,10 +12,10 @@ import time
 
 import psycopg
 
-from conveyor import scheduler
-from conveyor._plan import Context, Operation, run_sync
+from conveyor._db.plan import Context, Operation, run_sync
+from conveyor._db.queries import Queries
+from conveyor._ops import schedules
 from conveyor.config import Settings
-from conveyor.queries import Queries
 
 queries = Queries(os.environ["APP_SCHEMA"])
 context = Context(queries, Settings.resolve(os.environ["APP_DSN"]).max_payload_bytes)
@@ -24,6 +24,6 @@ sent = 0
 with psycopg.connect(os.environ["APP_DSN"], autocommit=True) as conn:
     print("worker started", flush=True)
     while time.monotonic() < deadline:
-        sent += run_sync(conn, queries, Operation(scheduler.tick(context), atomic=True))
+        sent += run_sync(conn, queries, Operation(schedules.tick(context), atomic=True))
         time.sleep(random.uniform(0.05, 0.15))
 print(f"sent {sent}", flush=True)

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from conveyor import _admin, _validate
-from conveyor._plan import Context, Operation, Plan
+from conveyor._db.plan import Context, Operation, Plan
+from conveyor._ops import admin, validate
 from conveyor.client import AsyncConveyor, Conveyor
 from conveyor.errors import InvalidArgument
 from conveyor.job import Job, JobState
@@ -43,12 +43,12 @@ class _Expectation:
 
     @classmethod
     def make(cls, queue: str, data: Any, fields: Mapping[str, Any]) -> _Expectation:
-        _validate.unknown_options(
+        validate.unknown_options(
             {k: v for k, v in fields.items() if k not in _MATCHABLE}, _MATCHABLE)
-        wanted = {name: _validate.duration(value, name)
+        wanted = {name: validate.duration(value, name)
                   if name in _DURATIONS and value is not None else value
                   for name, value in fields.items()}
-        return cls(_validate.queue_name(queue), data, wanted)
+        return cls(validate.queue_name(queue), data, wanted)
 
     @property
     def contains(self) -> Any:
@@ -94,7 +94,7 @@ def _waiting(ctx: Context, queue: str, data_contains: Any) -> Plan[list[Job]]:
     jobs: list[Job] = []
     cursor = None
     while True:
-        page = yield from _admin.find_jobs(
+        page = yield from admin.find_jobs(
             ctx, queue, state=_WAITING, data_contains=data_contains, limit=_PAGE,
             cursor=cursor).plan
         jobs += page.jobs
@@ -113,7 +113,7 @@ def _matching(ctx: Context, expect: _Expectation) -> Plan[tuple[list[Job], list[
 
 
 def _count(count: int | None) -> int | None:
-    return None if count is None else _validate.integer(count, "count", minimum=0)
+    return None if count is None else validate.integer(count, "count", minimum=0)
 
 
 def _check_enqueued(

@@ -25,7 +25,7 @@ from typing import Final, TypeVar
 
 import psycopg.conninfo
 
-from conveyor import _validate
+from conveyor._ops import validate
 from conveyor.errors import ConfigurationError
 
 DEFAULT_SCHEMA = "conveyor"
@@ -67,7 +67,7 @@ class Settings:
     """Seconds a worker waits for the answer to one of its own short operations (a
     claim, an outcome batch, a heartbeat, a rescue pass, its presence, a leader
     election, the listener's health check) before it gives the connection up as
-    dead and tries again on a new one (``_deadline.py``). Calls made by the
+    dead and tries again on a new one (``_db/deadline.py``). Calls made by the
     application, and maintenance, are not bounded by it."""
 
     @classmethod
@@ -100,7 +100,7 @@ class Settings:
             ) from None
         return cls(
             dsn=url,
-            schema=_validate.schema_name(
+            schema=validate.schema_name(
                 schema if schema is not None else env.get("CONVEYOR_SCHEMA") or DEFAULT_SCHEMA
             ),
             max_payload_bytes=_positive(

@@ -145,7 +145,7 @@ class Job:
     _control: AttemptControl | None = field(default=None, repr=False, compare=False)
     """The running attempt's control, inside a handler: see ``attach_control``."""
 
-    # --- inside a handler ---
+    # --- inside a handler ----------------------------------------------------------------
 
     def heartbeat(self) -> None:
         """Ask for more time: the attempt's time limit starts again from now
@@ -282,7 +282,7 @@ class Schedule:
     retention) or there is none."""
 
 
-# --- the running attempt -----------------------------------------------------------
+# --- the running attempt ----------------------------------------------------------------
 
 
 class AttemptControl(Protocol):

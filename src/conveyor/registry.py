@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Literal, TypedDict, Unpack
 
-from conveyor import _validate
+from conveyor._ops import validate
 from conveyor.errors import ConfigurationError, InvalidOption, QueueConflict, QueueNotFound
 from conveyor.tasks import direct_callable, wrapped_function
 
@@ -63,7 +63,7 @@ class Registration:
     def make(
         cls, queue: str, handler: Callable[..., Any], **options: Unpack[HandlerOptions]
     ) -> Registration:
-        _validate.unknown_options(
+        validate.unknown_options(
             {k: v for k, v in options.items() if k not in HandlerOptions.__annotations__},
             HandlerOptions.__annotations__,
         )
@@ -71,7 +71,7 @@ class Registration:
         batch_size = options.get("batch_size", 1)
         poll_interval = options.get("poll_interval", DEFAULT_POLL_INTERVAL)
         executor = options.get("executor", "auto")
-        name = _validate.queue_name(queue)
+        name = validate.queue_name(queue)
         if not callable(handler):
             raise InvalidOption(f"the handler for {name!r} must be callable, not {handler!r}")
         function = wrapped_function(handler)
@@ -90,15 +90,15 @@ class Registration:
             raise InvalidOption(f"executor='async' needs an async def handler for {name!r}")
         if chosen != "async" and is_async:
             raise InvalidOption(f"an async def handler for {name!r} runs with executor='async'")
-        interval = _validate.positive_duration(poll_interval, "poll_interval").total_seconds()
+        interval = validate.positive_duration(poll_interval, "poll_interval").total_seconds()
         return cls(
             queue=name,
             handler=handler if chosen == "process" else direct_callable(handler),
-            concurrency=_validate.integer(
+            concurrency=validate.integer(
                 default_concurrency() if concurrency is None else concurrency,
                 "concurrency", minimum=1,
             ),
-            batch_size=_validate.integer(batch_size, "batch_size", minimum=1),
+            batch_size=validate.integer(batch_size, "batch_size", minimum=1),
             poll_interval=interval,
             executor=chosen,
         )
@@ -122,7 +122,7 @@ class Registry:
         overrides each one's (the command line's ``--concurrency``)."""
         chosen = list(self._by_queue.values())
         if queues is not None:
-            wanted = [_validate.queue_name(q) for q in queues]
+            wanted = [validate.queue_name(q) for q in queues]
             missing = [q for q in wanted if q not in self._by_queue]
             if missing:
                 known = ", ".join(self._by_queue) or "none"
@@ -130,7 +130,7 @@ class Registry:
                                     f"(registered: {known})")
             chosen = [self._by_queue[q] for q in wanted]
         if concurrency is not None:
-            count = _validate.integer(concurrency, "concurrency", minimum=1)
+            count = validate.integer(concurrency, "concurrency", minimum=1)
             chosen = [replace(r, concurrency=count) for r in chosen]
         return chosen
 

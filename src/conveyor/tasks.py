@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Generic, ParamSpec, TypedDict, TypeVar, Unpack
 
-from conveyor._options import Duration
+from conveyor._ops.options import Duration
 from conveyor.errors import InvalidArgument, InvalidOption
 from conveyor.job import Job
 

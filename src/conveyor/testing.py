@@ -31,7 +31,6 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from conveyor import _admin, _claims, _validate, statements
 from conveyor._assertions import (
     aassert_enqueued,
     aassert_not_enqueued,
@@ -39,7 +38,9 @@ from conveyor._assertions import (
     assert_not_enqueued,
     check_face,
 )
-from conveyor._plan import Execute, Operation, Plan, Run
+from conveyor._db import statements
+from conveyor._db.plan import Execute, Operation, Plan, Run
+from conveyor._ops import admin, claims, validate
 from conveyor.client import AsyncConveyor, Conveyor
 from conveyor.errors import ConveyorError, InvalidArgument
 from conveyor.job import Job, JobState
@@ -65,7 +66,7 @@ _WORKER_OPTIONS: RunOptions = {
     "listen": False, "maintenance": False, "handle_signals": False, "tune_gc": False}
 
 
-# --- drain ---------------------------------------------------------------------------
+# --- drain ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,8 +101,8 @@ async def _drain(
     policy), a final failure (``NonRetryableError``, ``InvalidPayload``) or a pause
     (``PauseGroup``) exactly as under ``run()``, written by a completer, with the
     client's hooks called."""
-    limit = _validate.integer(max_jobs, "max_jobs", minimum=1)
-    make_due = _validate.boolean(include_delayed, "include_delayed")
+    limit = validate.integer(max_jobs, "max_jobs", minimum=1)
+    make_due = validate.boolean(include_delayed, "include_delayed")
     queues = None if queue is None else [queue]
     options: RunOptions = {**_WORKER_OPTIONS, "queues": queues}
     worker = cv.make_worker(**options)
@@ -118,13 +119,13 @@ async def _drain(
                 if make_due:
                     await run(Operation(_make_due(reg.queue)))
                 jobs: list[Job] = await run(
-                    _claims.fetch(context, reg.queue, min(reg.batch_size, limit - attempts)))
+                    claims.fetch(context, reg.queue, min(reg.batch_size, limit - attempts)))
                 if not jobs:
                     continue
                 attempts += len(jobs)
                 await worker.run_call(reg, jobs)
                 for job in jobs:
-                    stored: Job | None = await run(_admin.get_job(context, job.id))
+                    stored: Job | None = await run(admin.get_job(context, job.id))
                     if stored is None:  # the handler deleted its own job
                         ran.pop(job.id, None)
                         continue
@@ -201,7 +202,7 @@ async def adrain(
     return await _drain(cv, cv.run_operation, queue, max_jobs, include_delayed)
 
 
-# --- inline mode ---------------------------------------------------------------------
+# --- inline mode ------------------------------------------------------------------------
 
 _SENDING = ("send", "insert")
 
@@ -228,10 +229,10 @@ def inline(
     Works for both clients (``await cv.send(...)`` on an ``AsyncConveyor``).
     """
     # Validated now, not at the first send.
-    _validate.integer(max_jobs, "max_jobs", minimum=1)
-    _validate.boolean(include_delayed, "include_delayed")
+    validate.integer(max_jobs, "max_jobs", minimum=1)
+    validate.boolean(include_delayed, "include_delayed")
     if queue is not None:
-        _validate.queue_name(queue)
+        validate.queue_name(queue)
     results: list[DrainResult] = []
     draining = False
 

@@ -42,7 +42,7 @@ from conveyor.errors import ConfigurationError, PauseGroup
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer, TracerProvider
 
-    from conveyor._plan import Plan
+    from conveyor._db.plan import Plan
     from conveyor.worker.control import HandlerCall
 
 T = TypeVar("T")
@@ -88,7 +88,7 @@ def is_instrumented() -> bool:
     return _tracer is not None
 
 
-# --- sending ---------------------------------------------------------------------------
+# --- sending ----------------------------------------------------------------------------
 
 
 def sending(queue: str, plan_for: Callable[[str | None], Plan[str | None]]) -> Plan[str | None]:
@@ -137,7 +137,7 @@ def _producer_span(
         span.end()
 
 
-# --- running -----------------------------------------------------------------------------
+# --- running ----------------------------------------------------------------------------
 
 
 def enabled() -> bool:

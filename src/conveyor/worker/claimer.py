@@ -35,8 +35,8 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 
-from conveyor import _claims
-from conveyor._plan import Context, Operation, Run
+from conveyor._db.plan import Context, Operation, Run
+from conveyor._ops import claims as _claims
 from conveyor.errors import ConveyorError
 from conveyor.hooks import HookEvent, Hooks
 from conveyor.job import Job

@@ -18,10 +18,10 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from conveyor import statements
-from conveyor._claims import Outcome, complete_params, fail_params
-from conveyor._plan import Context, Execute, Operation, Plan, Run
-from conveyor._session import Int4s, TextUuids
+from conveyor._db import statements
+from conveyor._db.plan import Context, Execute, Operation, Plan, Run
+from conveyor._db.session import Int4s, TextUuids
+from conveyor._ops.claims import Outcome, complete_params, fail_params
 from conveyor.errors import ConnectionLost, ConveyorError
 
 log = logging.getLogger("conveyor.worker")
@@ -39,7 +39,7 @@ def _settle(ctx: Context, outcomes: Sequence[Outcome]) -> Plan[None]:
 
 def _as_binary_arrays(params: dict[str, Any]) -> dict[str, Any]:
     """The ids and attempts in the forms Conveyor's own connections send in one
-    pass each (``_session.TextUuids``, ``Int4s``): a worker's outcomes always
+    pass each (``_db/session.py``: ``TextUuids``, ``Int4s``): a worker's outcomes always
     carry the attempt, and ids as the claim returned them."""
     params["id"] = TextUuids(map(str, params["id"]))
     params["attempt"] = Int4s(params["attempt"])

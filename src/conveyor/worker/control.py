@@ -49,7 +49,7 @@ class JobControl:
         """The output (JSON, or None) with which the handler completed this attempt
         in its own transaction, or ``NOT_SETTLED``."""
 
-    # --- called by handlers (any thread) ---
+    # --- called by handlers (any thread) -------------------------------------------------
 
     def report_progress(self, percent: float, message: str | None) -> None:
         if isinstance(percent, bool) or not isinstance(percent, int | float):
@@ -69,7 +69,7 @@ class JobControl:
     def cancelled(self) -> bool:
         return self.call.stop_reason is not None
 
-    # --- called by the worker (event loop) ---
+    # --- called by the worker (event loop) -----------------------------------------------
 
     def take_progress(self) -> dict[str, Any] | None:
         """The progress reported since the last time, if any."""

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
-from conveyor import _validate, tracing
+from conveyor import tracing
+from conveyor._ops import validate
 from conveyor.errors import InvalidOption, InvalidPayload, JobTimeout, PauseGroup, PauseQueue
 from conveyor.hooks import HookEvent, Hooks
 from conveyor.job import without_control
@@ -91,7 +92,7 @@ class HandlerExecutor:
         if call.settled:
             return result.CompletedInTransaction(returned)
         try:
-            return result.Completed(returned, _validate.encode_json(
+            return result.Completed(returned, validate.encode_json(
                 returned, self._max_payload, "output"))
         except InvalidPayload as exc:
             return result.Failed.of(exc)

@@ -17,8 +17,8 @@ import random
 import time
 from datetime import timedelta
 
-from conveyor import _claims, _validate
-from conveyor._plan import Context, Operation, Run
+from conveyor._db.plan import Context, Operation, Run
+from conveyor._ops import claims, validate
 from conveyor.errors import ConveyorError, LeaseExpired
 from conveyor.worker.control import JobControl, StopReason
 from conveyor.worker.recorder import progress_json
@@ -55,7 +55,7 @@ class Leases:
                 if control.deadline <= now:
                     control.stop(StopReason.TIMED_OUT)
             progress = [progress_json(control, self._max_payload) for control in controls]
-            plan = _claims.heartbeat([c.id for c in controls],
+            plan = claims.heartbeat([c.id for c in controls],
                                      [c.attempt for c in controls], progress, self._lease)
             try:
                 held = await self._run(Operation(plan))
@@ -68,7 +68,7 @@ class Leases:
 
     async def rescues(self) -> None:
         """Settle jobs whose lease lapsed as failed attempts, until cancelled."""
-        error = _validate.error_json(
+        error = validate.error_json(
             LeaseExpired("the worker running this attempt stopped renewing its lease"),
             self._max_payload,
         )
@@ -76,7 +76,7 @@ class Leases:
             await asyncio.sleep(self._rescue_interval * random.uniform(0.5, 1.5))
             try:
                 rescued = await self._run(
-                    Operation(_claims.rescue(self._ctx, _RESCUE_BATCH, error),
+                    Operation(claims.rescue(self._ctx, _RESCUE_BATCH, error),
                               atomic=True))
             except ConveyorError as exc:
                 log.warning("rescue pass failed (%s)", exc)

@@ -26,7 +26,7 @@ class WorkerOptions(TypedDict, total=False):
       objects alive when it started and collects new ones ten times less often
       (see ``process.fewer_collections``); False leaves the collector alone.
     - ``maintenance`` (True): stand for election as the leader that runs cron
-      schedules, retention and statistics (``maintenance.py``); one process of all
+      schedules, retention and statistics (``worker/maintenance.py``); one process of all
       those with it on leads at a time.
     - ``leader_lease`` (15 s): how long the leader's lease lasts; a dead leader is
       replaced after about this long.

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, Final
 
-from conveyor import statements
-from conveyor._plan import Execute, Operation, Plan, Run
+from conveyor._db import statements
+from conveyor._db.plan import Execute, Operation, Plan, Run
 from conveyor.errors import ConveyorError
 
 log = logging.getLogger("conveyor.worker")

@@ -16,9 +16,9 @@ import time
 from collections.abc import Awaitable
 from typing import Any
 
-from conveyor import _claims, _flow, _validate
-from conveyor._claims import Outcome, completion
-from conveyor._plan import Context, Operation, Run
+from conveyor._db.plan import Context, Operation, Run
+from conveyor._ops import claims, flow, validate
+from conveyor._ops.claims import Outcome, completion
 from conveyor.errors import ConveyorError, InvalidPayload
 from conveyor.hooks import HookEvent, Hooks
 from conveyor.worker.completer import Completer
@@ -43,7 +43,7 @@ def progress_json(control: JobControl, max_payload_bytes: int) -> str | None:
     """Progress reported since it was last taken (by a heartbeat or an outcome), as
     JSON."""
     taken = control.take_progress()
-    return None if taken is None else _validate.encode_json(
+    return None if taken is None else validate.encode_json(
         taken, max_payload_bytes, "progress")
 
 
@@ -93,7 +93,7 @@ class Recorder:
         controls, self._handed_back = self._handed_back, []
         if not controls:
             return
-        plan = _claims.release(self._ctx, [c.id for c in controls],
+        plan = claims.release(self._ctx, [c.id for c in controls],
                                [c.attempt for c in controls])
         try:
             count = await asyncio.wait_for(self._run(Operation(plan)), STOP_GRACE)
@@ -125,7 +125,7 @@ class Recorder:
         (``complete_settled.sql``)."""
         output: str | None
         try:
-            output = _validate.encode_json(returned, self._max_payload, "output")
+            output = validate.encode_json(returned, self._max_payload, "output")
         except InvalidPayload as exc:
             output = None
             await self._warn(f"{exc}; the handler had completed its job itself, "
@@ -143,7 +143,7 @@ class Recorder:
             outcomes.append(Outcome(id=control.id, attempt=control.attempt, output=given,
                                     progress=progress_json(control, self._max_payload)))
         try:
-            await self._run(Operation(_claims.complete_settled(outcomes)))
+            await self._run(Operation(claims.complete_settled(outcomes)))
         except ConveyorError as exc:
             log.warning("could not record the outcome of %d jobs their handler completed "
                         "(%s); a job still active is rescued when its lease lapses",
@@ -155,7 +155,7 @@ class Recorder:
         await self._hooks.emit(HookEvent("warning", message=message))
 
     async def _failed(self, call: HandlerCall, failed: Failed) -> None:
-        error = _validate.error_json(failed.error, self._max_payload)
+        error = validate.error_json(failed.error, self._max_payload)
         await self._completer.add([
             Outcome(id=c.id, attempt=c.attempt, error=error, retry_after=failed.retry_after,
                     final=failed.final, progress=progress_json(c, self._max_payload))
@@ -174,7 +174,7 @@ class Recorder:
 
     async def _paused(self, call: HandlerCall, paused: Paused) -> None:
         """Pause the queue or the group keys, and hand the jobs back uncounted."""
-        plan = _flow.pause_and_release(
+        plan = flow.pause_and_release(
             self._ctx, paused.queue, paused.group_keys, paused.pause.seconds,
             [c.id for c in call.controls], [c.attempt for c in call.controls])
         try:

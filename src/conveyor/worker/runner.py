@@ -14,13 +14,13 @@ through callables and values given at construction, never through the worker:
   failures through a completer, in batches (``completer.py``);
 - heartbeats renew the leases of running attempts, and a rescue pass settles the
   jobs of dead workers (``leases.py``);
-- a listener turns notifications into wake-ups of the claimers (``notify.py``,
+- a listener turns notifications into wake-ups of the claimers (``_db/notify.py``,
   ``claimer.Claimers``), unless the worker polls only (``listen=False``, for
   PgBouncer in transaction mode); recorded outcomes wake the claimers held back
   by flow control.
 
 Every operation of the worker's own, maintenance aside, runs under the client's
-statement deadline (``_deadline.py``), so a connection that goes silent holds up
+statement deadline (``_db/deadline.py``), so a connection that goes silent holds up
 nothing for longer than that.
 
 Leases are short (``lease``, 30 s by default, never longer than the job's
@@ -44,21 +44,22 @@ from collections.abc import Coroutine, Mapping
 from concurrent.futures import Future
 from typing import Any
 
-from conveyor import _validate, scheduler
-from conveyor._plan import Context, Run, RunWithin
+from conveyor._db.notify import Listener
+from conveyor._db.plan import Context, Run, RunWithin
+from conveyor._ops import schedules as scheduler
+from conveyor._ops import validate
 from conveyor.errors import ConveyorError
 from conveyor.hooks import HookEvent, Hooks
 from conveyor.job import Job
-from conveyor.leader import holder_name
-from conveyor.maintenance import Maintenance
-from conveyor.notify import Listener
 from conveyor.registry import Registration
 from conveyor.worker.claimer import Claimer, Claimers
 from conveyor.worker.completer import Completer
 from conveyor.worker.control import HandlerCall, StopReason
 from conveyor.worker.dispatch import Dispatch
 from conveyor.worker.execution import HandlerExecutor
+from conveyor.worker.leader import holder_name
 from conveyor.worker.leases import Leases
+from conveyor.worker.maintenance import Maintenance
 from conveyor.worker.options import WORKER_DEFAULTS
 from conveyor.worker.pool import HandlerPool
 from conveyor.worker.presence import Presence
@@ -71,7 +72,7 @@ log = logging.getLogger("conveyor.worker")
 
 def _seconds(settings: Mapping[str, Any], name: str) -> float:
     """A positive duration option, in seconds."""
-    return _validate.positive_duration(settings[name], name).total_seconds()
+    return validate.positive_duration(settings[name], name).total_seconds()
 
 
 class Worker:
@@ -87,7 +88,7 @@ class Worker:
         options: Mapping[str, Any],
     ) -> None:
         """``options``: any of ``options.WorkerOptions``; others raise ``UnknownOption``."""
-        _validate.unknown_options(
+        validate.unknown_options(
             {k: v for k, v in options.items() if k not in WORKER_DEFAULTS}, WORKER_DEFAULTS
         )
         settings: dict[str, Any] = {**WORKER_DEFAULTS, **options}
@@ -101,12 +102,12 @@ class Worker:
         self._context = context
         self._registrations = registrations
         self._hooks = hooks
-        self._shutdown_timeout = _validate.duration(
+        self._shutdown_timeout = validate.duration(
             settings["shutdown_timeout"], "shutdown_timeout").total_seconds()
-        self._listen = _validate.boolean(settings["listen"], "listen")
-        self._lease = _validate.positive_duration(settings["lease"], "lease")
-        self._handle_signals = _validate.boolean(settings["handle_signals"], "handle_signals")
-        self._tune_gc = _validate.boolean(settings["tune_gc"], "tune_gc")
+        self._listen = validate.boolean(settings["listen"], "listen")
+        self._lease = validate.positive_duration(settings["lease"], "lease")
+        self._handle_signals = validate.boolean(settings["handle_signals"], "handle_signals")
+        self._tune_gc = validate.boolean(settings["tune_gc"], "tune_gc")
         self._heartbeat_interval = _seconds(settings, "heartbeat_interval")
         self._rescue_interval = _seconds(settings, "rescue_interval")
         self._maintenance = Maintenance(
@@ -115,10 +116,10 @@ class Worker:
             interval=_seconds(settings, "maintenance_interval"),
             stats_interval=_seconds(settings, "stats_interval"),
             stats_retention=_seconds(settings, "stats_retention"),
-            backlog_warning=_validate.integer(
+            backlog_warning=validate.integer(
                 settings["backlog_warning"], "backlog_warning", minimum=0),
             schedules=functools.partial(scheduler.tick, context),
-        ) if _validate.boolean(settings["maintenance"], "maintenance") else None
+        ) if validate.boolean(settings["maintenance"], "maintenance") else None
         self.presence = Presence(
             self._run,
             holder_name() if self._maintenance is None else self._maintenance.leader.holder,
@@ -130,7 +131,7 @@ class Worker:
         """Done when ``run()`` has returned (or raised): ``result()`` waits for it
         from another thread, ``asyncio.wrap_future`` from a coroutine."""
 
-    # --- one call at a time, without the loops (``conveyor.testing``) -----------------
+    # --- one call at a time, without the loops (``conveyor.testing``) --------------------
 
     @property
     def registrations(self) -> list[Registration]:
@@ -163,7 +164,7 @@ class Worker:
         handlers have returned."""
         self._executor.close(wait=True)
 
-    # --- running ---------------------------------------------------------------------
+    # --- running -------------------------------------------------------------------------
 
     def stop(self, *, force: bool = False) -> None:
         """Begin a graceful stop (or, with ``force``, skip the wait for handlers).

@@ -12,10 +12,10 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
-from conveyor import _validate
+from conveyor._ops import validate
 from conveyor.job import JobState
 
-_NAME_PATTERN = f"^{_validate.QUEUE_NAME_PATTERN}$"
+_NAME_PATTERN = f"^{validate.QUEUE_NAME_PATTERN}$"
 QueueName = Annotated[StrictStr, Field(pattern=_NAME_PATTERN, min_length=1, max_length=128,
                                        description="letters, digits and _ . : / -")]
 Key = Annotated[StrictStr, Field(min_length=1, max_length=255)]

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from conveyor import statements
-from conveyor._plan import Context, Execute, Operation, Plan
+from conveyor._db import statements
+from conveyor._db.plan import Context, Execute, Operation, Plan
+from conveyor._db.queries import Queries, Statement, latest_version
 from conveyor.errors import SchemaTooNew
-from conveyor.queries import Queries, Statement, latest_version
 
 
 @dataclass(frozen=True, slots=True)

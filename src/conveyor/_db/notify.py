@@ -4,7 +4,7 @@
 inserted. The listener holds a dedicated connection in autocommit, listens on that
 channel, and calls ``on_wake(queue)`` for each notification. Every
 ``health_interval`` seconds without one it runs a trivial query, under the
-statement deadline (``_deadline.py``), so a connection that died silently is
+statement deadline (``_db/deadline.py``), so a connection that died silently is
 noticed within ``health_interval`` plus that deadline, whatever TCP says. When the
 connection fails it reconnects with backoff (0.2 s doubling to 10 s) and then
 calls ``on_wake(None)``: notifications sent while it was away are lost, so every
@@ -23,9 +23,9 @@ from typing import NamedTuple
 
 import psycopg
 
-from conveyor import statements
-from conveyor._deadline import Deadline
-from conveyor.queries import Queries
+from conveyor._db import statements
+from conveyor._db.deadline import Deadline
+from conveyor._db.queries import Queries
 
 log = logging.getLogger("conveyor.notify")
 

@@ -9,20 +9,21 @@ from typing import Any, Final, Literal, Unpack
 
 from psycopg import errors as pg_errors
 
-from conveyor import _options, _validate, statements
-from conveyor._options import QueueSettings
-from conveyor._plan import Context, Execute, Failure, Operation, Plan
-from conveyor._rows import JobRef, job_from_row, queue_from_row
+from conveyor._db import statements
+from conveyor._db.plan import Context, Execute, Failure, Operation, Plan
+from conveyor._db.queries import Statement
+from conveyor._db.rows import JobRef, job_from_row, queue_from_row
+from conveyor._ops import options, validate
+from conveyor._ops.options import QueueSettings
 from conveyor.errors import InvalidArgument, PolicyViolation, QueueConflict, QueueNotFound
 from conveyor.job import Job, JobPage, JobState, Queue
-from conveyor.queries import Statement
 
 _MAX_PAGE = 1000
 
 
 def get_job(ctx: Context, /, id: JobRef, *, conn: Any = None) -> Operation[Job | None]:
     """The job with this id, or ``None`` when there is none."""
-    job_id = _validate.job_id(id)
+    job_id = validate.job_id(id)
 
     def plan() -> Plan[Job | None]:
         row = yield Execute(statements.JOB_GET, {"id": job_id})
@@ -34,7 +35,7 @@ def get_job(ctx: Context, /, id: JobRef, *, conn: Any = None) -> Operation[Job |
 def _transition(
     ctx: Context, statement: Statement, jobs: object, conn: Any, action: str
 ) -> Operation[int]:
-    ids = _validate.job_ids(jobs)
+    ids = validate.job_ids(jobs)
 
     def plan() -> Plan[int]:
         try:
@@ -94,7 +95,7 @@ def _search(text: str | None) -> tuple[str | None, uuid.UUID | None]:
     """The ILIKE pattern of a search, and the search read as an id when it is one."""
     if text is None:
         return None, None
-    words = _validate.text(text, "search", max_length=1000)
+    words = validate.text(text, "search", max_length=1000)
     escaped = words.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     try:
         as_id: uuid.UUID | None = uuid.UUID(words)
@@ -112,14 +113,14 @@ def _filter(
     """The parameters of ``{job_filter}``, checked."""
     pattern, search_id = _search(search)
     return {
-        "scheduled": None if scheduled is None else _validate.boolean(scheduled, "scheduled"),
-        "source_id": None if source_id is None else _validate.job_id(source_id),
-        "queue": None if queue is None else _validate.queue_name(queue),
+        "scheduled": None if scheduled is None else validate.boolean(scheduled, "scheduled"),
+        "source_id": None if source_id is None else validate.job_id(source_id),
+        "queue": None if queue is None else validate.queue_name(queue),
         "states": _states(state),
-        "singleton_key": None if singleton_key is None else _validate.text(
+        "singleton_key": None if singleton_key is None else validate.text(
             singleton_key, "singleton_key"),
-        "key": None if key is None else _validate.text(key, "key"),
-        "data_contains": _validate.encode_json(data_contains, ctx.max_payload_bytes, "data"),
+        "key": None if key is None else validate.text(key, "key"),
+        "data_contains": validate.encode_json(data_contains, ctx.max_payload_bytes, "data"),
         "search": pattern,
         "search_id": search_id,
         "before_id": None,
@@ -159,7 +160,7 @@ def find_jobs(
         while page.next_cursor:
             page = cv.find_jobs("document-parse", state="failed", cursor=page.next_cursor)
     """
-    page_size = _validate.integer(limit, "limit", minimum=1)
+    page_size = validate.integer(limit, "limit", minimum=1)
     if page_size > _MAX_PAGE:
         raise InvalidArgument(f"limit must be at most {_MAX_PAGE}, got {limit}")
     params = _filter(ctx, queue, state, singleton_key, key, search, data_contains, source_id,
@@ -273,7 +274,7 @@ def queue_counts(
     ctx: Context, /, queue: str, *, conn: Any = None
 ) -> Operation[dict[JobState, int]]:
     """How many jobs of ``queue`` are in each state (every state present, 0 if none)."""
-    name = _validate.queue_name(queue)
+    name = validate.queue_name(queue)
 
     def plan() -> Plan[dict[JobState, int]]:
         counts = dict.fromkeys(JobState, 0)
@@ -321,7 +322,7 @@ def create_queue(
 
         cv.create_queue("reports", policy="singleton", retry_limit=5, dead_letter="reports-dlq")
     """
-    params = _options.queue_settings(_validate.queue_name(name), settings)
+    params = options.queue_settings(validate.queue_name(name), settings)
     return Operation(_update_queue(params, create=True), conn, atomic=True)
 
 
@@ -332,7 +333,7 @@ def update_queue(
     :class:`~conveyor.errors.QueueNotFound` when there is no such queue. Pass
     ``None`` to ``dead_letter`` or ``retry_delay_max`` to remove it. Jobs already
     sent keep the settings they were sent with."""
-    params = _options.queue_settings(_validate.queue_name(name), settings)
+    params = options.queue_settings(validate.queue_name(name), settings)
     return Operation(_update_queue(params, create=False), conn, atomic=True)
 
 
@@ -340,7 +341,7 @@ def delete_queue(ctx: Context, /, name: str, *, conn: Any = None) -> Operation[b
     """Delete a queue and all its jobs; returns whether it existed. A queue that
     another queue names as its dead-letter queue cannot be deleted until that
     queue is changed."""
-    queue = _validate.queue_name(name)
+    queue = validate.queue_name(name)
 
     def plan() -> Plan[bool]:
         try:
@@ -358,7 +359,7 @@ def delete_queue(ctx: Context, /, name: str, *, conn: Any = None) -> Operation[b
 
 def get_queue(ctx: Context, /, name: str, *, conn: Any = None) -> Operation[Queue | None]:
     """The queue with its settings, or ``None`` when it does not exist."""
-    queue = _validate.queue_name(name)
+    queue = validate.queue_name(name)
 
     def plan() -> Plan[Queue | None]:
         row = yield Execute(statements.QUEUE_GET, {"name": queue})

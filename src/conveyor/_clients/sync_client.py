@@ -22,26 +22,18 @@ from typing import (
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from conveyor import (
-    _admin,
-    _claims,
-    _connect,
-    _enqueue,
-    _flow,
-    _session,
-    _status,
-    scheduler,
-)
-from conveyor import migrate as migrations
-from conveyor._async_client import AsyncConveyor
-from conveyor._client_base import ClientBase, signature_of
-from conveyor._plan import Context, Operation, run_sync
+from conveyor._clients.async_client import AsyncConveyor
+from conveyor._clients.base import ClientBase, signature_of
+from conveyor._db import connect, session
+from conveyor._db import migrate as migrations
+from conveyor._db.notify import Wakeup, WakeupThread
+from conveyor._db.plan import Context, Operation, run_sync
+from conveyor._ops import admin, claims, enqueue, flow, schedules, status
 from conveyor.errors import (
     ConnectionLost,
     ConveyorError,
     NotStarted,
 )
-from conveyor.notify import Wakeup, WakeupThread
 
 if TYPE_CHECKING:  # the worker's runtime is imported when a worker runs, not to send
     from conveyor.worker.options import RunOptions
@@ -83,9 +75,9 @@ class Conveyor(ClientBase[str | None]):
         if self._pool is not None:
             return self
         settings = self.settings
-        _connect.reach(settings.conninfo(), settings.dsn, settings.connect_timeout)
+        connect.reach(settings.conninfo(), settings.dsn, settings.connect_timeout)
         pool = ConnectionPool(
-            configure=functools.partial(_session.configure, queries=self._context.queries),
+            configure=functools.partial(session.configure, queries=self._context.queries),
             **self._pool_options())
         try:
             pool.open(wait=True, timeout=self.settings.connect_timeout)
@@ -195,45 +187,45 @@ class Conveyor(ClientBase[str | None]):
     def _notify(self, queues: list[str]) -> None:
         """Send the notifications owed for quiet sends (``notify.NotifyGate``)."""
         try:
-            self._run(_enqueue.wake(self._context, queues))
+            self._run(enqueue.wake(self._context, queues))
         except ConveyorError as exc:  # the workers' poll still finds the jobs
             log.warning("could not wake the workers of %s (%s)", ", ".join(queues), exc)
 
     migrate = _sync(migrations.migrate)
     schema_version = _sync(migrations.schema_version)
-    send = _sync(_enqueue.send)
-    insert = _sync(_enqueue.insert)
-    fetch = _sync(_claims.fetch)
-    complete = _sync(_claims.complete)
-    fail = _sync(_claims.fail)
-    get_job = _sync(_admin.get_job)
-    find_jobs = _sync(_admin.find_jobs)
-    count_jobs = _sync(_admin.count_jobs)
-    bulk = _sync(_admin.bulk)
-    cancel = _sync(_admin.cancel)
-    resume = _sync(_admin.resume)
-    retry = _sync(_admin.retry)
-    delete = _sync(_admin.delete)
-    queue_counts = _sync(_admin.queue_counts)
-    create_queue = _sync(_admin.create_queue)
-    update_queue = _sync(_admin.update_queue)
-    delete_queue = _sync(_admin.delete_queue)
-    get_queue = _sync(_admin.get_queue)
-    list_queues = _sync(_admin.list_queues)
-    pause_queue = _sync(_flow.pause_queue)
-    resume_queue = _sync(_flow.resume_queue)
-    pause_group = _sync(_flow.pause_group)
-    resume_group = _sync(_flow.resume_group)
-    set_group = _sync(_flow.set_group)
-    get_group = _sync(_flow.get_group)
-    schedule = _sync(scheduler.schedule)
-    unschedule = _sync(scheduler.unschedule)
-    get_schedules = _sync(scheduler.get_schedules)
-    pause_schedule = _sync(scheduler.pause_schedule)
-    resume_schedule = _sync(scheduler.resume_schedule)
-    run_schedule = _sync(scheduler.run_schedule)
-    get_stats = _sync(_status.get_stats)
-    get_leader = _sync(_status.get_leader)
-    get_workers = _sync(_status.get_workers)
-    queue_summaries = _sync(_status.queue_summaries)
-    health = _sync(_status.health)
+    send = _sync(enqueue.send)
+    insert = _sync(enqueue.insert)
+    fetch = _sync(claims.fetch)
+    complete = _sync(claims.complete)
+    fail = _sync(claims.fail)
+    get_job = _sync(admin.get_job)
+    find_jobs = _sync(admin.find_jobs)
+    count_jobs = _sync(admin.count_jobs)
+    bulk = _sync(admin.bulk)
+    cancel = _sync(admin.cancel)
+    resume = _sync(admin.resume)
+    retry = _sync(admin.retry)
+    delete = _sync(admin.delete)
+    queue_counts = _sync(admin.queue_counts)
+    create_queue = _sync(admin.create_queue)
+    update_queue = _sync(admin.update_queue)
+    delete_queue = _sync(admin.delete_queue)
+    get_queue = _sync(admin.get_queue)
+    list_queues = _sync(admin.list_queues)
+    pause_queue = _sync(flow.pause_queue)
+    resume_queue = _sync(flow.resume_queue)
+    pause_group = _sync(flow.pause_group)
+    resume_group = _sync(flow.resume_group)
+    set_group = _sync(flow.set_group)
+    get_group = _sync(flow.get_group)
+    schedule = _sync(schedules.schedule)
+    unschedule = _sync(schedules.unschedule)
+    get_schedules = _sync(schedules.get_schedules)
+    pause_schedule = _sync(schedules.pause_schedule)
+    resume_schedule = _sync(schedules.resume_schedule)
+    run_schedule = _sync(schedules.run_schedule)
+    get_stats = _sync(status.get_stats)
+    get_leader = _sync(status.get_leader)
+    get_workers = _sync(status.get_workers)
+    queue_summaries = _sync(status.queue_summaries)
+    health = _sync(status.health)

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 
-from conveyor._cli_shared import (
+from conveyor.cli.shared import (
     DsnOption,
     JsonOption,
     QueueOption,

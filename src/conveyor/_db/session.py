@@ -40,8 +40,8 @@ from psycopg import postgres
 from psycopg.abc import Buffer
 from psycopg.adapt import Dumper, Loader
 
-from conveyor import statements
-from conveyor.queries import Queries
+from conveyor._db import statements
+from conveyor._db.queries import Queries
 
 _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _LONG_NUMBER = b"0" * 19

@@ -1,9 +1,10 @@
 """The command line: ``conveyor migrate``, ``demo``, ``dev``, ``worker``,
 ``dashboard``, ``pause``, ``resume``, ``schedules``, ``schedule``, ``unschedule``,
 ``pause-schedule``, ``resume-schedule``, ``run-schedule`` here; ``send``, ``jobs``,
-``job`` (``_cli_jobs``), ``retry``, ``cancel``, ``delete`` (``_cli_actions``),
-``queues``, ``stats``, ``purge`` (``_cli_queues``) and ``bench`` (``_cli_bench``)
-registered from their modules."""
+``job`` (``jobs.py``), ``retry``, ``cancel``, ``delete`` (``actions.py``),
+``queues``, ``stats``, ``purge`` (``queues.py``) and ``bench`` (``bench.py``)
+registered from their modules; ``workers.py`` supervises worker processes and
+``demo.py`` runs the demo."""
 
 from __future__ import annotations
 
@@ -16,8 +17,14 @@ import typer
 from rich.markup import escape
 from rich.table import Column, Table
 
-from conveyor import _cli_actions, _cli_bench, _cli_jobs, _cli_queues, _demo, _workers
-from conveyor._cli_shared import (
+from conveyor._ops.schedules import Missed
+from conveyor.cli import actions as action_commands
+from conveyor.cli import bench as bench_commands
+from conveyor.cli import demo as demonstration
+from conveyor.cli import jobs as job_commands
+from conveyor.cli import queues as queue_commands
+from conveyor.cli import workers as supervisor
+from conveyor.cli.shared import (
     DataDirOption,
     DsnOption,
     JsonOption,
@@ -28,11 +35,10 @@ from conveyor._cli_shared import (
     parse_json,
     print_json,
 )
-from conveyor._cli_shared import database as _database
+from conveyor.cli.shared import database as _database
 from conveyor.client import Conveyor
 from conveyor.errors import ConveyorError
 from conveyor.job import Schedule
-from conveyor.scheduler import Missed
 from conveyor.worker.options import WORKER_DEFAULTS
 
 app = typer.Typer(
@@ -42,7 +48,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=True,
 )
-for commands in (_cli_jobs, _cli_actions, _cli_queues, _cli_bench):
+for commands in (job_commands, action_commands, queue_commands, bench_commands):
     commands.register(app)
 
 
@@ -79,7 +85,7 @@ def demo(
     the tour is complete; Ctrl-C stops it cleanly at any time.
     """
     with _database(dsn, data_dir) as url:
-        _demo.run(url, console, jobs=jobs, keep_running=keep_running, port=port,
+        demonstration.run(url, console, jobs=jobs, keep_running=keep_running, port=port,
                   schema=schema)
 
 
@@ -129,13 +135,13 @@ def worker(
 
     Example: conveyor worker myapp.tasks:cv --queues emails,reports --concurrency 10
     """
-    _workers.configure_logging(json_logs, log_level)
+    supervisor.configure_logging(json_logs, log_level)
     if processes > 1:
-        raise SystemExit(_workers.supervise(processes, metrics_port))
-    client = _workers.load_client(target)
+        raise SystemExit(supervisor.supervise(processes, metrics_port))
+    client = supervisor.load_client(target)
     if metrics_port is not None:
-        _workers.serve_metrics(client, metrics_port, metrics_addr)
-    _workers.run_client(
+        supervisor.serve_metrics(client, metrics_port, metrics_addr)
+    supervisor.run_client(
         client,
         queues=None if queues is None else [q.strip() for q in queues.split(",") if q.strip()],
         concurrency=concurrency,

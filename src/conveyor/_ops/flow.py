@@ -9,13 +9,14 @@ from typing import Any, TypedDict, Unpack
 
 from psycopg import errors as pg_errors
 
-from conveyor import _validate, statements
-from conveyor._options import Duration
-from conveyor._plan import Context, Execute, Failure, Operation, Plan
-from conveyor._rows import queue_from_row
+from conveyor._db import statements
+from conveyor._db.plan import Context, Execute, Failure, Operation, Plan
+from conveyor._db.queries import Statement
+from conveyor._db.rows import queue_from_row
+from conveyor._ops import validate
+from conveyor._ops.options import Duration
 from conveyor.errors import InvalidOption, QueueNotFound
 from conveyor.job import Group, Queue
-from conveyor.queries import Statement
 
 
 class GroupSettings(TypedDict, total=False):
@@ -27,18 +28,18 @@ class GroupSettings(TypedDict, total=False):
 
 
 _GROUP_CHECKS: dict[str, Callable[[Any], Any]] = {
-    "concurrency": lambda v: _validate.integer(v, "concurrency", minimum=1),
-    "rate_limit": lambda v: _validate.integer(v, "rate_limit", minimum=1),
-    "rate_period": lambda v: _validate.positive_duration(v, "rate_period"),
+    "concurrency": lambda v: validate.integer(v, "concurrency", minimum=1),
+    "rate_limit": lambda v: validate.integer(v, "rate_limit", minimum=1),
+    "rate_period": lambda v: validate.positive_duration(v, "rate_period"),
 }
 
 
 def _pause_length(seconds: Duration | None) -> Any:
-    return None if seconds is None else _validate.positive_duration(seconds, "seconds")
+    return None if seconds is None else validate.positive_duration(seconds, "seconds")
 
 
 def _group_key(value: object) -> str:
-    return _validate.text(value, "group_key")
+    return validate.text(value, "group_key")
 
 
 def _missing_queue(name: str) -> QueueNotFound:
@@ -67,13 +68,13 @@ def pause_queue(
 
         cv.pause_queue("send-message", 300)   # the provider asked for five minutes
     """
-    params = {"name": _validate.queue_name(name), "duration": _pause_length(seconds)}
+    params = {"name": validate.queue_name(name), "duration": _pause_length(seconds)}
     return Operation(_queue_change(ctx, statements.QUEUE_PAUSE, params), conn)
 
 
 def resume_queue(ctx: Context, /, name: str, *, conn: Any = None) -> Operation[Queue]:
     """End a queue's pause; idle workers are woken at once. Returns the queue."""
-    params = {"name": _validate.queue_name(name)}
+    params = {"name": validate.queue_name(name)}
     return Operation(_queue_change(ctx, statements.QUEUE_RESUME, params, notify=True), conn,
                      atomic=True)
 
@@ -107,7 +108,7 @@ def pause_group(
 
         cv.pause_group("send-message", "chat-42", 30)
     """
-    params = {"queue": _validate.queue_name(queue), "group_key": _group_key(group_key),
+    params = {"queue": validate.queue_name(queue), "group_key": _group_key(group_key),
               "duration": _pause_length(seconds)}
     return Operation(_group_change(ctx, statements.GROUP_PAUSE, params), conn, atomic=True)
 
@@ -116,13 +117,13 @@ def resume_group(
     ctx: Context, /, queue: str, group_key: str, *, conn: Any = None
 ) -> Operation[Group]:
     """End the pause of one group key; idle workers are woken at once."""
-    params = {"queue": _validate.queue_name(queue), "group_key": _group_key(group_key)}
+    params = {"queue": validate.queue_name(queue), "group_key": _group_key(group_key)}
     return Operation(_group_change(ctx, statements.GROUP_RESUME, params, notify=True), conn,
                      atomic=True)
 
 
 def _group_params(queue: str, group_key: str, given: Mapping[str, Any]) -> dict[str, Any]:
-    _validate.unknown_options(
+    validate.unknown_options(
         {k: v for k, v in given.items() if k not in _GROUP_CHECKS}, _GROUP_CHECKS)
     if ("rate_limit" in given) != ("rate_period" in given) or (
         (given.get("rate_limit") is None) != (given.get("rate_period") is None)
@@ -150,7 +151,7 @@ def set_group(
         cv.set_group("llm-calls", "tenant-enterprise", concurrency=20)
         cv.set_group("send-message", "channel-7", rate_limit=20, rate_period=60)
     """
-    params = _group_params(_validate.queue_name(queue), _group_key(group_key), settings)
+    params = _group_params(validate.queue_name(queue), _group_key(group_key), settings)
     return Operation(_group_change(ctx, statements.GROUP_UPDATE, params), conn, atomic=True)
 
 
@@ -158,7 +159,7 @@ def get_group(
     ctx: Context, /, queue: str, group_key: str, *, conn: Any = None
 ) -> Operation[Group | None]:
     """The settings of one group key, or ``None`` when it has none of its own."""
-    params = {"queue": _validate.queue_name(queue), "group_key": _group_key(group_key)}
+    params = {"queue": validate.queue_name(queue), "group_key": _group_key(group_key)}
 
     def plan() -> Plan[Group | None]:
         row = yield Execute(statements.GROUP_GET, params)
@@ -167,7 +168,7 @@ def get_group(
     return Operation(plan(), conn)
 
 
-# --- for workers -------------------------------------------------------------------------
+# --- for workers ------------------------------------------------------------------------
 
 
 def pause_and_release(
@@ -176,7 +177,7 @@ def pause_and_release(
 ) -> Plan[None]:
     """A handler asked for a pause: pause its queue (``group_keys`` None) or its
     jobs' keys, and hand its jobs back without counting the attempt. Atomic."""
-    duration = _validate.positive_duration(seconds, "seconds")
+    duration = validate.positive_duration(seconds, "seconds")
     if group_keys is None:
         yield Execute(statements.QUEUE_PAUSE, {"name": queue, "duration": duration})
     else:

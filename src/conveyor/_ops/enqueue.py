@@ -2,7 +2,7 @@
 
 Like every operation module, each public function checks its arguments at once
 (bad input raises before anything is written) and returns an
-:class:`~conveyor._plan.Operation` whose plan yields the statements to run;
+:class:`~conveyor._db.plan.Operation` whose plan yields the statements to run;
 :mod:`conveyor.client` turns each into a method of both clients, and the
 docstrings here are the methods' documentation.
 """
@@ -16,12 +16,15 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Final, Never
 
-from conveyor import _options, _validate, statements, tracing
-from conveyor._options import Duration
-from conveyor._plan import Context, Copy, Execute, Operation, Plan, Step
-from conveyor._session import EncodedJsonb, UuidInt
+from conveyor import tracing
+from conveyor._db import statements
+from conveyor._db.plan import Context, Copy, Execute, Operation, Plan, Step
+from conveyor._db.queries import Statement
+from conveyor._db.session import EncodedJsonb, UuidInt
+from conveyor._ops import options as _options
+from conveyor._ops import validate
+from conveyor._ops.options import Duration
 from conveyor.errors import InvalidOption, QueueNotFound
-from conveyor.queries import Statement
 
 _ANALYZE_AFTER = 10_000
 
@@ -295,8 +298,8 @@ def send(
         job_id = cv.send("document-parse", {"document_id": "d1"}, priority=10,
                          start_after=60, retry_limit=3, retry_backoff=True)
     """
-    _validate.unknown_options(unknown, _options.JOB_OPTIONS)
-    name = _validate.queue_name(queue)
+    validate.unknown_options(unknown, _options.JOB_OPTIONS)
+    name = validate.queue_name(queue)
     row = _options.job_row(
         data,
         ctx.max_payload_bytes,
@@ -347,7 +350,7 @@ def insert(
     counts as inserted; of several debounced items with one key, the last wins.
     With ``conn`` the jobs commit or roll back with your transaction.
     """
-    name = _validate.queue_name(queue)
+    name = validate.queue_name(queue)
 
     def plan(trace_context: str | None) -> Plan[int]:
         return _insert_many(ctx, name, items, trace_context)

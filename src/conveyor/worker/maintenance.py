@@ -1,4 +1,4 @@
-"""Maintenance, run by the elected leader (``leader.py``) among worker processes.
+"""Maintenance, run by the elected leader (``worker/leader.py``) among worker processes.
 
 - **Schedules**: every second, the jobs of due cron ticks (``scheduler.tick``).
 - **Retention**: every ``maintenance_interval``, finished jobs past their
@@ -29,12 +29,13 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
-from conveyor import _validate, statements
-from conveyor._plan import Execute, Operation, Plan, Run
+from conveyor._db import statements
+from conveyor._db.plan import Execute, Operation, Plan, Run
+from conveyor._ops import validate
 from conveyor.errors import ConveyorError
 from conveyor.hooks import HookEvent, Hooks
-from conveyor.leader import Leader, NotLeader, Term, fenced
 from conveyor.reports import QueueStats
+from conveyor.worker.leader import Leader, NotLeader, Term, fenced
 
 log = logging.getLogger("conveyor.maintenance")
 
@@ -60,7 +61,7 @@ def delete_finished(limit: int = BATCH) -> Plan[int]:
 
 def expire_waiting(limit: int = BATCH) -> Plan[int]:
     """Fails up to ``limit`` waiting jobs past their retention."""
-    error = _validate.error_json(
+    error = validate.error_json(
         {"type": "retention", "message": "waited longer than its queue's retention "
          "without being claimed"}, 10_000)
     count: int = yield Execute(statements.MAINTENANCE_EXPIRE, {"limit": limit, "error": error})

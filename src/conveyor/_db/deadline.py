@@ -30,7 +30,7 @@ rescue pass, a pause with its jobs handed back, maintenance) cut off in the midd
 would leave its session idle in transaction, holding its rows' locks, until the
 server's own keepalives ended it (two hours by default). So such a transaction
 first sets ``idle_in_transaction_session_timeout`` to the deadline, for itself
-only (``_plan.guarded``): the server then ends it, locks and all, once the deadline
+only (``plan.guarded``): the server then ends it, locks and all, once the deadline
 has passed without a word from the worker.
 
 Calls the application makes (``send``, ``insert``, ``migrate``...) and maintenance

@@ -11,7 +11,7 @@ A composed statement shares its body with others and differs in a fragment
 ``tests/test_statements.py`` holds the catalogue and the files together: every
 statement file declared once and every declaration with its file, each
 declaration's parameters those of its SQL, every composed statement rendered.
-Migrations are not statements: :meth:`conveyor.queries.Queries.migrations` reads
+Migrations are not statements: :meth:`conveyor._db.queries.Queries.migrations` reads
 them in order.
 """
 
@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from typing import Final
 
-from conveyor.queries import Statement
+from conveyor._db.queries import Statement
 
-# --- sending (``_enqueue.py``) ----------------------------------------------------------
+# --- sending (``_ops/enqueue.py``) -------------------------------------------------------
 
 _ONE_JOB: Final = (
     "queue", "channel", "notify", "id", "data", "priority", "start_at", "start_in",
@@ -58,7 +58,7 @@ JOBS_ANALYZE_SAMPLE_RESTORE = Statement("jobs_analyze_sample_restore", ("previou
 NOTIFY_QUEUE = Statement("notify_queue", ("channel", "queue"), "none")
 NOTIFY_QUEUES = Statement("notify_queues", ("channel", "queues"), "none")
 
-# --- claiming and settling (``_claims.py``, ``worker/``) --------------------------------
+# --- claiming and settling (``_ops/claims.py``, ``worker/``) -----------------------------
 
 _CLAIM: Final = ("queue", "limit", "lease")
 _QUEUE_DEFAULTS: Final = (
@@ -90,7 +90,7 @@ WORKER_ANNOUNCE = Statement("worker_announce", ("id", "host", "pid", "queues", "
                                                 "ttl"), "none")
 WORKER_LEAVE = Statement("worker_leave", ("id",), "none")
 
-# --- jobs and queues (``_admin.py``, ``_flow.py``, ``_status.py``, ``testing.py``) ------
+# --- jobs and queues (``_ops/admin.py``, ``_ops/flow.py``, ``_ops/status.py``, ``testing.py``) ---
 
 _JOB_FILTER: Final = (
     "queue", "states", "singleton_key", "key", "search", "search_id", "data_contains",
@@ -133,7 +133,7 @@ STATS_HISTORY = Statement("stats_history", ("queue", "since"))
 LEADER_GET = Statement("leader_get", ("role",), "one")
 WORKER_LIST = Statement("worker_list")
 
-# --- schedules (``scheduler.py``) -------------------------------------------------------
+# --- schedules (``_ops/schedules.py``) ---------------------------------------------------
 
 SCHEDULE_SAVE = Statement("schedule_save", ("name", "cron", "tz", "queue", "data", "options",
                                             "missed", "next_tick"), "one")
@@ -148,7 +148,7 @@ SCHEDULE_TICK_CLAIM = Statement("schedule_tick_claim", ("name", "tick"), "one")
 SCHEDULE_TICK_JOB = Statement("schedule_tick_job", ("name", "tick", "job"), "none")
 SCHEDULE_ADVANCE = Statement("schedule_advance", ("name", "next_tick", "now"), "none")
 
-# --- leadership and maintenance (``leader.py``, ``maintenance.py``) ---------------------
+# --- leadership and maintenance (``worker/leader.py``, ``worker/maintenance.py``) --------
 
 LEADER_ELECT = Statement("leader_elect", ("role", "holder", "lease"), "one")
 LEADER_FENCE = Statement("leader_fence", ("role", "holder", "term"), "one")
@@ -161,7 +161,7 @@ STATS_SINCE = Statement("stats_since", ("interval",), "one")
 STATS_SNAPSHOT = Statement("stats_snapshot", ("since",))
 STATS_PRUNE = Statement("stats_prune", ("keep",), "none")
 
-# --- migrations (``migrate.py``) --------------------------------------------------------
+# --- migrations (``_db/migrate.py``) -----------------------------------------------------
 
 MIGRATION_LOCK = Statement("migration_lock", ("schema",), "none")
 MIGRATION_PREPARE = Statement("migration_prepare", fetch="none")
@@ -169,7 +169,7 @@ MIGRATION_TABLE_EXISTS = Statement("migration_table_exists", ("schema",), "one")
 MIGRATION_VERSION = Statement("migration_version", fetch="one")
 MIGRATION_RECORD = Statement("migration_record", ("version", "name"), "none")
 
-# --- connections (``_session.py``, ``notify.py``, ``_plan.py``) -------------------------
+# --- connections (``_db/session.py``, ``_db/notify.py``, ``_db/plan.py``) ----------------
 
 SESSION = Statement("session", fetch="none")
 LISTEN = Statement("listen", fetch="none")

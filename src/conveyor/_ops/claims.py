@@ -9,12 +9,13 @@ from typing import Any, NamedTuple
 
 from psycopg import errors as pg_errors
 
-from conveyor import _validate, statements
-from conveyor._options import Duration
-from conveyor._plan import Context, Execute, Failure, Operation, Plan, Together
-from conveyor._rows import JobDefaults, JobRef, claimed_jobs, in_claim_order, job_from_row
+from conveyor._db import statements
+from conveyor._db.plan import Context, Execute, Failure, Operation, Plan, Together
+from conveyor._db.queries import Statement
+from conveyor._db.rows import JobDefaults, JobRef, claimed_jobs, in_claim_order, job_from_row
+from conveyor._ops import validate
+from conveyor._ops.options import Duration
 from conveyor.job import Job, control_of
-from conveyor.queries import Statement
 
 _CLAIM_RACE_RETRIES = 3
 
@@ -118,15 +119,15 @@ def fetch(ctx: Context, /, queue: str, batch_size: int = 1) -> Operation[list[Jo
     :meth:`complete` or :meth:`fail`, passing the :class:`Job` so that the attempt
     fences the outcome. Concurrent fetches never return the same job.
     """
-    name = _validate.queue_name(queue)
-    limit = _validate.integer(batch_size, "batch_size", minimum=1)
+    name = validate.queue_name(queue)
+    limit = validate.integer(batch_size, "batch_size", minimum=1)
     return Operation(claim(name, limit, schema=ctx.queries.schema), atomic=True)
 
 
 def _fence(jobs: object) -> tuple[list[uuid.UUID], list[int | None]]:
     """Ids, and the attempt of each one given as a Job (``None`` for bare ids)."""
-    items = _validate.job_refs(jobs)
-    ids = [_validate.job_id(item) for item in items]
+    items = validate.job_refs(jobs)
+    ids = [validate.job_id(item) for item in items]
     attempts = [item.attempt if isinstance(item, Job) else None for item in items]
     return ids, attempts
 
@@ -167,9 +168,9 @@ def complete(
     transaction rolled back while the handler still returned.
     """
     ids, attempts = _fence(jobs)
-    encoded = _validate.encode_json(output, ctx.max_payload_bytes, "output")
+    encoded = validate.encode_json(output, ctx.max_payload_bytes, "output")
     if conn is not None:
-        for item in _validate.job_refs(jobs):
+        for item in validate.job_refs(jobs):
             control = control_of(item)  # a handler's own running job
             if control is not None:
                 control.completed_in_transaction(encoded)
@@ -261,9 +262,9 @@ def fail(
     exception (its type, message and traceback are stored), a dict or a string.
     """
     ids, attempts = _fence(jobs)
-    encoded = _validate.error_json(error, ctx.max_payload_bytes)
-    delay = None if retry_after is None else _validate.duration(retry_after, "retry_after")
-    final = not _validate.boolean(retry, "retry")
+    encoded = validate.error_json(error, ctx.max_payload_bytes)
+    delay = None if retry_after is None else validate.duration(retry_after, "retry_after")
+    final = not validate.boolean(retry, "retry")
     outcomes = [
         Outcome(job_id, attempt, error=encoded, retry_after=delay, final=final)
         for job_id, attempt in zip(ids, attempts, strict=True)
@@ -271,7 +272,7 @@ def fail(
     return Operation(_rowcount(statements.FAIL, fail_params(ctx, outcomes)), conn)
 
 
-# --- for workers -----------------------------------------------------------------------
+# --- for workers ------------------------------------------------------------------------
 
 
 def heartbeat(

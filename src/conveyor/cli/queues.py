@@ -11,7 +11,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 
-from conveyor._cli_shared import (
+from conveyor.cli.shared import (
     DsnOption,
     JsonOption,
     QueueOption,

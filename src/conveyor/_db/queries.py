@@ -1,6 +1,6 @@
 """Renders the statements of the catalogue: the only place where SQL text is touched.
 
-Each statement is declared once, in :mod:`conveyor.statements`, as a
+Each statement is declared once, in :mod:`conveyor._db.statements`, as a
 :class:`Statement`: its name, its parameters, how its rows come back, and, for a
 composed statement, its body and the fragments it takes. Its SQL is in
 ``sql/<name>.sql`` (a composed one's in its body's file); parts included into
@@ -25,7 +25,7 @@ from typing import Literal
 
 from psycopg import sql
 
-from conveyor import _validate
+from conveyor._ops import validate
 
 _MIGRATION_FILE = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
 
@@ -35,7 +35,7 @@ Fetch = Literal["none", "one", "all"]
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Statement:
-    """A statement as declared in :mod:`conveyor.statements`; plans run it with
+    """A statement as declared in :mod:`conveyor._db.statements`; plans run it with
     ``Execute(statement, params)``. Compared and hashed by identity: each
     declaration is one object, and the rendered text is cached under it."""
 
@@ -70,7 +70,7 @@ class Migration:
 
 @cache
 def _source(name: str) -> str:
-    return (resources.files("conveyor") / "sql" / f"{name}.sql").read_text("utf-8")
+    return (resources.files("conveyor._db") / "sql" / f"{name}.sql").read_text("utf-8")
 
 
 @cache
@@ -84,7 +84,7 @@ def fragments_named(text: str) -> set[str]:
 
 
 def _render(text: str, schema: str, **parts: str) -> str:
-    quoted = sql.Identifier(_validate.schema_name(schema))
+    quoted = sql.Identifier(validate.schema_name(schema))
     composed = {name: sql.SQL(_render(part, schema)) for name, part in parts.items()}
     return sql.SQL(text).format(schema=quoted, **composed).as_string()
 
@@ -109,7 +109,7 @@ class Queries:
     """The statements of one schema, each rendered once and kept."""
 
     def __init__(self, schema: str) -> None:
-        self.schema = _validate.schema_name(schema)
+        self.schema = validate.schema_name(schema)
         self._rendered: dict[Statement, str] = {}
 
     def __getitem__(self, statement: Statement) -> str:
@@ -127,7 +127,7 @@ class Queries:
 
 @cache
 def _migration_sources() -> tuple[Migration, ...]:
-    folder = resources.files("conveyor") / "sql" / "migrations"
+    folder = resources.files("conveyor._db") / "sql" / "migrations"
     found = []
     for entry in folder.iterdir():
         match = _MIGRATION_FILE.fullmatch(entry.name)

@@ -1,6 +1,6 @@
 """What there is to read about the system as a whole: the statistics history and
 who leads (``get_stats``, ``get_leader``; the leader writes both, see
-``maintenance.py`` and ``leader.py``), each queue as it is now
+``worker/maintenance.py`` and ``worker/leader.py``), each queue as it is now
 (``queue_summaries``), the workers alive (``get_workers``; see
 ``worker/presence.py``) and a verdict on all of it (``health``)."""
 
@@ -9,14 +9,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from conveyor import _validate, statements
-from conveyor import migrate as migrations
-from conveyor._options import Duration
-from conveyor._plan import Context, Execute, Operation, Plan
-from conveyor.leader import MAINTENANCE
-from conveyor.queries import latest_version
+from conveyor._db import migrate as migrations
+from conveyor._db import statements
+from conveyor._db.plan import Context, Execute, Operation, Plan
+from conveyor._db.queries import latest_version
+from conveyor._ops import validate
+from conveyor._ops.options import Duration
 from conveyor.reports import Health, LeaderLease, QueueStats, QueueSummary, WorkerInfo
 
+MAINTENANCE = "maintenance"
+"""The role whose leader runs schedules, retention and statistics."""
 _RECENTLY = timedelta(hours=1)
 """How far back a worker that stopped renewing its presence is reported."""
 
@@ -28,8 +30,8 @@ def get_stats(
     timedelta; an hour by default), of ``queue`` or of every queue, oldest first:
     per snapshot and queue, the jobs waiting and active, the jobs finished since
     the snapshot before (throughput), and the lag of the oldest due job."""
-    name = None if queue is None else _validate.queue_name(queue)
-    window = _validate.positive_duration(since, "since")
+    name = None if queue is None else validate.queue_name(queue)
+    window = validate.positive_duration(since, "since")
 
     def plan() -> Plan[list[QueueStats]]:
         rows = yield Execute(statements.STATS_HISTORY, {"queue": name, "since": window})
@@ -86,7 +88,7 @@ def health(
     ``backlog_warning`` jobs waiting (0 never warns), workers alive with no current
     maintenance leader, a worker that stopped without a clean shutdown in the last
     hour. A database that cannot be reached raises, as every call does."""
-    threshold = _validate.integer(backlog_warning, "backlog_warning", minimum=0)
+    threshold = validate.integer(backlog_warning, "backlog_warning", minimum=0)
     expected = latest_version()
 
     def plan() -> Plan[Health]:

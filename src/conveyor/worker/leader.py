@@ -28,15 +28,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from conveyor import statements
-from conveyor._plan import Execute, Operation, Plan, Run
+from conveyor._db import statements
+from conveyor._db.plan import Execute, Operation, Plan, Run
+from conveyor._ops.status import MAINTENANCE
 
 log = logging.getLogger("conveyor.leader")
 
 T = TypeVar("T")
 
-MAINTENANCE = "maintenance"
-"""The role whose leader runs schedules, retention and statistics."""
 _SAFE_SHARE = 0.9
 """Of its lease, how much a leader trusts without a renewal."""
 

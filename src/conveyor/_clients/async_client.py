@@ -23,26 +23,18 @@ from typing import (
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from conveyor import (
-    _admin,
-    _claims,
-    _connect,
-    _enqueue,
-    _flow,
-    _session,
-    _status,
-    scheduler,
-)
-from conveyor import migrate as migrations
-from conveyor._client_base import ClientBase, signature_of
-from conveyor._deadline import Deadline, Unanswered
-from conveyor._plan import Context, Operation, guarded, run_async
+from conveyor._clients.base import ClientBase, signature_of
+from conveyor._db import connect, session
+from conveyor._db import migrate as migrations
+from conveyor._db.deadline import Deadline, Unanswered
+from conveyor._db.notify import Wakeup
+from conveyor._db.plan import Context, Operation, guarded, run_async
+from conveyor._ops import admin, claims, enqueue, flow, schedules, status
 from conveyor.errors import (
     ConnectionLost,
     ConveyorError,
     NotStarted,
 )
-from conveyor.notify import Wakeup
 
 if TYPE_CHECKING:  # the worker's runtime is imported when a worker runs, not to send
     from conveyor.worker.options import RunOptions
@@ -82,9 +74,9 @@ class AsyncConveyor(ClientBase[Awaitable[str | None]]):
         if self._pool is not None:
             return self
         settings = self.settings
-        await _connect.reach_async(settings.conninfo(), settings.dsn, settings.connect_timeout)
+        await connect.reach_async(settings.conninfo(), settings.dsn, settings.connect_timeout)
         pool = AsyncConnectionPool(
-            configure=functools.partial(_session.configure_async, queries=self._context.queries),
+            configure=functools.partial(session.configure_async, queries=self._context.queries),
             **self._pool_options())
         try:
             await pool.open(wait=True, timeout=self.settings.connect_timeout)
@@ -163,7 +155,7 @@ class AsyncConveyor(ClientBase[Awaitable[str | None]]):
     async def _run(self, op: Operation[T], deadline: float | None = None) -> T:
         """Run ``op`` on the caller's connection or one of the pool's; with
         ``deadline``, give the pool's connection up when no answer comes within that
-        many seconds (``_deadline.py``: for a worker's own operations)."""
+        many seconds (``_db/deadline.py``: for a worker's own operations)."""
         queries = self._context.queries
         if op.conn is not None:
             self._own_connection(op.conn, psycopg.AsyncConnection)
@@ -213,45 +205,45 @@ class AsyncConveyor(ClientBase[Awaitable[str | None]]):
     async def _notify(self, queues: list[str]) -> None:
         """Send the notifications owed for quiet sends (``notify.NotifyGate``)."""
         try:
-            await self._run(_enqueue.wake(self._context, queues))
+            await self._run(enqueue.wake(self._context, queues))
         except ConveyorError as exc:  # the workers' poll still finds the jobs
             log.warning("could not wake the workers of %s (%s)", ", ".join(queues), exc)
 
     migrate = _async(migrations.migrate)
     schema_version = _async(migrations.schema_version)
-    send = _async(_enqueue.send)
-    insert = _async(_enqueue.insert)
-    fetch = _async(_claims.fetch)
-    complete = _async(_claims.complete)
-    fail = _async(_claims.fail)
-    get_job = _async(_admin.get_job)
-    find_jobs = _async(_admin.find_jobs)
-    count_jobs = _async(_admin.count_jobs)
-    bulk = _async(_admin.bulk)
-    cancel = _async(_admin.cancel)
-    resume = _async(_admin.resume)
-    retry = _async(_admin.retry)
-    delete = _async(_admin.delete)
-    queue_counts = _async(_admin.queue_counts)
-    create_queue = _async(_admin.create_queue)
-    update_queue = _async(_admin.update_queue)
-    delete_queue = _async(_admin.delete_queue)
-    get_queue = _async(_admin.get_queue)
-    list_queues = _async(_admin.list_queues)
-    pause_queue = _async(_flow.pause_queue)
-    resume_queue = _async(_flow.resume_queue)
-    pause_group = _async(_flow.pause_group)
-    resume_group = _async(_flow.resume_group)
-    set_group = _async(_flow.set_group)
-    get_group = _async(_flow.get_group)
-    schedule = _async(scheduler.schedule)
-    unschedule = _async(scheduler.unschedule)
-    get_schedules = _async(scheduler.get_schedules)
-    pause_schedule = _async(scheduler.pause_schedule)
-    resume_schedule = _async(scheduler.resume_schedule)
-    run_schedule = _async(scheduler.run_schedule)
-    get_stats = _async(_status.get_stats)
-    get_leader = _async(_status.get_leader)
-    get_workers = _async(_status.get_workers)
-    queue_summaries = _async(_status.queue_summaries)
-    health = _async(_status.health)
+    send = _async(enqueue.send)
+    insert = _async(enqueue.insert)
+    fetch = _async(claims.fetch)
+    complete = _async(claims.complete)
+    fail = _async(claims.fail)
+    get_job = _async(admin.get_job)
+    find_jobs = _async(admin.find_jobs)
+    count_jobs = _async(admin.count_jobs)
+    bulk = _async(admin.bulk)
+    cancel = _async(admin.cancel)
+    resume = _async(admin.resume)
+    retry = _async(admin.retry)
+    delete = _async(admin.delete)
+    queue_counts = _async(admin.queue_counts)
+    create_queue = _async(admin.create_queue)
+    update_queue = _async(admin.update_queue)
+    delete_queue = _async(admin.delete_queue)
+    get_queue = _async(admin.get_queue)
+    list_queues = _async(admin.list_queues)
+    pause_queue = _async(flow.pause_queue)
+    resume_queue = _async(flow.resume_queue)
+    pause_group = _async(flow.pause_group)
+    resume_group = _async(flow.resume_group)
+    set_group = _async(flow.set_group)
+    get_group = _async(flow.get_group)
+    schedule = _async(schedules.schedule)
+    unschedule = _async(schedules.unschedule)
+    get_schedules = _async(schedules.get_schedules)
+    pause_schedule = _async(schedules.pause_schedule)
+    resume_schedule = _async(schedules.resume_schedule)
+    run_schedule = _async(schedules.run_schedule)
+    get_stats = _async(status.get_stats)
+    get_leader = _async(status.get_leader)
+    get_workers = _async(status.get_workers)
+    queue_summaries = _async(status.queue_summaries)
+    health = _async(status.health)

@@ -1,7 +1,7 @@
 """What both clients share: settings, handler registrations and hooks, the pool's
 options, and the worker a run makes.
 
-The faces (``_sync_client.py``, ``_async_client.py``) add how a plan runs on a
+The faces (``_clients/sync_client.py``, ``_clients/async_client.py``) add how a plan runs on a
 connection, and bind every operation to a method with ``signature_of``, so that
 ``help()`` and the reference show the operation's own parameters.
 """
@@ -21,11 +21,10 @@ from typing import (
     Unpack,
 )
 
-from conveyor import (
-    _connect,
-    _validate,
-)
-from conveyor._plan import Context, RunWithin
+from conveyor._db import connect
+from conveyor._db.plan import Context, RunWithin
+from conveyor._db.queries import Queries
+from conveyor._ops import validate
 from conveyor.config import Settings
 from conveyor.errors import (
     ConnectionLost,
@@ -33,7 +32,6 @@ from conveyor.errors import (
     InvalidOption,
 )
 from conveyor.hooks import Callback, Hooks
-from conveyor.queries import Queries
 from conveyor.registry import HandlerOptions, Registration, Registry
 from conveyor.tasks import JobCall, Task, TypedTask
 
@@ -64,7 +62,7 @@ class ClientBase(Generic[Sent]):
         migrate: bool = True,
         **unknown: Never,
     ) -> None:
-        _validate.unknown_options(unknown, _CLIENT_ARGUMENTS, "argument")
+        validate.unknown_options(unknown, _CLIENT_ARGUMENTS, "argument")
         self.settings = Settings.resolve(
             dsn,
             schema=schema,
@@ -79,7 +77,7 @@ class ClientBase(Generic[Sent]):
         self._registry = Registry()
         self._hooks = Hooks()
 
-    # --- handlers: registration is plain data, shared by both faces ---
+    # --- handlers: registration is plain data, shared by both faces ----------------------
 
     def work(
         self, queue: str, handler: Callable[..., Any], **options: Unpack[HandlerOptions]
@@ -197,7 +195,7 @@ class ClientBase(Generic[Sent]):
         }
 
     def _unreachable(self) -> ConnectionLost:
-        return _connect.unreachable(self.settings.dsn, self.settings.connect_timeout)
+        return connect.unreachable(self.settings.dsn, self.settings.connect_timeout)
 
     def _own_connection(self, conn: object, kind: type) -> None:
         if not isinstance(conn, kind):

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from conveyor._cli_shared import (
+from conveyor.cli.shared import (
     DsnOption,
     JsonOption,
     QueueOption,

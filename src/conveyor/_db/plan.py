@@ -1,7 +1,7 @@
 """One implementation, two faces: operations are plans, drivers run them.
 
 Every public operation is written once, as a generator that yields the statements
-it needs (:class:`Execute`, naming a declaration of :mod:`conveyor.statements`) and
+it needs (:class:`Execute`, naming a declaration of :mod:`conveyor._db.statements`) and
 receives their results. It does no I/O itself.
 :func:`run_sync` drives a plan on a psycopg ``Connection``, :func:`run_async` on an
 ``AsyncConnection``; these two small loops are the only code that differs between
@@ -24,10 +24,10 @@ from psycopg import errors as pg_errors
 from psycopg.adapt import Dumper
 from psycopg.rows import dict_row, tuple_row
 
-from conveyor import statements
+from conveyor._db import statements
+from conveyor._db.notify import NotifyGate, Wakeup
+from conveyor._db.queries import Queries, Statement
 from conveyor.errors import ConnectionLost, ConveyorError, DatabaseError
-from conveyor.notify import NotifyGate, Wakeup
-from conveyor.queries import Queries, Statement
 
 T = TypeVar("T")
 
@@ -86,7 +86,7 @@ class Operation(Generic[T]):
     """A plan with what it needs to run: the caller's connection, if any, whether
     its statements must commit together (``atomic``), and, for a send on the
     client's own pool, what it decided about notifying (``wakeup``), which the
-    client reports to its :class:`~conveyor.notify.NotifyGate` once it committed."""
+    client reports to its :class:`~conveyor._db.notify.NotifyGate` once it committed."""
 
     plan: Plan[T]
     conn: Any = None
@@ -109,7 +109,7 @@ class RunWithin(Protocol):
 def guarded(op: Operation[T], seconds: float) -> Operation[T]:
     """``op``, whose transaction (when it is ``atomic``) the server ends if the
     client leaves it waiting longer than ``seconds`` for its next statement
-    (``idle_guard.sql``; the server's side of a statement deadline, ``_deadline.py``)."""
+    (``idle_guard.sql``; the server's side of a statement deadline, ``_db/deadline.py``)."""
     if not op.atomic:
         return op
     return replace(op, plan=_guarded(op.plan, str(math.ceil(seconds * 1000))))

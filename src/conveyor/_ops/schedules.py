@@ -50,12 +50,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 
-from conveyor import _enqueue, _options, _validate, statements
-from conveyor._plan import Context, Execute, Operation, Plan
+from conveyor._db import statements
+from conveyor._db.plan import Context, Execute, Operation, Plan
+from conveyor._ops import enqueue, validate
+from conveyor._ops import options as _options
 from conveyor.errors import InvalidArgument, InvalidOption, InvalidSchedule, ScheduleNotFound
 from conveyor.job import JobState, Schedule
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("conveyor.scheduler")
 
 ON_TIME: Final = timedelta(minutes=5)
 """How late a tick may be and still get a job of its own; later ticks were missed."""
@@ -200,19 +202,19 @@ def schedule(
         cv.schedule("nightly-report", "0 2 * * *", {"kind": "daily"},
                     tz="Europe/Berlin", retry_limit=5)
     """
-    schedule_name = _validate.queue_name(name, "schedule")
-    target = schedule_name if queue is None else _validate.queue_name(queue)
+    schedule_name = validate.queue_name(name, "schedule")
+    target = schedule_name if queue is None else validate.queue_name(queue)
     ticks = Cron(cron, tz)
     if missed not in _MISSED:
         raise InvalidOption(f"missed must be 'once' or 'skip', not {missed!r}")
     unknown = {key: value for key, value in job_options.items()
                if key not in _options.JOB_OPTIONS}
-    _validate.unknown_options(unknown, _SCHEDULE_OPTIONS)
+    validate.unknown_options(unknown, _SCHEDULE_OPTIONS)
     stored = _stored_options(job_options)
     row = _options.job_row(data, ctx.max_payload_bytes, stored)
     params = {
         "name": schedule_name, "queue": target, "cron": ticks.expression, "tz": tz,
-        "data": row.data, "options": _validate.encode_json(stored, ctx.max_payload_bytes,
+        "data": row.data, "options": validate.encode_json(stored, ctx.max_payload_bytes,
                                                            "options"),
         "missed": missed, "next_tick": ticks.next_after(datetime.now(UTC)),
     }
@@ -226,7 +228,7 @@ def schedule(
 def unschedule(ctx: Context, /, name: str, *, conn: Any = None) -> Operation[bool]:
     """Remove the schedule ``name``; returns whether it existed. Jobs it already
     sent stay in their queue."""
-    params = {"name": _validate.queue_name(name, "schedule")}
+    params = {"name": validate.queue_name(name, "schedule")}
 
     def plan() -> Plan[bool]:
         return bool((yield Execute(statements.SCHEDULE_DELETE, params)))
@@ -252,7 +254,7 @@ def pause_schedule(ctx: Context, /, name: str, *, conn: Any = None) -> Operation
 
         cv.pause_schedule("nightly-report")   # the warehouse is down for the night
     """
-    params = {"name": _validate.queue_name(name, "schedule")}
+    params = {"name": validate.queue_name(name, "schedule")}
 
     def plan() -> Plan[Schedule]:
         return _schedule_from_row(_found((yield Execute(statements.SCHEDULE_PAUSE, params)),
@@ -267,7 +269,7 @@ def resume_schedule(ctx: Context, /, name: str, *, conn: Any = None) -> Operatio
     :meth:`run_schedule` if one is needed). Resuming a schedule that is not paused
     changes nothing. Returns the schedule; raises
     :class:`~conveyor.errors.ScheduleNotFound` when there is none."""
-    schedule_name = _validate.queue_name(name, "schedule")
+    schedule_name = validate.queue_name(name, "schedule")
 
     def plan() -> Plan[Schedule]:
         row = _found((yield Execute(statements.SCHEDULE_LOCK, {"name": schedule_name})),
@@ -290,13 +292,13 @@ def run_schedule(ctx: Context, /, name: str, *, conn: Any = None) -> Operation[s
 
         job_id = cv.run_schedule("nightly-report")   # the report is needed now
     """
-    schedule_name = _validate.queue_name(name, "schedule")
+    schedule_name = validate.queue_name(name, "schedule")
 
     def plan() -> Plan[str | None]:
         row = _found((yield Execute(statements.SCHEDULE_LOCK, {"name": schedule_name})),
                      schedule_name)
         job = _options.job_row(row["data"], ctx.max_payload_bytes, row["options"])
-        job_id = yield from _enqueue.send_one(ctx, row["queue"], job, True)
+        job_id = yield from enqueue.send_one(ctx, row["queue"], job, True)
         yield from _record_last_run(schedule_name, row["now"], job_id)
         return job_id
 
@@ -355,7 +357,7 @@ def tick(ctx: Context, now: datetime | None = None) -> Plan[int]:
             key = {"name": row["name"], "tick": instant}
             if (yield Execute(statements.SCHEDULE_TICK_CLAIM, key)) is None:
                 continue  # enqueued already
-            job_id = yield from _enqueue.send_one(ctx, row["queue"], job, True)
+            job_id = yield from enqueue.send_one(ctx, row["queue"], job, True)
             yield Execute(statements.SCHEDULE_TICK_JOB, {**key, "job": job_id})
             yield from _record_last_run(row["name"], row["now"], job_id)
             sent += job_id is not None

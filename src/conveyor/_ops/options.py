@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Final, NamedTuple, TypedDict
 
-from conveyor import _validate
+from conveyor._ops import validate
 from conveyor.errors import InvalidOption, InvalidPolicy
 from conveyor.job import QueuePolicy
 
@@ -27,32 +27,32 @@ def _policy(value: object) -> str:
 
 
 def _seconds(value: object) -> float:
-    return _validate.positive_duration(value, "singleton_seconds").total_seconds()
+    return validate.positive_duration(value, "singleton_seconds").total_seconds()
 
 
 _CHECKS: dict[str, Callable[[Any], Any]] = {
     "policy": _policy,
-    "priority": lambda v: _validate.integer(v, "priority"),
-    "retry_limit": lambda v: _validate.integer(v, "retry_limit", minimum=0),
-    "retry_delay": lambda v: _validate.duration(v, "retry_delay"),
-    "retry_backoff": lambda v: _validate.boolean(v, "retry_backoff"),
-    "retry_delay_max": lambda v: _validate.positive_duration(v, "retry_delay_max"),
-    "expire_in": lambda v: _validate.positive_duration(v, "expire_in"),
-    "retention": lambda v: _validate.positive_duration(v, "retention"),
-    "delete_after": lambda v: _validate.duration(v, "delete_after"),
-    "dead_letter": lambda v: _validate.queue_name(v, "dead_letter"),
-    "rate_limit": lambda v: _validate.integer(v, "rate_limit", minimum=1),
-    "rate_period": lambda v: _validate.positive_duration(v, "rate_period"),
-    "group_concurrency": lambda v: _validate.integer(v, "group_concurrency", minimum=1),
-    "group_rate_limit": lambda v: _validate.integer(v, "group_rate_limit", minimum=1),
-    "group_rate_period": lambda v: _validate.positive_duration(v, "group_rate_period"),
-    "fair": lambda v: _validate.boolean(v, "fair"),
-    "singleton_key": lambda v: _validate.text(v, "singleton_key"),
+    "priority": lambda v: validate.integer(v, "priority"),
+    "retry_limit": lambda v: validate.integer(v, "retry_limit", minimum=0),
+    "retry_delay": lambda v: validate.duration(v, "retry_delay"),
+    "retry_backoff": lambda v: validate.boolean(v, "retry_backoff"),
+    "retry_delay_max": lambda v: validate.positive_duration(v, "retry_delay_max"),
+    "expire_in": lambda v: validate.positive_duration(v, "expire_in"),
+    "retention": lambda v: validate.positive_duration(v, "retention"),
+    "delete_after": lambda v: validate.duration(v, "delete_after"),
+    "dead_letter": lambda v: validate.queue_name(v, "dead_letter"),
+    "rate_limit": lambda v: validate.integer(v, "rate_limit", minimum=1),
+    "rate_period": lambda v: validate.positive_duration(v, "rate_period"),
+    "group_concurrency": lambda v: validate.integer(v, "group_concurrency", minimum=1),
+    "group_rate_limit": lambda v: validate.integer(v, "group_rate_limit", minimum=1),
+    "group_rate_period": lambda v: validate.positive_duration(v, "group_rate_period"),
+    "fair": lambda v: validate.boolean(v, "fair"),
+    "singleton_key": lambda v: validate.text(v, "singleton_key"),
     "singleton_seconds": _seconds,
-    "singleton_next_slot": lambda v: _validate.boolean(v, "singleton_next_slot"),
-    "debounce_seconds": lambda v: _validate.positive_duration(v, "debounce_seconds"),
-    "group_key": lambda v: _validate.text(v, "group_key"),
-    "id": _validate.job_id,
+    "singleton_next_slot": lambda v: validate.boolean(v, "singleton_next_slot"),
+    "debounce_seconds": lambda v: validate.positive_duration(v, "debounce_seconds"),
+    "group_key": lambda v: validate.text(v, "group_key"),
+    "id": validate.job_id,
 }
 
 Duration = int | float | timedelta
@@ -141,12 +141,12 @@ def job_row(data: Any, max_payload_bytes: int, options: Mapping[str, Any]) -> Jo
         if value is None or name == "data":
             continue
         if name == "start_after":
-            values["start_at"], values["start_in"] = _validate.start_after(value)
+            values["start_at"], values["start_in"] = validate.start_after(value)
         else:
             values[name] = _CHECKS[name](value)
     if values["singleton_next_slot"] or values["debounce_seconds"] is not None:
         _check_together(values)
-    values["data"] = _validate.encode_json(data, max_payload_bytes, "data")
+    values["data"] = validate.encode_json(data, max_payload_bytes, "data")
     return JobRow(**values)
 
 
@@ -184,11 +184,11 @@ def item_row(item: object, max_payload_bytes: int) -> JobRow:
             f"not {type(item).__name__}"
         )
     if len(item) == 1 and "data" in item:  # the common case, kept cheap for bulk inserts
-        return JobRow(None, _validate.encode_json(item["data"], max_payload_bytes, "data"),
+        return JobRow(None, validate.encode_json(item["data"], max_payload_bytes, "data"),
                       *_NO_OPTIONS)
     if not _ITEM_KEYS.issuperset(item):
         unknown = {key: value for key, value in item.items() if key not in _ITEM_KEYS}
-        _validate.unknown_options(unknown, JOB_OPTIONS)
+        validate.unknown_options(unknown, JOB_OPTIONS)
     return job_row(item.get("data"), max_payload_bytes, item)
 
 
@@ -214,7 +214,7 @@ def queue_settings(name: str, given: Mapping[str, Any]) -> dict[str, Any]:
 
     A setting left out stays as it is; ``None`` clears an optional setting.
     """
-    _validate.unknown_options(
+    validate.unknown_options(
         {key: value for key, value in given.items() if key not in QUEUE_SETTINGS}, QUEUE_SETTINGS
     )
     params: dict[str, Any] = {"name": name}

@@ -12,7 +12,7 @@ import psycopg
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from conveyor._cli_shared import (
+from conveyor.cli.shared import (
     DataDirOption,
     DsnOption,
     JsonOption,
