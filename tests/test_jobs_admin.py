@@ -115,7 +115,7 @@ def test_queue_counts_counts_jobs_by_state_with_zeros(cv: Conveyor) -> None:
 
     assert counts == {
         JobState.CREATED: 3, JobState.RETRY: 0, JobState.ACTIVE: 1,
-        JobState.COMPLETED: 1, JobState.CANCELLED: 0, JobState.FAILED: 0,
+        JobState.COMPLETED: 1, JobState.CANCELLED: 0, JobState.FAILED: 0, JobState.WAITING: 0,
     }
     assert counts["created"] == 3  # type: ignore[index]
 

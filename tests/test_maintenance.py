@@ -96,9 +96,9 @@ async def test_a_deposed_leader_can_no_longer_act(
     assert new_term is not None
 
     with pytest.raises(NotLeader):
-        await as_leader(acv, old_term, expire_waiting())
+        await as_leader(acv, old_term, expire_waiting(acv.context))
     untouched = await acv.get_job(job_id)
-    expired = await as_leader(acv, new_term, expire_waiting())
+    expired = await as_leader(acv, new_term, expire_waiting(acv.context))
 
     assert untouched is not None and untouched.state is JobState.CREATED
     assert expired == 1
@@ -160,7 +160,7 @@ def test_retention_fails_jobs_that_waited_past_their_retention_with_the_reason(
     assert stale is not None and fresh is not None
     backdate(database_url, schema, [stale], "keep_until", "1 second")
 
-    expired = cv._run(Operation(expire_waiting()))
+    expired = cv._run(Operation(expire_waiting(cv.context)))
     job = cv.get_job(stale)
     other = cv.get_job(fresh)
 
@@ -370,7 +370,8 @@ async def test_a_clock_far_from_the_databases_is_reported(
     hooks = Hooks()
     hooks.add("warning", lambda event: warnings.append(event.message)
               if event.message and "clock" in event.message else None)  # not autovacuum's
-    maintenance = Maintenance(acv._run, hooks, schedules=lambda: scheduler.tick(acv.context),
+    maintenance = Maintenance(acv._run, hooks, acv.context,
+                              schedules=lambda: scheduler.tick(acv.context),
                               lease=5, interval=60, stats_interval=60, stats_retention=3600,
                               backlog_warning=0)
 

@@ -88,7 +88,8 @@ def test_a_composed_statement_renders_with_the_fragments_it_names(
     assert set(statement.parts.values()) <= set(FRAGMENT_FILES)
     rendered = queries.render(statement, "conveyor")
     for fragment in statement.parts.values():
-        assert queries._compact(queries._fragment(fragment)) in rendered
+        text = queries._compact(queries._fragment(fragment))
+        assert text.replace("{schema}", '"conveyor"') in rendered
 
 
 def test_a_copy_statement_takes_no_parameters_and_returns_no_rows() -> None:

@@ -67,6 +67,18 @@ class ScheduleNotFound(ConveyorError, LookupError):
     """The named schedule does not exist (``get_schedules`` lists them)."""
 
 
+class JobNotFound(ConveyorError, LookupError):
+    """A job named by id does not exist (a dependency of a flow, a job to wait for)."""
+
+
+class InvalidFlow(InvalidArgument):
+    """A flow that cannot run: duplicate or unknown refs, or a cycle. Nothing was sent."""
+
+
+class WaitTimeout(ConveyorError, TimeoutError):
+    """``wait_for`` gave up: the job had not finished within the timeout."""
+
+
 class QueueConflict(ConveyorError):
     """A queue cannot be created or changed that way (it exists with other settings,
     its policy cannot change, or another queue uses it as its dead-letter queue)."""

@@ -27,8 +27,9 @@ class JobState(StrEnum):
     """Where a job is in its life: ``created → active → completed``.
 
     A failed attempt moves an active job to ``retry`` while attempts remain, then to
-    ``failed``. ``cancelled`` is reached by :meth:`Conveyor.cancel`. The order of the
-    members is the order PostgreSQL sorts them in.
+    ``failed``. ``cancelled`` is reached by :meth:`Conveyor.cancel`. A step of a flow
+    starts ``waiting`` and becomes ``created`` when its dependencies have finished.
+    The order of the members is the order PostgreSQL sorts them in.
     """
 
     CREATED = "created"
@@ -37,6 +38,9 @@ class JobState(StrEnum):
     COMPLETED = "completed"
     CANCELLED = "cancelled"
     FAILED = "failed"
+    WAITING = "waiting"
+    """A step of a flow whose dependencies have not all finished (:meth:`Conveyor.flow`):
+    not claimable until they have."""
 
     @property
     def is_finished(self) -> bool:
@@ -142,6 +146,13 @@ class Job:
     error is the copy's ``error``); ``None`` on every other job."""
     source_queue: str | None = None
     """On a dead-letter copy, the queue of the job that failed for good."""
+    dependency_outputs: dict[str, Any] = field(default_factory=dict)
+    """For a step of a flow: the outputs of the jobs it depends on that completed, by
+    their ref in the flow (by id for jobs from outside it). Empty for other jobs."""
+    dependency_counts: dict[str, int] | None = None
+    """For a step of a flow: how many of its dependencies ``completed``, ``failed``
+    and were ``cancelled`` (a batch's callback reads its batch's counts here);
+    ``None`` for other jobs."""
     _control: AttemptControl | None = field(default=None, repr=False, compare=False)
     """The running attempt's control, inside a handler: see ``attach_control``."""
 

@@ -7,6 +7,7 @@ also runs the worker and sends the notifications owed for quiet sends on a timer
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable
@@ -23,18 +24,22 @@ from typing import (
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from conveyor._clients import waiting
 from conveyor._clients.base import ClientBase, signature_of
 from conveyor._db import connect, session
 from conveyor._db import migrate as migrations
 from conveyor._db.deadline import Deadline, Unanswered
 from conveyor._db.notify import Wakeup
 from conveyor._db.plan import Context, Operation, guarded, run_async
-from conveyor._ops import admin, claims, enqueue, flow, schedules, status
+from conveyor._db.rows import JobRef
+from conveyor._ops import admin, claims, dependencies, enqueue, schedules, status
+from conveyor._ops import flow as flow_control
 from conveyor.errors import (
     ConnectionLost,
     ConveyorError,
     NotStarted,
 )
+from conveyor.job import Job
 
 if TYPE_CHECKING:  # the worker's runtime is imported when a worker runs, not to send
     from conveyor.worker.options import RunOptions
@@ -68,6 +73,7 @@ class AsyncConveyor(ClientBase[Awaitable[str | None]]):
     _active_worker: Worker | None = None
     _wakeup_timer: asyncio.TimerHandle | None = None
     _wakeup_task: asyncio.Task[None] | None = None
+    _listener: waiting.TaskListener | None = None
 
     async def start(self) -> Self:
         """Open the connection pool and migrate the schema (unless ``migrate=False``)."""
@@ -105,6 +111,9 @@ class AsyncConveyor(ClientBase[Awaitable[str | None]]):
         if self._wakeup_timer is not None:
             self._wakeup_timer.cancel()
             self._wakeup_timer = None
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            await listener.close()
         if self._pool is not None:
             owed = self._context.notify_gate.settle()
             if owed:
@@ -142,6 +151,42 @@ class AsyncConveyor(ClientBase[Awaitable[str | None]]):
         handler call and records it as :meth:`run` would (``conveyor.testing``'s
         ``adrain``). Takes the options of :meth:`run`; ``close()`` it after use."""
         return self._worker(self._run, options)
+
+    async def wait_for(self, id: JobRef, timeout: float = 30.0) -> Job:
+        """Wait until the job has finished (completed, failed for good or cancelled)
+        and return it. Raises :class:`~conveyor.errors.WaitTimeout` after ``timeout``
+        seconds, :class:`~conveyor.errors.JobNotFound` for an unknown id. Woken by a
+        notification (one listening connection per client); behind a transaction
+        pooler it polls."""
+        job_id, seconds = waiting.check(id, timeout)
+        if self._pool is None:
+            raise NotStarted("await start() before waiting for jobs")
+        listener = None
+        if not self.settings.pgbouncer:
+            if self._listener is None:
+                self._listener = waiting.TaskListener(self.settings.conninfo(), self.schema)
+            listener = self._listener
+        event = (asyncio.Event() if listener is None
+                 else await listener.watch(job_id, min(seconds, 5.0)))
+        steps = waiting.waiting(self._context, job_id, seconds, listener is not None)
+        try:
+            step = next(steps)
+            while True:
+                if isinstance(step, Operation):
+                    result = await self._run(step)
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(event.wait(), step)
+                    event.clear()
+                    result = None
+                step = steps.send(result)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        finally:
+            if listener is not None:
+                listener.unwatch(job_id, event)
+                with contextlib.suppress(ConveyorError):
+                    await self._run(waiting.unregister(job_id))
 
     async def __aenter__(self) -> Self:
         return await self.start()
@@ -230,12 +275,12 @@ class AsyncConveyor(ClientBase[Awaitable[str | None]]):
     delete_queue = _async(admin.delete_queue)
     get_queue = _async(admin.get_queue)
     list_queues = _async(admin.list_queues)
-    pause_queue = _async(flow.pause_queue)
-    resume_queue = _async(flow.resume_queue)
-    pause_group = _async(flow.pause_group)
-    resume_group = _async(flow.resume_group)
-    set_group = _async(flow.set_group)
-    get_group = _async(flow.get_group)
+    pause_queue = _async(flow_control.pause_queue)
+    resume_queue = _async(flow_control.resume_queue)
+    pause_group = _async(flow_control.pause_group)
+    resume_group = _async(flow_control.resume_group)
+    set_group = _async(flow_control.set_group)
+    get_group = _async(flow_control.get_group)
     schedule = _async(schedules.schedule)
     unschedule = _async(schedules.unschedule)
     get_schedules = _async(schedules.get_schedules)
@@ -247,3 +292,7 @@ class AsyncConveyor(ClientBase[Awaitable[str | None]]):
     get_workers = _async(status.get_workers)
     queue_summaries = _async(status.queue_summaries)
     health = _async(status.health)
+    flow = _async(dependencies.flow)
+    batch = _async(dependencies.batch)
+    get_dependencies = _async(dependencies.get_dependencies)
+    get_dependents = _async(dependencies.get_dependents)

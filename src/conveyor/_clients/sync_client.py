@@ -6,8 +6,10 @@ worker in an :class:`~conveyor.AsyncConveyor` twin on an event loop of its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
+import threading
 from collections.abc import Callable
 from types import TracebackType
 from typing import (
@@ -22,18 +24,22 @@ from typing import (
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from conveyor._clients import waiting
 from conveyor._clients.async_client import AsyncConveyor
 from conveyor._clients.base import ClientBase, signature_of
 from conveyor._db import connect, session
 from conveyor._db import migrate as migrations
 from conveyor._db.notify import Wakeup, WakeupThread
 from conveyor._db.plan import Context, Operation, run_sync
-from conveyor._ops import admin, claims, enqueue, flow, schedules, status
+from conveyor._db.rows import JobRef
+from conveyor._ops import admin, claims, dependencies, enqueue, schedules, status
+from conveyor._ops import flow as flow_control
 from conveyor.errors import (
     ConnectionLost,
     ConveyorError,
     NotStarted,
 )
+from conveyor.job import Job
 
 if TYPE_CHECKING:  # the worker's runtime is imported when a worker runs, not to send
     from conveyor.worker.options import RunOptions
@@ -69,6 +75,8 @@ class Conveyor(ClientBase[str | None]):
     _pool: ConnectionPool | None = None
     _twin: AsyncConveyor | None = None
     _wakeups: WakeupThread | None = None
+    _listener: waiting.ThreadListener | None = None
+    _listener_lock = threading.Lock()
 
     def start(self) -> Self:
         """Open the connection pool and migrate the schema (unless ``migrate=False``)."""
@@ -103,6 +111,9 @@ class Conveyor(ClientBase[str | None]):
         if worker is not None:
             worker.stop()
             worker.finished.result()
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
         wakeups, self._wakeups = self._wakeups, None
         if wakeups is not None:
             wakeups.close()
@@ -148,6 +159,46 @@ class Conveyor(ClientBase[str | None]):
             return client._run(op)  # no deadline: the sync client bounds no call
 
         return self._worker(run, options)
+
+    def wait_for(self, id: JobRef, timeout: float = 30.0) -> Job:
+        """Wait until the job has finished (completed, failed for good or cancelled)
+        and return it. Raises :class:`~conveyor.errors.WaitTimeout` after ``timeout``
+        seconds, :class:`~conveyor.errors.JobNotFound` for an unknown id. Woken by a
+        notification (one listening connection per client); behind a transaction
+        pooler it polls::
+
+            job = cv.wait_for(cv.send("thumbnail", {"image": "i1"}), timeout=60)
+        """
+        job_id, seconds = waiting.check(id, timeout)
+        if self._pool is None:
+            raise NotStarted("call start() before waiting for jobs")
+        listener = None
+        if not self.settings.pgbouncer:
+            with self._listener_lock:
+                if self._listener is None:
+                    self._listener = waiting.ThreadListener(self.settings.conninfo(),
+                                                            self.schema)
+                listener = self._listener
+        event = (threading.Event() if listener is None
+                 else listener.watch(job_id, min(seconds, 5.0)))
+        steps = waiting.waiting(self._context, job_id, seconds, listener is not None)
+        try:
+            step = next(steps)
+            while True:
+                if isinstance(step, Operation):
+                    result = self._run(step)
+                else:
+                    event.wait(step)
+                    event.clear()
+                    result = None
+                step = steps.send(result)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        finally:
+            if listener is not None:
+                listener.unwatch(job_id, event)
+                with contextlib.suppress(ConveyorError):
+                    self._run(waiting.unregister(job_id))
 
     def __enter__(self) -> Self:
         return self.start()
@@ -212,12 +263,12 @@ class Conveyor(ClientBase[str | None]):
     delete_queue = _sync(admin.delete_queue)
     get_queue = _sync(admin.get_queue)
     list_queues = _sync(admin.list_queues)
-    pause_queue = _sync(flow.pause_queue)
-    resume_queue = _sync(flow.resume_queue)
-    pause_group = _sync(flow.pause_group)
-    resume_group = _sync(flow.resume_group)
-    set_group = _sync(flow.set_group)
-    get_group = _sync(flow.get_group)
+    pause_queue = _sync(flow_control.pause_queue)
+    resume_queue = _sync(flow_control.resume_queue)
+    pause_group = _sync(flow_control.pause_group)
+    resume_group = _sync(flow_control.resume_group)
+    set_group = _sync(flow_control.set_group)
+    get_group = _sync(flow_control.get_group)
     schedule = _sync(schedules.schedule)
     unschedule = _sync(schedules.unschedule)
     get_schedules = _sync(schedules.get_schedules)
@@ -229,3 +280,7 @@ class Conveyor(ClientBase[str | None]):
     get_workers = _sync(status.get_workers)
     queue_summaries = _sync(status.queue_summaries)
     health = _sync(status.health)
+    flow = _sync(dependencies.flow)
+    batch = _sync(dependencies.batch)
+    get_dependencies = _sync(dependencies.get_dependencies)
+    get_dependents = _sync(dependencies.get_dependents)

@@ -35,6 +35,13 @@ class _Unfrozen:
 _new = object.__new__
 
 
+def _dependencies(results: dict[str, Any]) -> tuple[dict[str, Any], dict[str, int]]:
+    """A step's ``dependency_results`` (the schema's function of that name): the
+    outputs of its completed dependencies, and how many ended in each state."""
+    outputs = results.pop("outputs")
+    return outputs, results
+
+
 def job_from_row(row: Sequence[Any]) -> Job:
     """The Job of a row of ``{job_columns}`` (the Job's fields, in order; the id as
     text, and no errors as NULL, which are cheaper to read than a UUID and ``[]``).
@@ -43,7 +50,7 @@ def job_from_row(row: Sequence[Any]) -> Job:
      start_after, created_at, started_at, completed_at, singleton_key, progress, attempt,
      retry_delay, retry_backoff, retry_delay_max, expire_in, keep_until, delete_after,
      dead_letter, singleton_on, policy, lease_expires_at, group_key, errors,
-     trace_context, source_id, source_queue) = row
+     trace_context, source_id, source_queue, dependency_results) = row
     job: Any = _new(_Unfrozen)
     job.id = id_
     job.queue = queue
@@ -76,6 +83,11 @@ def job_from_row(row: Sequence[Any]) -> Job:
     job.trace_context = trace_context
     job.source_id = source_id
     job.source_queue = source_queue
+    if dependency_results is None:
+        job.dependency_outputs = {}
+        job.dependency_counts = None
+    else:
+        job.dependency_outputs, job.dependency_counts = _dependencies(dependency_results)
     job._control = None  # a worker attaches one (job.attach_control)
     job.__class__ = Job
     return job  # type: ignore[no-any-return]
@@ -116,7 +128,7 @@ def claimed_jobs(
          created_at, started_at, completed_at, singleton_key, progress, attempt, retry_delay,
          retry_backoff, retry_delay_max, expire_in, keep_until, delete_after, dead_letter,
          singleton_on, policy, group_key, errors, trace_context, source_id,
-         source_queue) in rows:
+         source_queue, dependency_results) in rows:
         job: Any = _new(_Unfrozen)
         job.id = id_
         job.queue = queue
@@ -154,6 +166,11 @@ def claimed_jobs(
         job.trace_context = trace_context
         job.source_id = source_id
         job.source_queue = source_queue
+        if dependency_results is None:
+            job.dependency_outputs = {}
+            job.dependency_counts = None
+        else:
+            job.dependency_outputs, job.dependency_counts = _dependencies(dependency_results)
         job._control = None  # a worker attaches one (job.attach_control)
         job.__class__ = Job
         jobs.append(job)

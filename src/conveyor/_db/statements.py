@@ -90,6 +90,19 @@ WORKER_ANNOUNCE = Statement("worker_announce", ("id", "host", "pid", "queues", "
                                                 "ttl"), "none")
 WORKER_LEAVE = Statement("worker_leave", ("id",), "none")
 
+# --- dependencies between jobs (``_ops/dependencies.py``) -------------------------------
+
+SETTLE_DEPENDENTS = Statement("settle_dependents", ("ids", "removing", "channel"), "one")
+RELEASE_HELD = Statement("release_held", ("limit", "channel"), "one")
+FLOW_LOCK = Statement("flow_lock", ("ids",))
+FLOW_LINK = Statement("flow_link", ("job_id", "depends_on", "ref", "on_failure"), "none")
+FLOW_EXTEND = Statement("flow_extend", ("parent", "step"), "none")
+JOB_DEPENDENCIES = Statement("job_dependencies", ("id",), tuples=True)
+JOB_DEPENDENTS = Statement("job_dependents", ("id",), tuples=True)
+WAIT_REGISTER = Statement("wait_register", ("id",), "none")
+WAIT_CHECK = Statement("wait_check", ("id",), "one")
+WAIT_UNREGISTER = Statement("wait_unregister", ("id",), "none")
+
 # --- jobs and queues (``_ops/admin.py``, ``_ops/flow.py``, ``_ops/status.py``, ``testing.py``) ---
 
 _JOB_FILTER: Final = (
@@ -153,8 +166,9 @@ SCHEDULE_ADVANCE = Statement("schedule_advance", ("name", "next_tick", "now"), "
 LEADER_ELECT = Statement("leader_elect", ("role", "holder", "lease"), "one")
 LEADER_FENCE = Statement("leader_fence", ("role", "holder", "term"), "one")
 LEADER_RESIGN = Statement("leader_resign", ("role", "holder"), "none")
-MAINTENANCE_DELETE = Statement("maintenance_delete", ("limit",), "none")
-MAINTENANCE_EXPIRE = Statement("maintenance_expire", ("limit", "error"), "none")
+MAINTENANCE_DELETE = Statement("maintenance_delete", ("limit",), "one")
+MAINTENANCE_EXPIRE = Statement("maintenance_expire", ("limit", "error"))
+MAINTENANCE_WAITERS = Statement("maintenance_waiters", fetch="none")
 MAINTENANCE_WORKERS = Statement("maintenance_workers", fetch="none")
 MAINTENANCE_AUTOVACUUM = Statement("maintenance_autovacuum", fetch="one")
 STATS_SINCE = Statement("stats_since", ("interval",), "one")

@@ -10,10 +10,10 @@ from typing import Any, Final, Literal, Unpack
 from psycopg import errors as pg_errors
 
 from conveyor._db import statements
-from conveyor._db.plan import Context, Execute, Failure, Operation, Plan
+from conveyor._db.plan import Context, Execute, Failure, Operation, Plan, Together
 from conveyor._db.queries import Statement
 from conveyor._db.rows import JobRef, job_from_row, queue_from_row
-from conveyor._ops import options, validate
+from conveyor._ops import dependencies, options, validate
 from conveyor._ops.options import QueueSettings
 from conveyor.errors import InvalidArgument, PolicyViolation, QueueConflict, QueueNotFound
 from conveyor.job import Job, JobPage, JobState, Queue
@@ -37,9 +37,17 @@ def _transition(
 ) -> Operation[int]:
     ids = validate.job_ids(jobs)
 
+    run = Execute(statement, {"ids": ids, "channel": ctx.queries.schema})
+    # What waits for a cancelled job, or an unfinished one deleted, is settled in
+    # the same transaction (ids that did not change settle nothing).
+    steps = ((run, dependencies.settle(ctx, ids)) if statement is statements.JOBS_CANCEL else
+             (dependencies.settle(ctx, ids, removing=True), run)
+             if statement is statements.JOBS_DELETE else (run,))
+
     def plan() -> Plan[int]:
         try:
-            return len((yield Execute(statement, {"ids": ids, "channel": ctx.queries.schema})))
+            results = yield Together(steps)
+            return len(results[steps.index(run)])
         except Failure as failure:
             if isinstance(failure.cause, pg_errors.UniqueViolation):
                 raise PolicyViolation(
@@ -52,7 +60,8 @@ def _transition(
 
 
 def cancel(ctx: Context, /, jobs: JobRef | Iterable[JobRef], *, conn: Any = None) -> Operation[int]:
-    """Cancel jobs that have not finished; returns how many were cancelled."""
+    """Cancel jobs that have not finished; returns how many were cancelled. What
+    waits for them (steps of a flow) follows its ``on_dependency_failure``."""
     return _transition(ctx, statements.JOBS_CANCEL, jobs, conn, "cancel")
 
 
@@ -67,7 +76,8 @@ def retry(ctx: Context, /, jobs: JobRef | Iterable[JobRef], *, conn: Any = None)
 
 
 def delete(ctx: Context, /, jobs: JobRef | Iterable[JobRef], *, conn: Any = None) -> Operation[int]:
-    """Delete jobs in any state; returns how many were deleted."""
+    """Delete jobs in any state; returns how many were deleted. What waits for an
+    unfinished one follows its ``on_dependency_failure`` as for a cancel."""
     return _transition(ctx, statements.JOBS_DELETE, jobs, conn, "delete")
 
 

@@ -11,9 +11,8 @@ from psycopg import errors as pg_errors
 
 from conveyor._db import statements
 from conveyor._db.plan import Context, Execute, Failure, Operation, Plan, Together
-from conveyor._db.queries import Statement
 from conveyor._db.rows import JobDefaults, JobRef, claimed_jobs, in_claim_order, job_from_row
-from conveyor._ops import validate
+from conveyor._ops import dependencies, validate
 from conveyor._ops.options import Duration
 from conveyor.job import Job, control_of
 
@@ -132,12 +131,13 @@ def _fence(jobs: object) -> tuple[list[uuid.UUID], list[int | None]]:
     return ids, attempts
 
 
-def _rowcount(statement: Statement, params: dict[str, Any]) -> Plan[int]:
-    return len((yield Execute(statement, params)))
+def _failed(ctx: Context, params: dict[str, Any]) -> Plan[int]:
+    """Records failed attempts, and settles what waits for the jobs that failed for good."""
+    return len((yield from dependencies.finish(ctx, statements.FAIL, params)))
 
 
-def _completed(params: dict[str, Any]) -> Plan[int]:
-    count: int = yield Execute(statements.COMPLETE, params)
+def _completed(ctx: Context, params: dict[str, Any]) -> Plan[int]:
+    count: int = yield from dependencies.finish(ctx, statements.COMPLETE, params, params["id"])
     return count
 
 
@@ -178,7 +178,7 @@ def complete(
         Outcome(job_id, attempt, output=encoded)
         for job_id, attempt in zip(ids, attempts, strict=True)
     ]
-    return Operation(_completed(complete_params(outcomes)), conn)
+    return Operation(_completed(ctx, complete_params(outcomes)), conn, atomic=True)
 
 
 class Outcome(NamedTuple):
@@ -222,10 +222,13 @@ def complete_params(outcomes: Sequence[Outcome]) -> dict[str, Any]:
     }
 
 
-def complete_settled(outcomes: Sequence[Outcome]) -> Plan[int]:
+def complete_settled(ctx: Context, outcomes: Sequence[Outcome]) -> Plan[int]:
     """Records the outcomes of jobs their handler completed in its own transaction
-    (``complete_settled.sql``); returns how many rows it changed."""
-    count: int = yield Execute(statements.COMPLETE_SETTLED, complete_params(outcomes))
+    (``complete_settled.sql``), and settles what waits for them; returns how many
+    rows it changed. Run atomically."""
+    params = complete_params(outcomes)
+    count: int = yield from dependencies.finish(ctx, statements.COMPLETE_SETTLED, params,
+                                                params["id"])
     return count
 
 
@@ -269,7 +272,7 @@ def fail(
         Outcome(job_id, attempt, error=encoded, retry_after=delay, final=final)
         for job_id, attempt in zip(ids, attempts, strict=True)
     ]
-    return Operation(_rowcount(statements.FAIL, fail_params(ctx, outcomes)), conn)
+    return Operation(_failed(ctx, fail_params(ctx, outcomes)), conn, atomic=True)
 
 
 # --- for workers ------------------------------------------------------------------------
@@ -294,7 +297,7 @@ def rescue(ctx: Context, limit: int, error: str) -> Plan[int]:
     if not rows:
         return 0
     outcomes = [Outcome(row["id"], row["attempt"], error=error) for row in rows]
-    return len((yield Execute(statements.FAIL, fail_params(ctx, outcomes))))
+    return (yield from _failed(ctx, fail_params(ctx, outcomes)))
 
 
 def release(ctx: Context, ids: Sequence[uuid.UUID | str], attempts: Sequence[int]) -> Plan[int]:

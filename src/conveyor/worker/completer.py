@@ -19,8 +19,9 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from conveyor._db import statements
-from conveyor._db.plan import Context, Execute, Operation, Plan, Run
+from conveyor._db.plan import Context, Execute, Operation, Plan, Run, Together
 from conveyor._db.session import Int4s, TextUuids
+from conveyor._ops import dependencies
 from conveyor._ops.claims import Outcome, complete_params, fail_params
 from conveyor.errors import ConnectionLost, ConveyorError
 
@@ -31,10 +32,15 @@ log = logging.getLogger("conveyor.worker")
 def _settle(ctx: Context, outcomes: Sequence[Outcome]) -> Plan[None]:
     completions = [o for o in outcomes if o.error is None]
     failures = [o for o in outcomes if o.error is not None]
+    # Each statement with the settling of what waits for the jobs it finished, in one
+    # transaction sent at once (a pipeline): one round trip, as the statement alone.
     if completions:
-        yield Execute(statements.COMPLETE, _as_binary_arrays(complete_params(completions)))
+        params = _as_binary_arrays(complete_params(completions))
+        yield Together((Execute(statements.COMPLETE, params),
+                        dependencies.settle(ctx, params["id"])))
     if failures:
-        yield Execute(statements.FAIL, _as_binary_arrays(fail_params(ctx, failures)))
+        params = _as_binary_arrays(fail_params(ctx, failures))
+        yield Together((Execute(statements.FAIL, params), dependencies.settle(ctx, params["id"])))
 
 
 def _as_binary_arrays(params: dict[str, Any]) -> dict[str, Any]:

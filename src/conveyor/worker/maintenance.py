@@ -1,6 +1,9 @@
 """Maintenance, run by the elected leader (``worker/leader.py``) among worker processes.
 
 - **Schedules**: every second, the jobs of due cron ticks (``scheduler.tick``).
+- **Held steps**: every second, steps of a flow whose dependencies finished but
+  whose queue policy's key was taken are released once it is free
+  (``release_held.sql``).
 - **Retention**: every ``maintenance_interval``, finished jobs past their
   ``delete_after`` are deleted and waiting jobs past their ``retention`` fail
   (``maintenance_delete.sql``, ``maintenance_expire.sql``), in batches; workers
@@ -22,6 +25,7 @@ the rescue of the jobs it held.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
@@ -30,8 +34,8 @@ from datetime import timedelta
 from typing import Any
 
 from conveyor._db import statements
-from conveyor._db.plan import Execute, Operation, Plan, Run
-from conveyor._ops import validate
+from conveyor._db.plan import Context, Execute, Operation, Plan, Run
+from conveyor._ops import dependencies, validate
 from conveyor.errors import ConveyorError
 from conveyor.hooks import HookEvent, Hooks
 from conveyor.reports import QueueStats
@@ -54,23 +58,28 @@ WARN_AGAIN = 600.0
 
 
 def delete_finished(limit: int = BATCH) -> Plan[int]:
-    """Deletes up to ``limit`` finished jobs past their ``delete_after``."""
-    count: int = yield Execute(statements.MAINTENANCE_DELETE, {"limit": limit})
-    return count
+    """Deletes up to ``limit`` finished jobs past their ``delete_after`` (but none
+    that steps of a flow still wait on)."""
+    row = yield Execute(statements.MAINTENANCE_DELETE, {"limit": limit})
+    return int(row["deleted"])
 
 
-def expire_waiting(limit: int = BATCH) -> Plan[int]:
-    """Fails up to ``limit`` waiting jobs past their retention."""
+def expire_waiting(ctx: Context, limit: int = BATCH) -> Plan[int]:
+    """Fails up to ``limit`` waiting jobs past their retention, and settles what
+    waits for them."""
     error = validate.error_json(
         {"type": "retention", "message": "waited longer than its queue's retention "
          "without being claimed"}, 10_000)
-    count: int = yield Execute(statements.MAINTENANCE_EXPIRE, {"limit": limit, "error": error})
-    return count
+    rows = yield from dependencies.finish(ctx, statements.MAINTENANCE_EXPIRE,
+                                          {"limit": limit, "error": error})
+    return len(rows)
 
 
 def forget_workers() -> Plan[int]:
-    """Forgets workers whose presence expired long ago (``maintenance_workers.sql``)."""
+    """Forgets workers whose presence expired long ago (``maintenance_workers.sql``),
+    and waiters of ``wait_for`` their process left behind (``maintenance_waiters.sql``)."""
     count: int = yield Execute(statements.MAINTENANCE_WORKERS)
+    yield Execute(statements.MAINTENANCE_WAITERS)
     return count
 
 
@@ -94,7 +103,8 @@ class Maintenance:
     leading, run what is due."""
 
     def __init__(
-        self, run: Run, hooks: Hooks, *, schedules: Callable[[], Plan[int]], lease: float,
+        self, run: Run, hooks: Hooks, ctx: Context, *, schedules: Callable[[], Plan[int]],
+        lease: float,
         interval: float, stats_interval: float, stats_retention: float, backlog_warning: int,
         run_tasks: Run | None = None,
     ) -> None:
@@ -102,6 +112,7 @@ class Maintenance:
         runs the elections; ``run_tasks`` (``run`` when None) runs the tasks, whose
         statements may rightly outlast the deadline a worker puts on its own."""
         self._run = run if run_tasks is None else run_tasks
+        self._ctx = ctx
         self._hooks = hooks
         self.leader = Leader(run, lease=lease)
         self._interval = interval
@@ -144,6 +155,7 @@ class Maintenance:
     async def _due(self, term: Term) -> None:
         tasks: list[tuple[str, float, Callable[[Term], Awaitable[None]]]] = [
             ("schedules", SCHEDULE_INTERVAL, self._tick),
+            ("held steps", SCHEDULE_INTERVAL, self._release_held),
             ("retention", self._interval, self._retention),
             ("stats", self._stats_interval, self._stats),
         ]
@@ -173,8 +185,12 @@ class Maintenance:
     async def _tick(self, term: Term) -> None:
         await self._fenced(term, self._schedules())
 
+    async def _release_held(self, term: Term) -> None:
+        await self._fenced(term, dependencies.release_held(self._ctx, BATCH))
+
     async def _retention(self, term: Term) -> None:
-        for plan in (delete_finished, expire_waiting):
+        plans = (delete_finished, functools.partial(expire_waiting, self._ctx))
+        for plan in plans:
             for _ in range(ROUNDS):
                 if await self._fenced(term, plan()) < BATCH:
                     break

@@ -143,7 +143,8 @@ class Recorder:
             outcomes.append(Outcome(id=control.id, attempt=control.attempt, output=given,
                                     progress=progress_json(control, self._max_payload)))
         try:
-            await self._run(Operation(claims.complete_settled(outcomes)))
+            await self._run(Operation(
+                claims.complete_settled(self._ctx, outcomes), atomic=True))
         except ConveyorError as exc:
             log.warning("could not record the outcome of %d jobs their handler completed "
                         "(%s); a job still active is rescued when its lease lapses",

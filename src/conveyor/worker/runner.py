@@ -111,7 +111,7 @@ class Worker:
         self._heartbeat_interval = _seconds(settings, "heartbeat_interval")
         self._rescue_interval = _seconds(settings, "rescue_interval")
         self._maintenance = Maintenance(
-            self._run, hooks, run_tasks=run,
+            self._run, hooks, context, run_tasks=run,
             lease=_seconds(settings, "leader_lease"),
             interval=_seconds(settings, "maintenance_interval"),
             stats_interval=_seconds(settings, "stats_interval"),

@@ -1,6 +1,7 @@
 -- Fails up to %(limit)s jobs that waited past their retention (keep_until)
 -- without being claimed: they are never claimed now, so they end as failed with
--- the reason recorded as their error (no retry, no dead-letter copy).
+-- the reason recorded as their error (no retry, no dead-letter copy). Steps that
+-- wait for dependencies ('waiting') are not due yet, and do not expire.
 WITH expired AS (
     SELECT j.id
     FROM {schema}.job AS j
@@ -17,4 +18,5 @@ SET state = 'failed',
     error = r.error,
     errors = j.errors || jsonb_build_array(r.error)
 FROM expired, record AS r
-WHERE j.id = expired.id;
+WHERE j.id = expired.id
+RETURNING j.id;

@@ -19,4 +19,6 @@ NULLIF(j.keep_until, j.start_after + %(retention)s::interval) AS keep_until,
 NULLIF(j.delete_after, %(delete_after)s::interval) AS delete_after, j.dead_letter,
 j.singleton_on, NULLIF(j.policy, %(policy)s::text) AS policy, j.group_key,
 NULLIF(j.errors, '[]') AS errors, j.trace_context, j.source_id::text AS source_id,
-j.source_queue
+j.source_queue,
+CASE WHEN j.has_dependencies THEN {schema}.dependency_results(j.id) END
+    AS dependency_results

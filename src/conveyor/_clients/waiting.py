@@ -1,0 +1,223 @@
+"""``wait_for``: waiting for a job to finish.
+
+A waiter registers in ``job_waiter`` and reads the job's state under a share lock
+(``wait_check.sql``): the transaction that finishes the job then either committed
+before (the state read is final) or sees the waiter and notifies the
+``<schema>.finished`` channel with the job's id (``settle_dependents.sql``). Each
+client keeps one listening connection for all its waits (a thread for
+:class:`Conveyor`, a task for :class:`AsyncConveyor`), opened by the first wait.
+Behind a transaction pooler (``pgbouncer``), where LISTEN cannot work, waits poll
+the job's state instead, from 50 ms up to a second apart.
+
+The decisions are written once, in :func:`waiting`, a generator that yields what
+the face must do next: an operation to run, or a number of seconds to wait for a
+notification of the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Generator
+from typing import Any, Final
+
+import psycopg
+from psycopg import sql
+
+from conveyor._db import statements
+from conveyor._db.plan import Context, Execute, Operation, Plan
+from conveyor._ops import admin, validate
+from conveyor.errors import JobNotFound, WaitTimeout
+from conveyor.job import Job
+
+log = logging.getLogger("conveyor")
+
+RECHECK: Final = 5.0
+"""Seconds between looks at a job while listening: a notification sent while the
+listening connection was being replaced is not lost for longer."""
+POLL_FIRST: Final = 0.05
+POLL_MAX: Final = 1.0
+_FINISHED: Final = frozenset(("completed", "failed", "cancelled"))
+
+Waiting = Generator["Operation[Any] | float", Any, Job]
+
+
+def channel(schema: str) -> str:
+    """The channel a job with waiters notifies when it finishes."""
+    return f"{schema}.finished"
+
+
+def _register(job_id: str) -> Plan[str | None]:
+    yield Execute(statements.WAIT_REGISTER, {"id": job_id})
+    row = yield Execute(statements.WAIT_CHECK, {"id": job_id})
+    return None if row is None else str(row["state"])
+
+
+def _state(job_id: str) -> Plan[str | None]:
+    row = yield Execute(statements.WAIT_CHECK, {"id": job_id})
+    return None if row is None else str(row["state"])
+
+
+def unregister(job_id: str) -> Operation[None]:
+    def plan() -> Plan[None]:
+        yield Execute(statements.WAIT_UNREGISTER, {"id": job_id})
+
+    return Operation(plan())
+
+
+def check(id: object, timeout: object) -> tuple[str, float]:
+    """The job's id as text and the timeout in seconds, or a typed error."""
+    return str(validate.job_id(id)), validate.positive_duration(timeout, "timeout").total_seconds()
+
+
+def waiting(ctx: Context, job_id: str, timeout: float, listening: bool) -> Waiting:
+    """Until the job finished: its state, checked at registration (when
+    ``listening``), then after each wake-up or pause; the finished Job at the end.
+    Raises :class:`JobNotFound` and :class:`WaitTimeout`."""
+    deadline = time.monotonic() + timeout
+    if listening:
+        state = yield Operation(_register(job_id), atomic=True)
+    else:
+        state = yield Operation(_state(job_id))
+    delay = POLL_FIRST
+    while state not in _FINISHED:
+        if state is None:
+            raise JobNotFound(f"there is no job {job_id} to wait for")
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise WaitTimeout(f"job {job_id} had not finished after {timeout:g} s "
+                              f"(it is {state})")
+        yield min(remaining, RECHECK if listening else delay)
+        delay = min(delay * 2, POLL_MAX)
+        state = yield Operation(_state(job_id))
+    job = yield admin.get_job(ctx, job_id)
+    if job is None:
+        raise JobNotFound(f"job {job_id} was deleted while it was waited for")
+    return job  # type: ignore[no-any-return]
+
+
+def _listen_statement(schema: str) -> sql.Composed:
+    return sql.SQL("LISTEN {}").format(sql.Identifier(channel(schema)))
+
+
+class _Watchers:
+    """Events by job id, set when the job's notification arrives."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, list[Any]] = {}
+
+    def add(self, job_id: str, event: Any) -> None:
+        self._events.setdefault(job_id, []).append(event)
+
+    def remove(self, job_id: str, event: Any) -> None:
+        events = self._events.get(job_id, [])
+        if event in events:
+            events.remove(event)
+        if not events:
+            self._events.pop(job_id, None)
+
+    def wake(self, job_id: str) -> None:
+        for event in self._events.get(job_id, ()):
+            event.set()
+
+    def wake_all(self) -> None:
+        for events in self._events.values():
+            for event in events:
+                event.set()
+
+
+class ThreadListener:
+    """The synchronous client's listening connection, on a thread of its own."""
+
+    def __init__(self, conninfo: str, schema: str) -> None:
+        self._conninfo, self._schema = conninfo, schema
+        self._watchers = _Watchers()
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="conveyor-wait", daemon=True)
+        self._thread.start()
+
+    def watch(self, job_id: str, ready_within: float) -> threading.Event:
+        """An event set when ``job_id`` is notified; waits (up to ``ready_within``
+        seconds) until the connection listens, so no notification is missed."""
+        event = threading.Event()
+        with self._lock:
+            self._watchers.add(job_id, event)
+        self._ready.wait(ready_within)
+        return event
+
+    def unwatch(self, job_id: str, event: threading.Event) -> None:
+        with self._lock:
+            self._watchers.remove(job_id, event)
+
+    def _loop(self) -> None:
+        delay = 0.1
+        while not self._closing.is_set():
+            try:
+                with psycopg.connect(self._conninfo, autocommit=True) as conn:
+                    conn.execute(_listen_statement(self._schema))
+                    self._ready.set()
+                    with self._lock:  # what finished while not listening
+                        self._watchers.wake_all()
+                    delay = 0.1
+                    while not self._closing.is_set():
+                        for note in conn.notifies(timeout=0.5):
+                            with self._lock:
+                                self._watchers.wake(note.payload)
+            except psycopg.Error as exc:
+                self._ready.clear()
+                log.warning("wait_for's listening connection failed (%s); reconnecting", exc)
+                self._closing.wait(delay)
+                delay = min(delay * 2, 5.0)
+
+    def close(self) -> None:
+        self._closing.set()
+        self._thread.join(timeout=5)
+
+
+class TaskListener:
+    """The asynchronous client's listening connection, in a task of its own."""
+
+    def __init__(self, conninfo: str, schema: str) -> None:
+        self._conninfo, self._schema = conninfo, schema
+        self._watchers = _Watchers()
+        self._ready = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="conveyor-wait")
+
+    async def watch(self, job_id: str, ready_within: float) -> asyncio.Event:
+        event = asyncio.Event()
+        self._watchers.add(job_id, event)
+        # Past ready_within, the first state check and the rechecks still see the job finish.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ready.wait(), ready_within)
+        return event
+
+    def unwatch(self, job_id: str, event: asyncio.Event) -> None:
+        self._watchers.remove(job_id, event)
+
+    async def _loop(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                        self._conninfo, autocommit=True) as conn:
+                    await conn.execute(_listen_statement(self._schema))
+                    self._ready.set()
+                    self._watchers.wake_all()
+                    delay = 0.1
+                    async for note in conn.notifies():
+                        self._watchers.wake(note.payload)
+            except psycopg.Error as exc:
+                self._ready.clear()
+                log.warning("wait_for's listening connection failed (%s); reconnecting", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def close(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task

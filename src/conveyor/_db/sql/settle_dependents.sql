@@ -1,0 +1,103 @@
+-- Settles what waits for jobs that just finished (%(ids)s; ids of jobs still
+-- unfinished are ignored), in the transaction that finished them, as a statement
+-- of its own: its snapshot is taken after that transaction locked the jobs, so it
+-- sees every dependency added while they ran (flow.sql locks what it depends on).
+-- With %(removing)s the jobs are about to be deleted, and count as cancelled
+-- unless they completed.
+--
+-- Each edge is settled once. A completed dependency, or a failed or cancelled one
+-- whose edge says 'ignore', counts down its dependent's waiting_for; at 0 the
+-- dependent is due (released), unless its queue's policy could turn it away
+-- ('short', 'stately', 'exclusive'): then it stays waiting, held, until
+-- release_held.sql finds its key free. A failed or cancelled dependency whose edge
+-- says 'cancel' or 'fail' ends its waiting dependent so, and the ending goes on
+-- through that job's own dependents, edge by edge ('fail' wins over 'cancel').
+-- Callers of wait_for on the finished jobs are notified.
+WITH RECURSIVE finished AS (
+    SELECT p.id,
+           CASE WHEN %(removing)s AND p.state <> 'completed' THEN 'cancelled'
+                ELSE p.state::text END AS state
+    FROM {schema}.job AS p
+    WHERE p.id IN (SELECT d.depends_on FROM {schema}.job_dependency AS d
+                   WHERE d.depends_on = ANY (%(ids)s::uuid[]) AND NOT d.settled)
+      AND (%(removing)s OR p.state IN ('completed', 'failed', 'cancelled'))
+),
+doomed (id, on_failure, cause) AS (
+    SELECT d.job_id, d.on_failure, d.depends_on
+    FROM finished AS f
+    JOIN {schema}.job_dependency AS d ON d.depends_on = f.id AND NOT d.settled
+    JOIN {schema}.job AS w ON w.id = d.job_id AND w.state = 'waiting'
+    WHERE f.state <> 'completed' AND d.on_failure <> 'ignore'
+    UNION
+    SELECT d.job_id, d.on_failure, d.depends_on
+    FROM doomed AS x
+    JOIN {schema}.job_dependency AS d ON d.depends_on = x.id AND NOT d.settled
+    JOIN {schema}.job AS w ON w.id = d.job_id AND w.state = 'waiting'
+    WHERE d.on_failure <> 'ignore'
+),
+verdict AS (
+    SELECT DISTINCT ON (x.id) x.id, x.cause,
+           CASE WHEN x.on_failure = 'fail' THEN 'failed' ELSE 'cancelled' END AS state
+    FROM doomed AS x
+    ORDER BY x.id, x.on_failure = 'fail' DESC, x.cause
+),
+ended AS (
+    SELECT f.id, f.state FROM finished AS f
+    UNION ALL
+    SELECT v.id, v.state FROM verdict AS v
+),
+settled AS (
+    UPDATE {schema}.job_dependency AS d
+    SET settled = true
+    FROM ended AS e
+    WHERE d.depends_on = e.id AND NOT d.settled
+    RETURNING d.job_id, d.depends_on, d.on_failure, e.state
+),
+counts AS (
+    SELECT s.job_id, count(*)::integer AS n FROM settled AS s GROUP BY s.job_id
+),
+doom AS (
+    UPDATE {schema}.job AS j
+    SET state = v.state::{schema}.job_state,
+        completed_at = now(),
+        waiting_for = j.waiting_for - COALESCE(c.n, 0),
+        error = r.record,
+        errors = j.errors || jsonb_build_array(r.record)
+    FROM verdict AS v
+    LEFT JOIN counts AS c ON c.job_id = v.id
+    CROSS JOIN LATERAL (
+        SELECT jsonb_build_object(
+            'type', 'dependency',
+            'message', format('dependency %%s ended %%s',
+                              v.cause, (SELECT e.state FROM ended AS e WHERE e.id = v.cause)),
+            'dependency', v.cause::text, 'failed_at', now()) AS record
+    ) AS r
+    WHERE j.id = v.id AND j.state = 'waiting'
+    RETURNING j.id
+),
+counted AS (
+    UPDATE {schema}.job AS j
+    SET waiting_for = j.waiting_for - c.n,
+        state = CASE WHEN j.state = 'waiting' AND j.waiting_for = c.n
+                          AND j.policy IN ('standard', 'singleton')
+                     THEN 'created' ELSE j.state END::{schema}.job_state,
+        start_after = CASE WHEN j.state = 'waiting' AND j.waiting_for = c.n
+                           THEN greatest(j.start_after, now()) ELSE j.start_after END,
+        keep_until = CASE WHEN j.state = 'waiting' AND j.waiting_for = c.n
+                          THEN greatest(j.start_after, now()) + (j.keep_until - j.start_after)
+                          ELSE j.keep_until END
+    FROM counts AS c
+    WHERE j.id = c.job_id AND NOT EXISTS (SELECT 1 FROM verdict AS v WHERE v.id = c.job_id)
+    RETURNING j.id, j.queue, j.state, j.start_after, j.waiting_for
+)
+SELECT
+    (SELECT count(*) FROM counted WHERE state = 'created')::integer AS released,
+    (SELECT count(*) FROM doom)::integer AS ended,
+    (SELECT count(*) FROM counted WHERE state = 'waiting' AND waiting_for = 0)::integer AS held,
+    (SELECT count(pg_notify(%(channel)s, due.queue))
+     FROM (SELECT DISTINCT queue FROM counted
+           WHERE state = 'created' AND start_after <= now()) AS due) AS notified,
+    (SELECT count(pg_notify(%(channel)s || '.finished', w.job_id::text))
+     FROM (SELECT DISTINCT w.job_id FROM {schema}.job_waiter AS w
+           WHERE w.job_id = ANY (%(ids)s::uuid[]) OR w.job_id IN (SELECT id FROM doom)) AS w
+    ) AS woke;
