@@ -133,14 +133,14 @@ async def test_a_missing_or_malformed_job_id_answers_404(
         assert job_id in answer.json()["detail"]
 
 
-async def test_a_failed_job_is_retried_and_a_retry_of_a_waiting_job_answers_409(
+async def test_a_failed_job_is_retried_and_a_retry_of_a_queued_job_answers_409(
     api: httpx.AsyncClient, acv: AsyncConveyor
 ) -> None:
     failed = await _failed_job(acv)
-    waiting = await acv.send("mail", {})
+    queued = await acv.send("mail", {})
 
     retried = await api.post(f"/api/jobs/{failed}/retry")
-    refused = await api.post(f"/api/jobs/{waiting}/retry")
+    refused = await api.post(f"/api/jobs/{queued}/retry")
 
     assert retried.status_code == 200
     assert retried.json() == {"id": failed, "state": "retry"}
@@ -234,6 +234,164 @@ async def test_jobs_are_counted_and_listed_by_whether_they_are_due_later(
     assert [job["id"] for job in scheduled["jobs"]] == [str(later)]
     assert counts == [{"count": 2}, {"count": 1}, {"count": 1}]
     assert refused.status_code == 422
+
+
+PIPELINE = [
+    {"ref": "fetch", "queue": "download", "data": {"url": "https://example.com"}},
+    {"ref": "parse", "queue": "parse", "depends_on": ["fetch"], "priority": 3},
+    {"ref": "index", "queue": "index", "on_dependency_failure": "fail",
+     "depends_on": [{"ref": "parse", "on_failure": "ignore"}, "fetch"]},
+]
+
+
+async def test_a_flow_sent_through_the_api_answers_each_steps_id_by_its_ref(
+    api: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    sent = await api.post("/api/flows", json={"steps": PIPELINE})
+
+    assert sent.status_code == 201
+    ids = sent.json()
+    assert set(ids) == {"fetch", "parse", "index"}
+    jobs = {ref: await acv.get_job(job_id) for ref, job_id in ids.items()}
+    assert {ref: job.state if job else None for ref, job in jobs.items()} == {
+        "fetch": JobState.CREATED, "parse": JobState.WAITING, "index": JobState.WAITING}
+    assert jobs["parse"] is not None and jobs["parse"].priority == 3
+    assert [job.id for job in await acv.get_dependencies(ids["index"])] == [
+        ids["fetch"], ids["parse"]]
+
+
+async def test_a_flow_step_may_wait_for_a_job_sent_before_by_its_id(
+    api: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    earlier = await acv.send("download", {})
+
+    sent = await api.post("/api/flows", json={"steps": [
+        {"ref": "parse", "queue": "parse", "depends_on": [earlier]}]})
+
+    assert sent.status_code == 201
+    [dependency] = await acv.get_dependencies(sent.json()["parse"])
+    assert dependency.id == earlier
+
+
+async def test_a_flow_with_a_cycle_answers_400_naming_it_and_sends_nothing(
+    api: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    answer = await api.post("/api/flows", json={"steps": [
+        {"ref": "a", "queue": "q", "depends_on": ["c"]},
+        {"ref": "b", "queue": "q", "depends_on": ["a"]},
+        {"ref": "c", "queue": "q", "depends_on": ["b"]},
+    ]})
+
+    assert answer.status_code == 400
+    assert answer.json()["detail"] == "the flow's dependencies form a cycle through a, b, c"
+    assert (await acv.find_jobs()).jobs == []
+
+
+@pytest.mark.parametrize(
+    ("steps", "status", "message"),
+    [
+        ([{"ref": "a", "queue": "q"}, {"ref": "a", "queue": "q"}], 400, "two steps have the ref"),
+        ([{"ref": "a", "queue": "q", "depends_on": ["b"]}], 400, "neither a ref of this flow"),
+        ([{"ref": "a", "queue": "q", "depends_on": ["a"]}], 400, "depends on itself"),
+        ([{"ref": "a", "queue": "q", "depends_on": ["01a20907-79dc-7fd4-9c85-3838b03f52ef"]}],
+         404, "do not exist"),
+        ([{"ref": "a", "queue": "q", "retry_delay": -1}], 400, "retry_delay"),
+        ([{"ref": "a", "queue": "q", "on_dependency_failure": "retry"}], 422,
+         "on_dependency_failure"),
+        ([{"ref": "a", "queue": "q", "depends_on": [{"ref": "b", "on_failure": "x"}]}], 422,
+         "on_failure"),
+        ([{"ref": "a", "queue": "q", "debounce_seconds": 5}], 422, "debounce_seconds"),
+        ([{"ref": "a\u0000", "queue": "q"}], 422, "NUL"),
+        ([{"ref": "", "queue": "q"}], 422, "ref"),
+        ([{"queue": "q"}], 422, "ref"),
+        ([{"ref": "a", "queue": "bad name!"}], 422, "queue"),
+        ([], 422, "steps"),
+    ],
+)
+async def test_a_flow_that_cannot_run_answers_4xx_with_a_message_and_sends_nothing(
+    api: httpx.AsyncClient, acv: AsyncConveyor, steps: list[Any], status: int, message: str
+) -> None:
+    answer = await api.post("/api/flows", json={"steps": steps})
+
+    assert answer.status_code == status
+    assert message in answer.text
+    assert (await acv.find_jobs()).jobs == []
+
+
+async def test_a_flow_step_the_queue_policy_turns_away_answers_409_and_sends_nothing(
+    api: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    await acv.create_queue("nightly", policy="short")
+    before = await acv.send("nightly", {}, singleton_key="k")
+
+    answer = await api.post("/api/flows", json={"steps": [
+        {"ref": "fetch", "queue": "download"},
+        {"ref": "report", "queue": "nightly", "singleton_key": "k"}]})
+
+    assert answer.status_code == 409 and "nothing was sent" in answer.json()["detail"]
+    assert [job.id for job in (await acv.find_jobs()).jobs] == [before]
+
+
+async def test_a_read_only_api_refuses_a_flow_and_sends_nothing(acv: AsyncConveyor) -> None:
+    transport = httpx.ASGITransport(app=create_app(acv, settings=WebSettings(read_only=True)))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        answer = await client.post("/api/flows", json={"steps": PIPELINE})
+
+    assert answer.status_code == 403
+    assert (await acv.find_jobs()).jobs == []
+
+
+async def test_a_steps_dependencies_answer_each_edge_with_its_ref_policy_and_settlement(
+    api: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    ids = await acv.flow(PIPELINE)
+    [fetch] = await acv.fetch("download")
+    await acv.complete(fetch, {"pages": 3})
+
+    answer = await api.get(f"/api/jobs/{ids['index']}/dependencies")
+
+    assert answer.status_code == 200
+    edges = [(link["job"]["id"], link["job"]["state"], link["ref"], link["on_failure"],
+              link["settled"]) for link in answer.json()]
+    assert edges == [(ids["fetch"], "completed", "fetch", "fail", True),
+                     (ids["parse"], "created", "parse", "ignore", False)]
+    assert set(answer.json()[0]["job"]) == {
+        "id", "queue", "state", "created_at", "started_at", "completed_at"}
+
+
+async def test_a_jobs_dependents_answer_the_jobs_that_wait_for_it(
+    api: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    ids = await acv.flow(PIPELINE)
+
+    answer = await api.get(f"/api/jobs/{ids['fetch']}/dependents")
+
+    assert answer.status_code == 200
+    assert [(link["job"]["id"], link["job"]["queue"], link["job"]["state"], link["ref"],
+             link["on_failure"], link["settled"]) for link in answer.json()] == [
+        (ids["parse"], "parse", "waiting", "fetch", "cancel", False),
+        (ids["index"], "index", "waiting", "fetch", "fail", False)]
+
+
+async def test_a_job_outside_any_flow_has_no_dependencies_or_dependents(
+    api: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    job_id = await acv.send("mail", {})
+
+    for edge in ("dependencies", "dependents"):
+        answer = await api.get(f"/api/jobs/{job_id}/{edge}")
+        assert answer.status_code == 200 and answer.json() == []
+
+
+@pytest.mark.parametrize("edge", ["dependencies", "dependents"])
+@pytest.mark.parametrize("job_id", ["01a20907-79dc-7fd4-9c85-3838b03f52ef", "not-an-id"])
+async def test_the_edges_of_a_missing_or_malformed_job_answer_404(
+    api: httpx.AsyncClient, job_id: str, edge: str
+) -> None:
+    answer = await api.get(f"/api/jobs/{job_id}/{edge}")
+
+    assert answer.status_code == 404
+    assert job_id in answer.json()["detail"]
 
 
 async def test_queues_list_counts_lag_and_pause_and_can_be_paused_and_resumed(
@@ -422,7 +580,8 @@ async def test_the_openapi_spec_lists_every_endpoint(api: httpx.AsyncClient) -> 
     spec = (await api.get("/api/openapi.json")).json()
     assert set(spec["paths"]) >= {
         "/api/jobs", "/api/jobs/{job_id}", "/api/jobs/{job_id}/{action}",
-        "/api/jobs/bulk/{action}", "/api/queues", "/api/queues/{name}/pause",
+        "/api/jobs/bulk/{action}", "/api/jobs/{job_id}/dependencies",
+        "/api/jobs/{job_id}/dependents", "/api/flows", "/api/queues", "/api/queues/{name}/pause",
         "/api/queues/{name}/resume", "/api/schedules", "/api/schedules/{name}/pause",
         "/api/schedules/{name}/resume", "/api/schedules/{name}/run", "/api/workers",
         "/api/stats", "/api/health"}

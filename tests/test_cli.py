@@ -4,6 +4,7 @@ test schema; ``--json`` output is parsed and checked against the client."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 import time
@@ -21,6 +22,7 @@ from typer.testing import CliRunner
 from conveyor import Conveyor, JobState
 from conveyor._db.plan import Operation
 from conveyor.cli import jobs as cli_jobs
+from conveyor.cli import shared as cli_shared
 from conveyor.cli.main import app, main
 from conveyor.errors import InvalidPayload
 from conveyor.worker.maintenance import snapshot
@@ -210,6 +212,91 @@ def test_job_reports_a_job_that_does_not_exist_with_exit_code_1(cv: Conveyor, cl
 
     assert result.exit_code == 1
     assert "no job with id" in result.output
+
+
+def pipeline(cv: Conveyor) -> dict[str, str]:
+    """fetch, then parse (which ignores a failed fetch) and index; fetch has completed."""
+    ids = cv.flow([
+        {"ref": "fetch", "queue": "cli.download"},
+        {"ref": "parse", "queue": "cli.parse",
+         "depends_on": [{"ref": "fetch", "on_failure": "ignore"}]},
+        {"ref": "index", "queue": "cli.index", "depends_on": ["parse", "fetch"]},
+    ])
+    [fetch] = cv.fetch("cli.download")
+    cv.complete(fetch, {"pages": 3})
+    return ids
+
+
+@pytest.fixture
+def wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A terminal wide enough for every column of a table whole (the runner's is 80)."""
+    monkeypatch.setattr(cli_shared.console, "width", 160)
+
+
+def table_rows(output: str, after: str) -> list[list[str]]:
+    """The cells of the rows of the first table printed after the line ``after``."""
+    lines = output[output.index(f"\n{after}\n") + len(after) + 2:].splitlines()
+    rows = []
+    for line in lines[3:]:  # the top border, the heading, the rule under it
+        if not line.startswith("│"):
+            break
+        rows.append([cell.strip() for cell in line.strip("│").split("│")])
+    return rows
+
+
+@pytest.mark.usefixtures("wide_terminal")
+def test_job_lists_its_dependencies_and_dependents_with_ref_queue_state_and_policy(
+    cv: Conveyor, cli: Cli
+) -> None:
+    ids = pipeline(cv)
+
+    shown = cli("job", ids["parse"])
+
+    assert shown.exit_code == 0, shown.output
+    assert table_rows(shown.output, "dependencies") == [
+        ["fetch", ids["fetch"], "cli.download", "completed", "ignore", "yes"]]
+    assert table_rows(shown.output, "dependents") == [
+        ["parse", ids["index"], "cli.index", "waiting", "cancel", "no"]]
+
+
+def test_job_of_a_waiting_step_says_how_many_dependencies_it_still_waits_for(
+    cv: Conveyor, cli: Cli
+) -> None:
+    ids = pipeline(cv)
+
+    shown = cli("job", ids["index"])
+
+    assert shown.exit_code == 0, shown.output
+    assert re.search(r"^waits for +1 of 2 dependencies to finish", shown.output, re.M)
+    assert "dependents" not in shown.output
+
+
+def test_job_json_holds_its_dependencies_and_dependents_with_each_edge(
+    cv: Conveyor, cli: Cli
+) -> None:
+    ids = pipeline(cv)
+
+    read = as_json(cli("job", ids["parse"], "--json"))
+
+    assert read["id"] == ids["parse"] and read["state"] == "created"
+    [dependency] = read["dependencies"]
+    [dependent] = read["dependents"]
+    assert (dependency["job"]["id"], dependency["job"]["output"], dependency["ref"],
+            dependency["on_failure"], dependency["settled"]) == (
+        ids["fetch"], {"pages": 3}, "fetch", "ignore", True)
+    assert (dependent["job"]["id"], dependent["job"]["state"], dependent["ref"],
+            dependent["settled"]) == (ids["index"], "waiting", "parse", False)
+
+
+def test_job_outside_any_flow_lists_no_dependencies(cv: Conveyor, cli: Cli) -> None:
+    job_id = cv.send(QUEUE, {"to": "ada"})
+    assert job_id is not None
+
+    shown = cli("job", job_id)
+    read = as_json(cli("job", job_id, "--json"))
+
+    assert "dependencies" not in shown.output and "dependents" not in shown.output
+    assert read["dependencies"] == [] and read["dependents"] == []
 
 
 # --- retry, cancel, delete -----------------------------------------------------------

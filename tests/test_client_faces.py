@@ -6,7 +6,7 @@ import inspect
 
 import pytest
 
-from conveyor import AsyncConveyor, Conveyor, Job, JobState
+from conveyor import AsyncConveyor, Conveyor, JobState
 
 LIFECYCLE = {"start", "stop"}
 # Plain data on both faces (or, for make_worker, a worker not yet running): no I/O,
@@ -88,15 +88,3 @@ def test_a_client_names_its_schema(cls: type, database_url: str) -> None:
     assert cls(database_url, schema="my_app_jobs").schema == "my_app_jobs"
 
 
-def test_job_columns_follow_the_fields_of_job() -> None:
-    import dataclasses
-    from importlib import resources
-
-    text = (resources.files("conveyor._db") / "sql" / "fragments" / "job_columns.sql").read_text()
-    # Each column is "j.name" or "<expression> AS name"; NULLIF's comma is not one.
-    text = text.replace("NULLIF(j.errors, '[]')", "NULLIF(j.errors)")
-    columns = [c.strip().rpartition(" AS ")[2].removeprefix("j.")
-               for c in text.replace("\n", " ").split(",")]
-    fields = [f.name for f in dataclasses.fields(Job) if not f.name.startswith("_")]
-
-    assert columns == fields

@@ -121,7 +121,7 @@ async def test_overview_counts_scheduled_jobs_apart_and_the_finished_jobs_once_c
 
     after = _queue_row((await dashboard.get("/")).text, "emails")
 
-    # queue, waiting, scheduled, retrying, active, failed, completed, cancelled, ...
+    # queue, queued, scheduled, retrying, active, failed, completed, cancelled, ...
     assert before[1:8] == ["1", "1,200", "0", "0", "0", "\u2013", "\u2013"]
     assert after[1:8] == ["1", "1,200", "0", "0", "0", "1", "1"]
 
@@ -210,18 +210,18 @@ async def test_a_live_part_answers_its_new_content_once_something_changed(
 async def test_job_list_shows_only_the_jobs_matching_its_filters(
     dashboard: httpx.AsyncClient, acv: AsyncConveyor
 ) -> None:
-    waiting = await acv.send("emails", {"to": "ann@example.com"}, singleton_key="ann")
+    queued = await acv.send("emails", {"to": "ann@example.com"}, singleton_key="ann")
     other = await acv.send("emails", {"to": "bob@example.com"})
     failed = await failed_job(acv, "reports")
-    assert waiting is not None and other is not None
+    assert queued is not None and other is not None
 
     by_state = (await dashboard.get("/jobs", params={"state": "failed"})).text
     by_key = (await dashboard.get("/jobs", params={"key": "ann"})).text
     by_text = (await dashboard.get("/jobs", params={"q": "BOB@"})).text
 
-    assert f"/jobs/{failed}" in by_state and f"/jobs/{waiting}" not in by_state
-    assert f"/jobs/{waiting}" in by_key and f"/jobs/{other}" not in by_key
-    assert f"/jobs/{other}" in by_text and f"/jobs/{waiting}" not in by_text
+    assert f"/jobs/{failed}" in by_state and f"/jobs/{queued}" not in by_state
+    assert f"/jobs/{queued}" in by_key and f"/jobs/{other}" not in by_key
+    assert f"/jobs/{other}" in by_text and f"/jobs/{queued}" not in by_text
 
 
 async def test_job_list_pages_older_jobs_with_a_cursor(
@@ -288,7 +288,7 @@ def tab_counts(html: str) -> dict[str, str]:
         r'<a class="state-tab[^"]*"[^>]*>(\w+) <span class="tab-count">([^<]*)</span>', html))
 
 
-async def test_state_tabs_count_the_queues_jobs_with_scheduled_apart_from_waiting(
+async def test_state_tabs_count_the_queues_jobs_with_scheduled_apart_from_queued(
     dashboard: httpx.AsyncClient, acv: AsyncConveyor
 ) -> None:
     await acv.send("emails", {"n": 1})
@@ -299,9 +299,9 @@ async def test_state_tabs_count_the_queues_jobs_with_scheduled_apart_from_waitin
     emails = tab_counts((await dashboard.get("/jobs", params={"queue": "emails"})).text)
     every_queue = tab_counts((await dashboard.get("/jobs")).text)
 
-    assert emails["Waiting"] == "2" and emails["Scheduled"] == "1"
+    assert emails["Queued"] == "2" and emails["Scheduled"] == "1"
     assert emails["Failed"] == "0" and emails["Active"] == "0"
-    assert every_queue["Failed"] == "1" and every_queue["Waiting"] == "2"
+    assert every_queue["Failed"] == "1" and every_queue["Queued"] == "2"
     # Finished jobs are counted by the statistics snapshot, which has not run yet.
     assert every_queue["Completed"] == "\u2013" and every_queue["All"] == "\u2013"
 
@@ -314,14 +314,14 @@ async def test_the_scheduled_tab_lists_only_jobs_due_later_with_their_due_time(
 
     scheduled = (await dashboard.get("/jobs", params={"state": "created",
                                                        "scheduled": "true"})).text
-    waiting = (await dashboard.get("/jobs", params={"state": "created",
-                                                     "scheduled": "false"})).text
+    queued = (await dashboard.get("/jobs", params={"state": "created",
+                                                    "scheduled": "false"})).text
 
     assert f"/jobs/{later}" in scheduled and f"/jobs/{due}" not in scheduled
     assert '<span class="state state-scheduled">scheduled</span>' in scheduled
     assert re.search(r'<td class="due"><time [^>]*>in (59 min|1 h)', scheduled)
-    assert f"/jobs/{due}" in waiting and f"/jobs/{later}" not in waiting
-    assert "state-scheduled" not in waiting
+    assert f"/jobs/{due}" in queued and f"/jobs/{later}" not in queued
+    assert "state-scheduled" not in queued
 
 
 async def test_a_state_tab_keeps_the_other_filters_and_marks_the_one_shown(
@@ -396,7 +396,7 @@ async def test_queue_page_shows_its_settings_counts_and_actions(
     assert 'href="/queues/billing%2Fdead"' in text
     counts = {label: count for label, _, count in re.findall(
         r'<dt>(\w+)</dt><dd><a class="num" href="([^"]*)"[^>]*>([^<]*)</a>', text)}
-    assert counts["Scheduled"] == "1" and counts["Failed"] == "1" and counts["Waiting"] == "0"
+    assert counts["Scheduled"] == "1" and counts["Failed"] == "1" and counts["Queued"] == "0"
     assert 'href="/jobs?queue=billing%2Finvoices&amp;state=failed"' in text
     assert 'data-action="/api/queues/billing%2Finvoices/pause"' in text
     assert 'data-action="/api/jobs/bulk/retry"' in text and "Retry all failed (1)" in text
@@ -495,16 +495,16 @@ async def test_job_page_offers_the_actions_its_state_allows(
     dashboard: httpx.AsyncClient, acv: AsyncConveyor
 ) -> None:
     failed = await failed_job(acv)
-    waiting = await acv.send("emails", {})
+    queued = await acv.send("emails", {})
 
     failed_page = (await dashboard.get(f"/jobs/{failed}")).text
-    waiting_page = (await dashboard.get(f"/jobs/{waiting}")).text
+    queued_page = (await dashboard.get(f"/jobs/{queued}")).text
 
     assert f'data-action="/api/jobs/{failed}/retry"' in failed_page
     assert f'data-action="/api/jobs/{failed}" data-method="DELETE"' in failed_page
     assert "/cancel" not in failed_page
-    assert f'data-action="/api/jobs/{waiting}/cancel"' in waiting_page
-    assert "/retry" not in waiting_page
+    assert f'data-action="/api/jobs/{queued}/cancel"' in queued_page
+    assert "/retry" not in queued_page
 
 
 async def test_a_job_due_later_shows_as_scheduled_on_its_page(
@@ -561,6 +561,231 @@ async def test_job_data_output_and_errors_are_shown_escaped(
     for page in pages:
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
         assert "<script>alert" not in page
+
+
+# --- flows ------------------------------------------------------------------------------
+
+
+async def pipeline(acv: AsyncConveyor) -> dict[str, str]:
+    """fetch, then parse and thumbnail, then index (which ignores a failed parse),
+    then notify; fetch has completed."""
+    ids = await acv.flow([
+        {"ref": "fetch", "queue": "download", "data": {"url": "https://example.com"}},
+        {"ref": "parse", "queue": "parse", "depends_on": ["fetch"]},
+        {"ref": "thumbnail", "queue": "images", "depends_on": ["fetch"]},
+        {"ref": "index", "queue": "index", "depends_on": [
+            {"ref": "parse", "on_failure": "ignore"}, "thumbnail"]},
+        {"ref": "notify", "queue": "emails", "depends_on": ["index"]},
+    ])
+    await completed_job_of(acv, "download", {"pages": 3})
+    return ids
+
+
+async def completed_job_of(acv: AsyncConveyor, queue: str, output: Any) -> None:
+    [job] = await acv.fetch(queue)
+    await acv.complete(job, output)
+
+
+def section(page: str, heading: str) -> str:
+    """The part of a job's flow under ``heading`` (Dependencies or Dependents)."""
+    start = page.index(f"<h2>{heading} ")
+    end = page.find("<h2>", start + 1)
+    return page[start:end if end != -1 else page.index("</section>", start)]
+
+
+def link_rows(html: str) -> dict[str, list[str]]:
+    """The rows of a table of edges by the linked job's id: ref, queue, state,
+    policy and settled, as text."""
+    rows = {}
+    for row in re.findall(r"<tr>\s*<td class=\"mono\">.*?</tr>", html, re.S):
+        cells = [re.sub(r"<[^>]+>", "", cell).strip()
+                 for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+        ref, job_id, *rest = cells
+        rows[job_id] = [ref, *rest]
+    return rows
+
+
+async def test_a_steps_page_lists_its_dependencies_and_dependents_with_their_states(
+    dashboard: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    ids = await pipeline(acv)
+
+    page = (await dashboard.get(f"/jobs/{ids['index']}")).text
+
+    dependencies = link_rows(section(page, "Dependencies"))
+    dependents = link_rows(section(page, "Dependents"))
+    assert dependencies == {
+        ids["parse"]: ["parse", "parse", "created", "ignore", "pending"],
+        ids["thumbnail"]: ["thumbnail", "images", "created", "cancel", "pending"]}
+    assert dependents == {ids["notify"]: ["index", "emails", "waiting", "cancel", "pending"]}
+    assert f'<a href="/jobs/{ids["notify"]}">' in section(page, "Dependents")
+
+
+async def test_a_dependency_that_finished_is_listed_as_settled(
+    dashboard: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    ids = await pipeline(acv)
+
+    page = (await dashboard.get(f"/jobs/{ids['parse']}")).text
+
+    assert link_rows(section(page, "Dependencies")) == {
+        ids["fetch"]: ["fetch", "download", "completed", "cancel", "settled"]}
+    assert "Dependencies <span class=\"muted\">1 · 1 completed</span>" in page
+
+
+async def test_a_waiting_step_says_which_dependencies_it_still_waits_for(
+    dashboard: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    ids = await pipeline(acv)
+    await completed_job_of(acv, "parse", {"words": 120})
+
+    page = (await dashboard.get(f"/jobs/{ids['index']}")).text
+
+    note = re.search(r'<p class="alert waiting-note">(.*?)</p>', page, re.S)
+    assert note is not None
+    assert "Waits for 1 of 2 dependencies to finish" in note.group(1)
+    assert f'<a href="/jobs/{ids["thumbnail"]}">thumbnail</a> (created)' in note.group(1)
+    assert ids["parse"] not in note.group(1)
+    assert '<span class="job-state state state-waiting">waiting</span>' in page
+
+
+async def test_a_held_step_says_its_dependencies_finished_and_its_key_holds_it(
+    dashboard: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    await acv.create_queue("reports", policy="short")
+    ids = await acv.flow([
+        {"ref": "fetch", "queue": "download"},
+        {"ref": "report", "queue": "reports", "singleton_key": "monthly",
+         "depends_on": ["fetch"]},
+    ])
+    await acv.send("reports", {"sent": "meanwhile"}, singleton_key="monthly")
+    await completed_job_of(acv, "download", None)
+
+    page = (await dashboard.get(f"/jobs/{ids['report']}")).text
+
+    assert "Its dependencies have all finished. Its queue's short policy holds it" in page
+
+
+async def test_a_job_page_draws_its_flow_with_a_box_per_job_and_an_arrow_per_edge(
+    dashboard: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    ids = await pipeline(acv)
+
+    page = (await dashboard.get(f"/jobs/{ids['parse']}")).text
+
+    columns = {job_id: int(x) for x, job_id in re.findall(
+        r'<g class="graph-node [^"]*" transform="translate\((\d+),\d+\)">\s*'
+        r"<title>[^(]*\(([^)]+)\)</title>", page)}
+    assert set(columns) == set(ids.values())
+    assert (columns[ids["fetch"]] < columns[ids["parse"]] == columns[ids["thumbnail"]]
+            < columns[ids["index"]] < columns[ids["notify"]])
+    assert page.count('class="graph-edge ') == 5
+    assert page.count('class="graph-edge settled"') == 2  # what waited for fetch
+    assert 'class="graph-node graph-completed"' in page
+    assert 'class="graph-node graph-created current"' in page
+    assert f'<a href="/jobs/{ids["notify"]}">' in page
+    assert f'<a href="/jobs/{ids["parse"]}">' not in page  # the page's own job
+
+
+async def test_a_flow_larger_than_one_drawing_is_drawn_in_part_and_listed_in_part(
+    dashboard: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    sent = await acv.batch([{"data": {"page": n}} for n in range(60)], queue="ocr",
+                           on_complete={"queue": "ocr-done"})
+    assert sent.callback is not None
+
+    page = (await dashboard.get(f"/jobs/{sent.callback}")).text
+
+    assert page.count('<g class="graph-node ') == 50
+    assert "the 50 nearest to this one are drawn" in page
+    assert len(link_rows(section(page, "Dependencies"))) == 50
+    assert "the API lists all 60" in page
+    assert "Waits for 60 of 60 dependencies to finish" in page and "and 50 more." in page
+
+
+async def test_a_steps_page_refreshes_by_itself_once_a_dependency_finishes(
+    dashboard: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    ids = await pipeline(acv)
+    page = (await dashboard.get(f"/jobs/{ids['index']}")).text
+
+    unchanged = await dashboard.get(poll_url(page, f"jobs/{ids['index']}"))
+    await completed_job_of(acv, "images", {"width": 640})
+    changed = await dashboard.get(poll_url(page, f"jobs/{ids['index']}"))
+
+    assert unchanged.status_code == 204
+    assert changed.status_code == 200
+    assert link_rows(section(changed.text, "Dependencies"))[ids["thumbnail"]] == [
+        "thumbnail", "images", "completed", "cancel", "settled"]
+
+
+async def test_a_job_outside_any_flow_shows_no_flow(
+    dashboard: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    job_id = await acv.send("emails", {})
+
+    page = (await dashboard.get(f"/jobs/{job_id}")).text
+
+    assert "<h2>Flow</h2>" not in page and "graph-node" not in page
+    assert "waiting-note" not in page
+
+
+async def test_a_step_ended_by_its_dependency_links_to_it_on_the_timeline(
+    dashboard: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    ids = await acv.flow([
+        {"ref": "fetch", "queue": "download", "retry_limit": 0},
+        {"ref": "parse", "queue": "parse", "depends_on": ["fetch"],
+         "on_dependency_failure": "fail"},
+    ])
+    [fetch] = await acv.fetch("download")
+    await acv.fail(fetch, "the site is down")
+
+    page = (await dashboard.get(f"/jobs/{ids['parse']}")).text
+
+    assert "Ended by a dependency" in page and "Attempt ? failed" not in page
+    assert f'<a class="dependency-link" href="/jobs/{ids["fetch"]}">' in page
+    assert '<span class="job-state state state-failed">failed</span>' in page
+
+
+async def test_a_waiting_step_can_be_cancelled_from_its_page(
+    dashboard: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    ids = await pipeline(acv)
+
+    page = (await dashboard.get(f"/jobs/{ids['index']}")).text
+
+    assert f'data-action="/api/jobs/{ids["index"]}/cancel"' in page
+
+
+async def test_refs_of_a_flow_are_shown_escaped(
+    dashboard: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    ids = await acv.flow([
+        {"ref": SCRIPT, "queue": "download"},
+        {"ref": "parse", "queue": "parse", "depends_on": [SCRIPT]},
+    ])
+
+    pages = [(await dashboard.get(f"/jobs/{job_id}")).text for job_id in ids.values()]
+
+    for page in pages:
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+        assert "<script>alert" not in page
+
+
+async def test_the_waiting_tab_lists_the_waiting_steps_and_says_they_are_not_counted(
+    dashboard: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    ids = await pipeline(acv)
+
+    page = (await dashboard.get("/jobs", params={"state": "waiting"})).text
+
+    assert tab_counts(page)["Waiting"] == "\u2013"
+    assert re.search(r'state-tab current"[^>]*title="Steps of flows waiting[^"]*not counted', page)
+    listed = set(re.findall(r'<td class="mono"><a href="/jobs/([^"]+)">', page))
+    assert listed == {ids["index"], ids["notify"]}
+    assert '<span class="state state-waiting">waiting</span>' in page
+    assert 'data-action="/api/jobs/bulk/cancel"' in page
 
 
 # --- schedules --------------------------------------------------------------------------

@@ -517,3 +517,40 @@ def test_a_schedule_is_paused_and_run_now_on_the_schedules_page(
         row.locator(".last-tick a").click()
         expect(page.locator(".job-state")).to_have_text("created")
         assert errors == []
+
+
+@BOTH_WIDTHS
+def test_a_step_of_a_flow_shows_what_it_waits_for_and_moves_on_once_it_has_run(
+    chromium: Any, cv: Conveyor, database_url: str, schema: str, tmp_path: Path,
+    viewport: dict[str, int],
+) -> None:
+    expect = sync_api.expect
+    ids = cv.flow([
+        {"ref": "fetch", "queue": "emails", "data": {"to": "ann@example.com"}},
+        {"ref": "render", "queue": LONG_QUEUE, "depends_on": ["fetch"]},
+        {"ref": "thumbnail", "queue": "images", "depends_on": ["fetch"]},
+        {"ref": "publish", "queue": "publish", "depends_on": ["render", "thumbnail"]},
+    ])
+    errors: list[str] = []
+
+    with serve(create_app(dsn=database_url, schema=schema)) as base:
+        page = chromium.new_page(viewport=viewport)
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(f"{base}/jobs/{ids['publish']}")
+        expect(page.locator(".job-state")).to_have_text("waiting")
+        expect(page.locator(".waiting-note")).to_contain_text(
+            "Waits for 2 of 2 dependencies to finish: render (waiting), thumbnail (waiting)")
+        expect(page.locator(".flow-graph .graph-node")).to_have_count(4)
+        assert_fits_the_viewport(page, "a step's page")
+        if viewport == VIEWPORT:
+            save_screenshot(page, "dashboard-flow.png", tmp_path)
+
+        with working(database_url, schema, Warehouse()):
+            expect(page.locator(".flow-graph .graph-completed")).to_have_count(1, timeout=LIVE)
+        expect(page.locator(".waiting-note")).to_contain_text("render (created)")
+
+        page.locator(".flow-graph a", has_text="fetch").click()
+        expect(page).to_have_url(f"{base}/jobs/{ids['fetch']}")
+        expect(page.locator(".job-state")).to_have_text("completed")
+        expect(page.locator(".flow table.links tbody tr")).to_have_count(2)
+    assert errors == []

@@ -5,7 +5,7 @@ types) get a 4xx with a message, and change nothing."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -13,7 +13,7 @@ import pytest
 
 from conveyor import AsyncConveyor
 from conveyor.web import create_app
-from conveyor.web.api import FilterIn, SendIn
+from conveyor.web.api import FilterIn, SendIn, StepIn
 
 NAN, INF = float("nan"), float("inf")
 CRAFTED: list[Any] = [NAN, INF, -INF, "a\ud800b", "\udfff", 10**30, -(10**30), "", [INF],
@@ -49,14 +49,14 @@ def _fields(model: type) -> list[str]:
     return list(model.model_fields)  # type: ignore[attr-defined]
 
 
-async def _post_each(web: httpx.AsyncClient, path: str, base: dict[str, Any], field: str,
+async def _post_each(web: httpx.AsyncClient, path: str, body: Callable[[Any], Any],
                      accepted: int) -> tuple[dict[str, str], int]:
-    """Each crafted value in ``field``: the problems, by value, of answers that are
-    neither ``accepted`` (a value the field rightly takes, "²" as a key, say) nor a
-    refusal, and how many were accepted."""
+    """Each crafted value in the ``body`` it makes: the problems, by value, of answers
+    that are neither ``accepted`` (a value the field rightly takes, "²" as a key,
+    say) nor a refusal, and how many were accepted."""
     problems, taken = {}, 0
     for value in CRAFTED:
-        answer = await web.post(path, content=_json({**base, field: value}),
+        answer = await web.post(path, content=_json(body(value)),
                                 headers={"content-type": "application/json"})
         if answer.status_code == accepted:
             taken += 1
@@ -69,7 +69,8 @@ async def _post_each(web: httpx.AsyncClient, path: str, base: dict[str, Any], fi
 async def test_a_crafted_value_in_a_sent_job_is_refused_with_a_message(
     web: httpx.AsyncClient, acv: AsyncConveyor, field: str,
 ) -> None:
-    problems, taken = await _post_each(web, "/api/jobs", {"queue": "q", "data": 1}, field, 201)
+    problems, taken = await _post_each(
+        web, "/api/jobs", lambda value: {"queue": "q", "data": 1, field: value}, 201)
 
     assert not problems
     assert len(await acv.find_jobs()) == taken  # a refused one sent nothing
@@ -79,7 +80,8 @@ async def test_a_crafted_value_in_a_sent_job_is_refused_with_a_message(
 async def test_a_crafted_filter_of_a_bulk_action_is_refused_or_matches_nothing(
     web: httpx.AsyncClient, field: str,
 ) -> None:
-    problems, _ = await _post_each(web, "/api/jobs/bulk/cancel", {"queue": "q"}, field, 200)
+    problems, _ = await _post_each(
+        web, "/api/jobs/bulk/cancel", lambda value: {"queue": "q", field: value}, 200)
 
     assert not problems
 
@@ -87,12 +89,30 @@ async def test_a_crafted_filter_of_a_bulk_action_is_refused_or_matches_nothing(
 async def test_a_crafted_pause_is_refused(web: httpx.AsyncClient, acv: AsyncConveyor) -> None:
     await acv.create_queue("q")
 
-    problems, taken = await _post_each(web, "/api/queues/q/pause", {}, "seconds", 200)
+    problems, taken = await _post_each(
+        web, "/api/queues/q/pause", lambda value: {"seconds": value}, 200)
 
     assert not problems and taken == 0
 
     queue = await acv.get_queue("q")
     assert queue is not None and queue.paused_until is None
+
+
+@pytest.mark.parametrize("field", _fields(StepIn))
+async def test_a_crafted_value_in_a_step_of_a_flow_is_refused_with_a_message(
+    web: httpx.AsyncClient, acv: AsyncConveyor, field: str,
+) -> None:
+    def flow(value: Any) -> dict[str, Any]:
+        # The second step waits for the first, by the crafted ref when it is the ref,
+        # so that a crafted ref is stored with the edge too.
+        return {"steps": [{"ref": "a", "queue": "q", field: value},
+                          {"ref": "b", "queue": "q", "depends_on": [
+                              value if field == "ref" else "a"]}]}
+
+    problems, taken = await _post_each(web, "/api/flows", flow, 201)
+
+    assert not problems
+    assert len(await acv.find_jobs()) == 2 * taken  # a refused flow sent nothing
 
 
 async def test_a_body_that_is_not_the_json_asked_for_is_refused(web: httpx.AsyncClient) -> None:
@@ -130,6 +150,7 @@ async def test_a_crafted_job_list_filter_is_never_a_server_error(
 @pytest.mark.parametrize("path", [
     "/api/stats?since={}", "/api/stats?queue={}", "/api/jobs/{}", "/jobs/{}",
     "/partials/jobs/{}", "/api/queues/{}/pause", "/api/jobs/{}/retry",
+    "/api/jobs/{}/dependencies", "/api/jobs/{}/dependents",
 ])
 async def test_a_crafted_path_or_query_is_never_a_server_error(
     web: httpx.AsyncClient, path: str,

@@ -204,7 +204,7 @@ async def adrain(
 
 # --- inline mode ------------------------------------------------------------------------
 
-_SENDING = ("send", "insert")
+_SENDING = ("send", "insert", "flow", "batch")
 
 
 @contextlib.contextmanager
@@ -212,9 +212,9 @@ def inline(
     cv: Conveyor | AsyncConveyor, queue: str | None = None, *,
     include_delayed: bool = False, max_jobs: int = DEFAULT_MAX_JOBS,
 ) -> Iterator[list[DrainResult]]:
-    """Inside the block, each ``send`` and ``insert`` on ``cv`` drains right after
-    sending (see :func:`drain`), so the caller finds the jobs finished when the
-    call returns. Yields the list of each drain's :class:`DrainResult`::
+    """Inside the block, each ``send``, ``insert``, ``flow`` and ``batch`` on ``cv``
+    drains right after sending (see :func:`drain`), so the caller finds the jobs
+    finished when the call returns. Yields the list of each drain's :class:`DrainResult`::
 
         with inline(cv) as runs:
             job_id = cv.send("mail", {"to": "ada@example.com"})

@@ -207,6 +207,12 @@ def _write_flow(ctx: Context, steps: list[_Step]) -> Plan[dict[str, str]]:
             raise PolicyViolation(
                 f"queue {queue!r} turned away {len(items) - inserted} of the flow's steps "
                 "(its policy, a throttle, or an id already used); nothing was sent")
+    # Before the flow's own edges, which would make its steps dependents too.
+    pairs = [(parent, step) for parent in existing if states[str(parent)] == "active"
+             for step in _descendants(steps, parent)]
+    if pairs:
+        yield Execute(statements.FLOW_EXTEND, {"parent": [p for p, _ in pairs],
+                                               "step": [s for _, s in pairs]})
     edges = [(s.id, ids[e.parent] if isinstance(e.parent, str) else e.parent,
               e.parent if isinstance(e.parent, str) else None, e.on_failure)
              for s in steps for e in s.edges]
@@ -214,11 +220,6 @@ def _write_flow(ctx: Context, steps: list[_Step]) -> Plan[dict[str, str]]:
         job_ids, parents, refs, policies = (list(column) for column in zip(*edges, strict=True))
         yield Execute(statements.FLOW_LINK, {"job_id": job_ids, "depends_on": parents,
                                              "ref": refs, "on_failure": policies})
-    pairs = [(parent, step) for parent in existing if states[str(parent)] == "active"
-             for step in _descendants(steps, parent)]
-    if pairs:
-        yield Execute(statements.FLOW_EXTEND, {"parent": [p for p, _ in pairs],
-                                               "step": [s for _, s in pairs]})
     finished = [job_id for job_id in existing if states[str(job_id)] in _FINISHED]
     if finished:
         yield settle(ctx, finished)

@@ -12,6 +12,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 
+from conveyor._ops import dependencies
+from conveyor._ops.dependencies import Link
 from conveyor.cli.shared import (
     DsnOption,
     JsonOption,
@@ -23,10 +25,11 @@ from conveyor.cli.shared import (
     errors,
     parse_json,
     print_json,
+    record_fields,
 )
 from conveyor.client import Conveyor
 from conveyor.errors import InvalidArgument, InvalidPayload
-from conveyor.job import Job
+from conveyor.job import Job, JobState
 from conveyor.job import Progress as JobProgress
 
 _CHUNK = 5000
@@ -196,23 +199,53 @@ def _progress(progress: JobProgress) -> str:
     return " ".join(part for part in (percent, progress.message) if part)
 
 
+def _links(cv: Conveyor, job: Job, *, dependents: bool = False) -> list[Link]:
+    return cv.run_operation(dependencies.links(cv.context, job.id, dependents=dependents))
+
+
+def _links_table(links: list[Link]) -> Table:
+    """A job's edges, one row each: the job at the other end, the ref the dependent
+    reads its output by, the dependent's policy should it fail, and whether it
+    finished (settled)."""
+    table = Table("ref", Column("id", no_wrap=True), "queue", "state", "on failure", "settled")
+    for link in links:
+        table.add_row(escape(link.ref or "-"), link.job.id, link.job.queue,
+                      link.job.state.value, link.on_failure, "yes" if link.settled else "no")
+    return table
+
+
+def _waits_for(job: Job, links: list[Link]) -> str:
+    """What a waiting step still waits for, in words."""
+    pending = sum(not link.settled for link in links)
+    if pending:
+        noun = "dependency" if len(links) == 1 else "dependencies"
+        return f"{pending} of {len(links)} {noun} to finish"
+    # Finished dependencies, but a queue policy that could turn it away: maintenance
+    # releases it once no other job holds its key.
+    return f"its key to be free ({job.policy.value} policy); its dependencies finished"
+
+
 def job(
     id: Annotated[str, typer.Argument(help="The job's id.")],
     as_json: JsonOption = False,
     dsn: DsnOption = None,
     schema: SchemaOption = None,
 ) -> None:
-    """Show one job: its state, data, output, progress and every attempt's error.
+    """Show one job: its state, data, output, progress, every attempt's error, and
+    the jobs it depends on and that depend on it (steps of a flow).
 
     Example: conveyor job 0193b3c5-8a9e-7c3e-9d4f-2a1b3c4d5e6f
     """
     with client(dsn, schema) as cv:
         found = cv.get_job(id)
-    if found is None:
-        errors.print(f"[red]error:[/] no job with id {escape(id)}")
-        raise typer.Exit(1)
+        if found is None:
+            errors.print(f"[red]error:[/] no job with id {escape(id)}")
+            raise typer.Exit(1)
+        waits, waited_by = _links(cv, found), _links(cv, found, dependents=True)
     if as_json:
-        print_json(found)
+        print_json({**record_fields(found),
+                    "dependencies": [link._asdict() for link in waits],
+                    "dependents": [link._asdict() for link in waited_by]})
         return
     fields = Table.grid(padding=(0, 2))
     fields.add_row("id", found.id)
@@ -228,7 +261,13 @@ def job(
             fields.add_row(label, f"{at:%Y-%m-%d %H:%M:%S} UTC")
     if found.progress:
         fields.add_row("progress", escape(_progress(found.progress)))
+    if found.state is JobState.WAITING:
+        fields.add_row("waits for", _waits_for(found, waits))
     console.print(fields)
+    for label, links in (("dependencies", waits), ("dependents", waited_by)):
+        if links:
+            console.print(f"[bold]{label}[/]")
+            console.print(_links_table(links))
     for label, value in (("data", found.data), ("output", found.output)):
         console.print(f"[bold]{label}[/]")
         console.print_json(data=value)

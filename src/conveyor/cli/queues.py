@@ -29,6 +29,9 @@ from conveyor.job import JobState
 
 _PURGE_PAGE = 1000
 _DRAIN_POLL = 0.5
+_SNAPSHOT_STATES = ("created", "retry", "active", "completed", "cancelled", "failed")
+"""The states a statistics snapshot counts (``QueueStats``): not the waiting steps
+of flows."""
 
 
 def _lag(lag: timedelta | None) -> str:
@@ -39,9 +42,9 @@ def queues(as_json: JsonOption = False, dsn: DsnOption = None,
            schema: SchemaOption = None) -> None:
     """List the queues as they are now, with their jobs' counts, lag and pause.
 
-    Per queue: jobs waiting, scheduled (due later), running and failed, the jobs
-    finished in the last hour, the lag of the oldest due job, and until when it is
-    paused.
+    Per queue: jobs queued (created and due, or retrying), scheduled (due later),
+    running and failed, the jobs finished in the last hour, the lag of the oldest
+    due job, and until when it is paused.
 
     Example: conveyor queues --json
     """
@@ -50,7 +53,7 @@ def queues(as_json: JsonOption = False, dsn: DsnOption = None,
     if as_json:
         print_json(found)
         return
-    table = Table(Column("queue", no_wrap=True), "waiting", "scheduled", "active", "failed",
+    table = Table(Column("queue", no_wrap=True), "queued", "scheduled", "active", "failed",
                   "completed (1 h)", "failed (1 h)", "lag", "paused until (UTC)")
     for s in found:
         table.add_row(s.name, str(s.waiting), str(s.scheduled), str(s.active), str(s.failed),
@@ -77,10 +80,10 @@ def stats(
     if as_json:
         print_json(found)
         return
-    table = Table("taken (UTC)", Column("queue", no_wrap=True), *JobState, "lag")
+    table = Table("taken (UTC)", Column("queue", no_wrap=True), *_SNAPSHOT_STATES, "lag")
     for s in found:
         table.add_row(f"{s.taken_at:%Y-%m-%d %H:%M:%S}", s.queue,
-                      *(str(getattr(s, state.value)) for state in JobState), _lag(s.lag))
+                      *(str(getattr(s, state)) for state in _SNAPSHOT_STATES), _lag(s.lag))
     console.print(table)
     if not found:
         console.print("no snapshots yet: a running worker's maintenance leader takes them")

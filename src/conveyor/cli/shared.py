@@ -81,12 +81,18 @@ def database(
         yield server.url
 
 
+def record_fields(record: Any) -> dict[str, Any]:
+    """A record's public fields by name (a ``Job``'s, say): what ``--json`` prints
+    of it."""
+    return {f.name: getattr(record, f.name) for f in dataclasses.fields(record)
+            if not f.name.startswith("_")}
+
+
 def _plain(value: Any) -> Any:
     """What ``json`` cannot write by itself: records become objects (without their
     private fields), times ISO 8601 text, durations seconds."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)
-                if not f.name.startswith("_")}
+        return record_fields(value)
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, timedelta):

@@ -10,6 +10,7 @@ edges AS (
     FROM pairs AS p
     JOIN {schema}.job_dependency AS d ON d.depends_on = p.parent AND NOT d.settled
     JOIN {schema}.job AS w ON w.id = d.job_id AND w.state = 'waiting'
+    WHERE d.job_id <> p.step
     ON CONFLICT DO NOTHING
     RETURNING job_id
 ),

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from conveyor.job import Job, JobState, Schedule
 from conveyor.reports import LeaderLease, QueueStats, QueueSummary, WorkerInfo
+from conveyor.web.api.inputs import OnFailure
 
 _OUT = ConfigDict(from_attributes=True, ser_json_timedelta="float")
 """Answers are read from the client's dataclasses; durations go out as seconds."""
@@ -50,6 +51,35 @@ LeaderOut = _mirror(LeaderLease, name="LeaderOut")
 QueueOut = _mirror(
     QueueSummary, name="QueueOut", doc="A queue now; ``lag`` in seconds.",
     waiting=(int, Field(description="created + retry")), paused=(bool, ...))
+
+
+class JobSummaryOut(BaseModel):
+    """A job without its data, output or errors (``GET /api/jobs/{id}`` has them)."""
+
+    model_config = _OUT
+
+    id: str
+    queue: str
+    state: JobState
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+
+
+class LinkOut(BaseModel):
+    """One edge of a flow, seen from either end: the job at the other end, and the
+    edge's ref, failure policy and whether it settled."""
+
+    model_config = _OUT
+
+    job: JobSummaryOut
+    ref: str | None = Field(
+        description="the name the dependent reads the dependency's output by "
+                    "(null: by the dependency's id)")
+    on_failure: OnFailure = Field(
+        description="what the dependent does if the dependency fails for good or is "
+                    "cancelled")
+    settled: bool = Field(description="whether the dependency has finished")
 
 
 class JobPageOut(BaseModel):

@@ -15,6 +15,7 @@ from conveyor.errors import (
     ConnectionLost,
     ConveyorError,
     InvalidArgument,
+    JobNotFound,
     NotStarted,
     PolicyViolation,
     QueueConflict,
@@ -50,7 +51,7 @@ class ApiError(Exception):
 
 def answer_of(exc: ConveyorError) -> tuple[int, str]:
     """The status and message that answer one of Conveyor's typed errors."""
-    if isinstance(exc, QueueNotFound | ScheduleNotFound):
+    if isinstance(exc, JobNotFound | QueueNotFound | ScheduleNotFound):
         return 404, str(exc)
     if isinstance(exc, PolicyViolation | QueueConflict):
         return 409, str(exc)

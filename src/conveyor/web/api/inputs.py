@@ -8,9 +8,18 @@ The client checks its input again; these models make the spec say so up front.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+)
 
 from conveyor._ops import validate
 from conveyor.job import JobState
@@ -26,8 +35,8 @@ SCHEDULED = "true: only jobs waiting for a later start; false: the others"
 """What the ``scheduled`` filter means, wherever the API takes it."""
 
 
-class SendIn(BaseModel):
-    """A job to send; the options are those of ``send`` (durations in seconds)."""
+class _JobIn(BaseModel):
+    """A job's queue, data and options: those of ``send`` (durations in seconds)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -47,9 +56,61 @@ class SendIn(BaseModel):
     singleton_key: Key | None = None
     singleton_seconds: Seconds | None = None
     singleton_next_slot: StrictBool = False
-    debounce_seconds: Seconds | None = None
     group_key: Key | None = None
     id: StrictStr | None = Field(None, description="a UUID of your own")
+
+
+class SendIn(_JobIn):
+    """A job to send; the options are those of ``send`` (durations in seconds)."""
+
+    debounce_seconds: Seconds | None = None
+
+
+def _storable(ref: str) -> str:
+    # The client takes any text as a ref, and PostgreSQL cannot store a NUL.
+    if "\x00" in ref:
+        raise ValueError("a ref cannot hold a NUL character")
+    return ref
+
+
+Ref = Annotated[StrictStr, Field(min_length=1), AfterValidator(_storable)]
+"""A step's name in its flow, or an existing job's id where a step names what it
+waits for."""
+OnFailure = Literal["cancel", "ignore", "fail"]
+"""What a step does when a job it depends on fails for good or is cancelled
+(``dependencies.ON_FAILURE``)."""
+
+
+class DependencyIn(BaseModel):
+    """A job a step waits for, with a failure policy of this edge's own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ref: Ref = Field(description="a ref of the flow, or an existing job's id")
+    on_failure: OnFailure | None = Field(
+        None, description="instead of the step's on_dependency_failure")
+
+
+class StepIn(_JobIn):
+    """A step of a flow: a job (the queue, data and options of ``POST /api/jobs``)
+    named by its ``ref``, with the jobs it waits for."""
+
+    ref: Ref = Field(description="the step's name in the flow, unique in it")
+    depends_on: list[Ref | DependencyIn] = Field(
+        default_factory=list,
+        description="what the step waits for: refs of this flow's steps, or ids of "
+                    "jobs sent before")
+    on_dependency_failure: OnFailure | None = Field(
+        None, description="when a dependency fails for good or is cancelled: cancel this "
+                          "step (the default), ignore it and run, or fail this step")
+
+
+class FlowIn(BaseModel):
+    """The steps of a flow, sent in one transaction (``flow``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    steps: Annotated[list[StepIn], Field(min_length=1)]
 
 
 class FilterIn(BaseModel):

@@ -100,30 +100,31 @@ async def bulk_action(
     return CountOut(count=count)
 
 
-async def _job(cv: AsyncConveyor, job_id: str) -> Job:
+async def existing_job(cv: AsyncConveyor, job_id: str) -> Job:
+    """The job, or a 404 when there is none (or the id is malformed)."""
     return await found(cv.get_job(job_id), ApiError(404, f"no job with id {job_id!r}"))
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
 async def get_job(cv: Client, job_id: str) -> Any:
     """One job, with its data, output, progress and each attempt's error."""
-    return JobOut.model_validate(await _job(cv, job_id))
+    return JobOut.model_validate(await existing_job(cv, job_id))
 
 
 @router.post("/jobs/{job_id}/{action}", response_model=ChangedOut)
 async def act_on_job(cv: Client, job_id: str, action: JobAction) -> ChangedOut:
     """Retry a failed job, cancel an unfinished one, or resume a cancelled one; 409
     when the job is not in a state the action applies to."""
-    job = await _job(cv, job_id)
+    job = await existing_job(cv, job_id)
     method = {"retry": cv.retry, "cancel": cv.cancel, "resume": cv.resume}[action]
     if not await method(job.id):
         raise ApiError(409, f"cannot {action} job {job.id}: it is {job.state.value}")
-    return ChangedOut(id=job.id, state=(await _job(cv, job.id)).state)
+    return ChangedOut(id=job.id, state=(await existing_job(cv, job.id)).state)
 
 
 @router.delete("/jobs/{job_id}", status_code=204)
 async def delete_job(cv: Client, job_id: str) -> None:
     """Delete a job in any state."""
-    job = await _job(cv, job_id)
+    job = await existing_job(cv, job_id)
     if not await cv.delete(job.id):
         raise ApiError(404, f"no job with id {job_id!r}")

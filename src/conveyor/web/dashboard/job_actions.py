@@ -27,7 +27,7 @@ class JobAction:
         return self.name in ("cancel", "delete")
 
 
-_UNFINISHED = frozenset({JobState.CREATED, JobState.RETRY, JobState.ACTIVE})
+_UNFINISHED = frozenset({JobState.CREATED, JobState.RETRY, JobState.ACTIVE, JobState.WAITING})
 JOB_ACTIONS = (
     JobAction("retry", "Retry", frozenset({JobState.FAILED}), "retried"),
     JobAction("resume", "Resume", frozenset({JobState.CANCELLED}), "resumed"),

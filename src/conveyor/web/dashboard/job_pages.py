@@ -3,7 +3,8 @@ refresh themselves under ``/partials/jobs...``.
 
 The list shows state tabs with counts, the filters, one page of matching jobs and
 the bulk actions; a job's page shows its data, output, progress, the timeline of
-its attempts and its dead-letter copies.
+its attempts, its dead-letter copies, and for a step of a flow the jobs it waits
+for, those that wait for it, and a drawing of the flow.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from fastapi.responses import HTMLResponse, Response
 
 from conveyor.errors import ConveyorError, InvalidArgument
 from conveyor.job import JobState
+from conveyor.web.dashboard.flow_graph import flow_graph
 from conveyor.web.dashboard.job_actions import JOB_ACTIONS
 from conveyor.web.dashboard.job_filter import JobFilter
 from conveyor.web.dashboard.live import Live, live, partial
 from conveyor.web.dashboard.rendering import Missing, page, problem_page
 from conveyor.web.dashboard.state_tabs import state_tabs
 from conveyor.web.dashboard.timeline import timeline
+from conveyor.web.job_links import job_links
 from conveyor.web.lookup import found
 from conveyor.web.state import started_client
 
@@ -33,6 +36,10 @@ PAGE_SIZE = 50
 _MAX_COPIES = 10
 """Dead-letter copies of a job listed on its page (a job retried by hand and
 failed again has one per failure)."""
+
+_MAX_LINKS = 50
+"""Dependencies, and dependents, listed on a job's page (a batch's callback
+depends on every item of its batch)."""
 
 
 def _page_size(query: Mapping[str, str]) -> int:
@@ -77,8 +84,15 @@ async def _job_part(request: Request, job_id: str) -> Live:
     actions = [action for action in JOB_ACTIONS if job.state in action.states]
     copies = [] if job.dead_letter is None or job.state is not JobState.FAILED else (
         await cv.find_jobs(source_id=job.id, limit=_MAX_COPIES)).jobs
+    dependencies = await job_links(cv, job.id)
+    dependents = await job_links(cv, job.id, dependents=True)
+    graph = None if not (dependencies or dependents) else (
+        await flow_graph(cv, job, dependencies, dependents))
     return live(request, "partial_job.html", f"/partials/jobs/{job.id}", job=job,
-                events=timeline(job), actions=actions, copies=copies)
+                events=timeline(job), actions=actions, copies=copies,
+                dependencies=dependencies, dependents=dependents, graph=graph,
+                pending=[link for link in dependencies if not link.settled],
+                max_links=_MAX_LINKS)
 
 
 @router.get("/jobs", response_class=HTMLResponse)
@@ -102,7 +116,8 @@ async def jobs(request: Request) -> HTMLResponse:
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
 async def job(request: Request, job_id: str) -> HTMLResponse:
-    """One job: its data, output, progress, and every attempt on a timeline."""
+    """One job: its data, output, progress, every attempt on a timeline, and its
+    flow: what it waits for and what waits for it."""
     return page(request, "job.html", job_id=job_id, job=await _job_part(request, job_id))
 
 

@@ -1,6 +1,6 @@
 """A job's life as the events of its page's timeline: created, each failed attempt
 with its error, the current attempt's start, the next due time, and how it
-ended, in order.
+ended (by a dependency that failed, for a step of a flow), in order.
 """
 
 from __future__ import annotations
@@ -15,12 +15,14 @@ from conveyor.job import Job, JobState
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """A moment of a job's life on its timeline; ``error`` is the failed attempt's."""
+    """A moment of a job's life on its timeline; ``error`` is the failed attempt's,
+    and ``dependency`` the id of the job whose failure ended a step of a flow."""
 
     at: datetime | None
     title: str
     kind: str
     error: Mapping[str, Any] | None = None
+    dependency: str | None = None
 
 
 def _moment(value: object) -> datetime | None:
@@ -41,9 +43,14 @@ def timeline(job: Job) -> list[Event]:
     current attempt's start, the next due time, and how it ended."""
     events = [Event(job.created_at, "Created", "created")]
     for record in job.errors:
-        attempt = record.get("attempt", "?")
-        events.append(Event(_moment(record.get("failed_at")), f"Attempt {attempt} failed",
-                            "failed", record))
+        at = _moment(record.get("failed_at"))
+        if record.get("type") == "dependency":  # written when a dependency ends it
+            dependency = record.get("dependency")
+            events.append(Event(at, "Ended by a dependency", "dependency", record,
+                                dependency if isinstance(dependency, str) else None))
+        else:
+            attempt = record.get("attempt", "?")
+            events.append(Event(at, f"Attempt {attempt} failed", "failed", record))
     if job.started_at is not None:
         events.append(Event(job.started_at, f"Attempt {job.attempt} started", "started"))
     if job.state in (JobState.CREATED, JobState.RETRY) and job.start_after > job.created_at:

@@ -314,12 +314,12 @@
   const AXIS_TICKS = 10 + 5;  // uPlot's tick length and the gap before a label
   // Hovering one chart shows the same moment on the other.
   const CURSOR_SYNC = "conveyor-activity";
-  // Running jobs have a scale of their own (the right-hand axis): on the waiting
-  // jobs' scale, 5 running next to 20,000 waiting lie flat on the floor.
+  // Running jobs have a scale of their own (the right-hand axis): on the queued
+  // jobs' scale, 5 running next to 20,000 queued lie flat on the floor.
   const SERIES = {
     completed: { stroke: "#1f8a4c", fill: "#1f8a4c1a", width: 2 },
     failed: { stroke: "#c8322b", width: 2 },
-    waiting: { stroke: "#2563eb", fill: "#2563eb1a", width: 2 },
+    queued: { stroke: "#2563eb", fill: "#2563eb1a", width: 2 },
     active: { stroke: "#d97706", width: 2.5, scale: "active", whole: true },
   };
   const WHOLE_STEPS = [1, 2, 5].reduce(function (steps, first) {
@@ -349,23 +349,23 @@
       const at = Date.parse(s.taken_at) / 1000;
       let sum = moments.get(at);
       if (!sum) {
-        sum = { completed: 0, failed: 0, waiting: 0, active: 0 };
+        sum = { completed: 0, failed: 0, queued: 0, active: 0 };
         moments.set(at, sum);
       }
       sum.completed += s.completed;
       sum.failed += s.failed;
-      sum.waiting += s.created + s.retry;
+      sum.queued += s.created + s.retry;
       sum.active += s.active;
     });
     const times = Array.from(moments.keys()).sort(function (a, b) { return a - b; });
-    const columns = { times: times, completed: [], failed: [], waiting: [], active: [] };
+    const columns = { times: times, completed: [], failed: [], queued: [], active: [] };
     times.forEach(function (at, i) {
       const sum = moments.get(at);
       const gap = i > 0 ? at - times[i - 1] : times[1] - at;
       const perMinute = gap > 0 ? 60 / gap : null;
       columns.completed.push(perMinute === null ? null : sum.completed * perMinute);
       columns.failed.push(perMinute === null ? null : sum.failed * perMinute);
-      columns.waiting.push(sum.waiting);
+      columns.queued.push(sum.queued);
       columns.active.push(sum.active);
     });
     return columns;
@@ -439,7 +439,7 @@
     const emptyNote = section.querySelector(".chart-empty");
     const throughput = makeChart(
       section.querySelector('[data-chart="throughput"]'), ["completed", "failed"]);
-    const depth = makeChart(section.querySelector('[data-chart="depth"]'), ["waiting", "active"]);
+    const depth = makeChart(section.querySelector('[data-chart="depth"]'), ["queued", "active"]);
     // Reachable from the page, for the browser tests and anyone curious in a console.
     section.charts = { throughput: throughput, depth: depth };
     const zoneNote = section.querySelector(".chart-zone");
@@ -468,7 +468,7 @@
       const columns = summarize(await response.json());
       emptyNote.hidden = columns.times.length > 0;
       throughput.setData([columns.times, columns.completed, columns.failed]);
-      depth.setData([columns.times, columns.waiting, columns.active]);
+      depth.setData([columns.times, columns.queued, columns.active]);
       section.setAttribute("aria-busy", "false");
     }
 
