@@ -159,6 +159,8 @@ def test_steps_take_the_send_options(cv: Conveyor) -> None:
      "debounced"),
     ([{"ref": "a", "queue": "bad name!"}], InvalidQueueName, "step 'a': queue"),
     ("fetch", InvalidFlow, "list of steps"),
+    ([{"ref": "a\x00", "queue": "q"}], InvalidOption, "step 0: ref"),
+    ([{"ref": "\ud800", "queue": "q"}], InvalidOption, "lone surrogate"),
 ])
 def test_a_bad_flow_raises_a_typed_error_and_sends_nothing(
     cv: Conveyor, steps: Any, error: type[Exception], words: str,
@@ -473,6 +475,8 @@ def test_dependencies_and_dependents_list_the_jobs_at_either_end(cv: Conveyor) -
     links = cv.run_operation(dependencies.links(cv.context, ids["index"]))
     assert [(link.ref, link.on_failure, link.settled) for link in links] == [
         ("parse", "cancel", False), ("embed", "cancel", False)]
+    first = cv.run_operation(dependencies.links(cv.context, ids["index"], limit=1))
+    assert [link.ref for link in first] == ["parse"]
 
 
 # --- wait_for -----------------------------------------------------------------------------

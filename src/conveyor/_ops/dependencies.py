@@ -146,6 +146,7 @@ def _check_flow(ctx: Context, steps: object) -> list[_Step]:
         ref = step.get("ref")
         if not isinstance(ref, str) or not ref:
             raise InvalidFlow(f"step {index} needs a ref (a non-empty string), not {ref!r}")
+        validate.text(ref, f"step {index}: ref")
         if ref in refs:
             raise InvalidFlow(f"two steps have the ref {ref!r}; refs name steps, once each")
         refs.add(ref)
@@ -322,14 +323,18 @@ class Link(NamedTuple):
     settled: bool
 
 
-def links(ctx: Context, /, id: JobRef, *, dependents: bool = False,
+def links(ctx: Context, /, id: JobRef, *, dependents: bool = False, limit: int | None = None,
           conn: Any = None) -> Operation[list[Link]]:
-    """The edges of a job: what it waits for, or with ``dependents`` what waits for it."""
+    """The edges of a job: what it waits for, or with ``dependents`` what waits for it;
+    the first ``limit`` of them, oldest job first (a batch's callback may have
+    thousands)."""
     job_id = validate.job_id(id)
+    if limit is not None:
+        limit = validate.integer(limit, "limit", minimum=1)
     statement = statements.JOB_DEPENDENTS if dependents else statements.JOB_DEPENDENCIES
 
     def plan() -> Plan[list[Link]]:
-        rows = yield Execute(statement, {"id": job_id})
+        rows = yield Execute(statement, {"id": job_id, "limit": limit})
         return [Link(job_from_row(row[:-3]), *row[-3:]) for row in rows]
 
     return Operation(plan(), conn)

@@ -93,7 +93,8 @@ async def _walk(
     while to_visit:
         job_id = to_visit.popleft()
         ups, downs = (dependencies, dependents) if job_id == start.id else (
-            await job_links(cv, job_id), await job_links(cv, job_id, dependents=True))
+            await job_links(cv, job_id, limit=MAX_NODES + 1),
+            await job_links(cv, job_id, dependents=True, limit=MAX_NODES + 1))
         ends = [(link, (link.job.id, job_id)) for link in ups]
         ends += [(link, (job_id, link.job.id)) for link in downs]
         for link, pair in ends:

@@ -84,8 +84,10 @@ async def _job_part(request: Request, job_id: str) -> Live:
     actions = [action for action in JOB_ACTIONS if job.state in action.states]
     copies = [] if job.dead_letter is None or job.state is not JobState.FAILED else (
         await cv.find_jobs(source_id=job.id, limit=_MAX_COPIES)).jobs
-    dependencies = await job_links(cv, job.id)
-    dependents = await job_links(cv, job.id, dependents=True)
+    # One past what the page shows, so it knows there are more (a batch's callback
+    # may wait for thousands).
+    dependencies = await job_links(cv, job.id, limit=_MAX_LINKS + 1)
+    dependents = await job_links(cv, job.id, dependents=True, limit=_MAX_LINKS + 1)
     graph = None if not (dependencies or dependents) else (
         await flow_graph(cv, job, dependencies, dependents))
     return live(request, "partial_job.html", f"/partials/jobs/{job.id}", job=job,
