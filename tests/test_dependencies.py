@@ -303,6 +303,16 @@ def test_deleting_an_unfinished_dependency_settles_its_dependents_as_a_cancel(
     assert cv.get_dependencies(ids["b"]) == []
 
 
+def test_deleting_a_dependency_with_its_waiting_dependent_deletes_both(cv: Conveyor) -> None:
+    ids = cv.flow([{"ref": "a", "queue": "a"}, {"ref": "b", "queue": "b", "depends_on": ["a"]},
+                   {"ref": "c", "queue": "c", "depends_on": ["b"]}])
+
+    assert cv.delete([ids["a"], ids["b"]]) == 2
+
+    c = cv.get_job(ids["c"])
+    assert c is not None and c.state is JobState.CANCELLED
+
+
 def test_a_resumed_step_waits_again_for_what_it_still_depends_on(cv: Conveyor) -> None:
     ids = cv.flow([{"ref": "a", "queue": "a"}, {"ref": "b", "queue": "b", "depends_on": ["a"]}])
     cv.cancel(ids["b"])
@@ -339,6 +349,21 @@ def test_steps_a_handler_adds_extend_its_job_for_what_waits_on_it(cv: Conveyor) 
     [job] = cv.fetch("summary")
     assert job.dependency_outputs == {"split": 3, **{pages[f"page-{n}"]: n * 10
                                                      for n in range(3)}}
+
+
+def test_a_step_added_on_two_running_jobs_takes_the_strictest_policy_of_their_waiters(
+    cv: Conveyor,
+) -> None:
+    first, second = cv.send("p", {}), cv.send("p", {})
+    cv.fetch("p", batch_size=2)
+    waiter = cv.flow([{"ref": "w", "queue": "w", "depends_on": [
+        {"ref": first, "on_failure": "ignore"}, {"ref": second, "on_failure": "fail"}]}])["w"]
+
+    step = cv.flow([{"ref": "s", "queue": "s", "depends_on": [first, second]}])["s"]
+
+    links = cv.run_operation(dependencies.links(cv.context, waiter))
+    assert {(link.job.id, link.on_failure) for link in links} == {
+        (first, "ignore"), (second, "fail"), (step, "fail")}
 
 
 def test_a_child_added_while_its_parent_finishes_is_settled_by_the_finish(

@@ -96,7 +96,7 @@ SETTLE_DEPENDENTS = Statement("settle_dependents", ("ids", "removing", "channel"
 RELEASE_HELD = Statement("release_held", ("limit", "channel"), "one")
 FLOW_LOCK = Statement("flow_lock", ("ids",))
 FLOW_LINK = Statement("flow_link", ("job_id", "depends_on", "ref", "on_failure"), "none")
-FLOW_EXTEND = Statement("flow_extend", ("parent", "step"), "none")
+FLOW_EXTEND = Statement("flow_extend", ("parent", "step", "root_step", "root_job"), "none")
 JOB_DEPENDENCIES = Statement("job_dependencies", ("id", "limit"), tuples=True)
 JOB_DEPENDENTS = Statement("job_dependents", ("id", "limit"), tuples=True)
 WAIT_REGISTER = Statement("wait_register", ("id",), "none")

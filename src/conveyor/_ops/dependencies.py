@@ -173,6 +173,28 @@ def _check_flow(ctx: Context, steps: object) -> list[_Step]:
     return checked
 
 
+def _existing_ancestors(steps: list[_Step]) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """(step, existing job) for each existing job a step depends on, directly or
+    through other steps of the flow."""
+    by_ref = {s.ref: s for s in steps}
+    pairs = []
+    for step in steps:
+        seen: set[str] = set()
+        frontier = [step]
+        found: set[uuid.UUID] = set()
+        while frontier:
+            current = frontier.pop()
+            for edge in current.edges:
+                if isinstance(edge.parent, str):
+                    if edge.parent not in seen:
+                        seen.add(edge.parent)
+                        frontier.append(by_ref[edge.parent])
+                else:
+                    found.add(edge.parent)
+        pairs += [(step.id, job) for job in sorted(found, key=str)]
+    return pairs
+
+
 def _descendants(steps: list[_Step], parent: uuid.UUID) -> list[uuid.UUID]:
     """The steps that depend on ``parent``, directly or through other steps."""
     found: set[str] = set()
@@ -212,8 +234,10 @@ def _write_flow(ctx: Context, steps: list[_Step]) -> Plan[dict[str, str]]:
     pairs = [(parent, step) for parent in existing if states[str(parent)] == "active"
              for step in _descendants(steps, parent)]
     if pairs:
-        yield Execute(statements.FLOW_EXTEND, {"parent": [p for p, _ in pairs],
-                                               "step": [s for _, s in pairs]})
+        roots = _existing_ancestors(steps)
+        yield Execute(statements.FLOW_EXTEND, {
+            "parent": [p for p, _ in pairs], "step": [s for _, s in pairs],
+            "root_step": [s for s, _ in roots], "root_job": [j for _, j in roots]})
     edges = [(s.id, ids[e.parent] if isinstance(e.parent, str) else e.parent,
               e.parent if isinstance(e.parent, str) else None, e.on_failure)
              for s in steps for e in s.edges]

@@ -36,9 +36,11 @@ doomed (id, on_failure, cause) AS (
     WHERE d.on_failure <> 'ignore'
 ),
 verdict AS (
+    -- A job that finished itself (one of %(ids)s) is not ended again.
     SELECT DISTINCT ON (x.id) x.id, x.cause,
            CASE WHEN x.on_failure = 'fail' THEN 'failed' ELSE 'cancelled' END AS state
     FROM doomed AS x
+    WHERE NOT EXISTS (SELECT 1 FROM finished AS f WHERE f.id = x.id)
     ORDER BY x.id, x.on_failure = 'fail' DESC, x.cause
 ),
 ended AS (
@@ -69,7 +71,7 @@ doom AS (
         SELECT jsonb_build_object(
             'type', 'dependency',
             'message', format('dependency %%s ended %%s',
-                              v.cause, (SELECT e.state FROM ended AS e WHERE e.id = v.cause)),
+                              v.cause, (SELECT e.state FROM ended AS e WHERE e.id = v.cause LIMIT 1)),
             'dependency', v.cause::text, 'failed_at', now()) AS record
     ) AS r
     WHERE j.id = v.id AND j.state = 'waiting'
