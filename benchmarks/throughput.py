@@ -278,6 +278,23 @@ def burn_down(
     """Time ``processes`` workers burning down ``jobs`` jobs of ``queue`` (no-op jobs,
     or ``items``), in an emptied table unless not ``empty``."""
     fill(cv, conn, schema, queue, jobs, items, empty=empty)
+    return burn(url, cv, conn, schema, jobs, processes, concurrency, timeout, queue=queue)
+
+
+class BurnTimeout(RuntimeError):
+    """A burn-down that did not finish in time; ``handled``: the handler calls made."""
+
+    def __init__(self, message: str, handled: int) -> None:
+        super().__init__(message)
+        self.handled = handled
+
+
+def burn(
+    url: str, cv: Conveyor, conn: psycopg.Connection[Any], schema: str, jobs: int,
+    processes: int, concurrency: int, timeout: float, *, queue: str = BURN_QUEUE,
+) -> dict[str, Any]:
+    """Time ``processes`` workers burning down the ``jobs`` jobs already in ``queue``
+    (however they were sent), until the database shows all of them completed."""
     spec = WorkerSpec(url, schema, queue, concurrency, None)
     with worker_processes(spec, processes) as workers, PgCost(conn) as cost:
         started = time.perf_counter()
@@ -286,12 +303,13 @@ def burn_down(
         while workers.handled < jobs:  # no database polling while the workers run
             workers.check_alive()
             if time.perf_counter() > deadline:
-                raise RuntimeError(f"burn-down: {workers.handled} of {jobs} handled "
-                                   f"after {timeout:.0f} s")
+                raise BurnTimeout(f"burn-down: {workers.handled} of {jobs} handled "
+                                  f"after {timeout:.0f} s", workers.handled)
             time.sleep(0.005)
         while remaining(conn, schema, queue):  # the last outcomes being written
             if time.perf_counter() > deadline:
-                raise RuntimeError(f"burn-down: not all completed after {timeout:.0f} s")
+                raise BurnTimeout(f"burn-down: not all completed after {timeout:.0f} s",
+                                  workers.handled)
             time.sleep(0.005)
         seconds = time.perf_counter() - started
     check_completed(cv, queue, jobs)

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from conveyor._db import statements
-from conveyor._db.plan import Context
+from conveyor._db.plan import Context, Execute, Together
 from conveyor._db.queries import Queries
 from conveyor.hooks import Hooks
 from conveyor.job import Job
@@ -38,7 +38,7 @@ def claimed_row(number: int, now: datetime) -> tuple[Any, ...]:
     return (
         str(uuid.uuid4()), {"n": number}, None, None, None, 0, None, None, now, now, None,
         None, None, 1, None, None, None, None, None, None, None, None, None, None, None, None,
-        None, None,
+        None, None, None,
     )
 
 
@@ -63,21 +63,25 @@ class InstantDatabase:
         try:
             step = next(plan)
             while True:
-                await asyncio.sleep(0)  # a statement is a round trip: yield once
-                if step.statement is statements.CLAIM_WORKER:
-                    limit = step.params["limit"]
-                    result: Any = self.rows[self.position : self.position + limit]
-                    self.position += len(result)
-                elif step.statement is statements.COMPLETE:
-                    self.completed += len(step.params["id"])
-                    result = self.completed
-                elif step.statement is statements.QUEUE_FLOW:
-                    result = QUEUE_FLOW
-                else:
-                    result = []
+                await asyncio.sleep(0)  # a statement (or a pipeline of them) is a round trip
+                result = ([self.answer(part) for part in step.steps]
+                          if isinstance(step, Together) else self.answer(step))
                 step = plan.send(result)
         except StopIteration as stop:
             return stop.value
+
+    def answer(self, step: Execute) -> Any:
+        if step.statement is statements.CLAIM_WORKER:
+            limit = step.params["limit"]
+            rows = self.rows[self.position : self.position + limit]
+            self.position += len(rows)
+            return rows
+        if step.statement is statements.COMPLETE:
+            self.completed += len(step.params["id"])
+            return self.completed
+        if step.statement is statements.QUEUE_FLOW:
+            return QUEUE_FLOW
+        return []
 
 
 async def one_round(jobs: int, concurrency: int) -> tuple[float, float]:

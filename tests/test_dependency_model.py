@@ -143,7 +143,7 @@ class Model:
 
     def _extend(self, parent: str, steps: list[PlannedStep], ids: dict[str, str]) -> None:
         """The jobs that wait for the running ``parent`` (none of the flow's own
-        steps) wait for the steps after it too."""
+        steps, and none a step depends on) wait for the steps after it too."""
         added = set(ids.values())
         after: set[str] = set()
         frontier = [parent]
@@ -159,7 +159,22 @@ class Model:
                    and self.jobs[child].state is WAITING]
         for child, policy in waiters:
             for step_id in sorted(after):
-                self.edges.setdefault((child, step_id), Edge(None, policy))
+                # A job the step depends on, through any edge, is not made to wait
+                # for it: that would be a cycle.
+                if child not in self._ancestors(step_id):
+                    self.edges.setdefault((child, step_id), Edge(None, policy))
+
+    def _ancestors(self, job_id: str) -> set[str]:
+        """Every job ``job_id`` depends on, through edges settled or not."""
+        seen: set[str] = set()
+        frontier = [job_id]
+        while frontier:
+            current = frontier.pop()
+            for child, parent in self.edges:
+                if child == current and parent not in seen:
+                    seen.add(parent)
+                    frontier.append(parent)
+        return seen
 
     def settle(self, finished: list[str], *, removing: bool = False) -> None:
         """What waits for ``finished``, jobs that just finished (or, ``removing``,

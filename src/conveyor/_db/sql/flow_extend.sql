@@ -4,7 +4,7 @@
 -- depends on (through %(root_step)s/%(root_job)s: the existing jobs each step
 -- depends on, directly or through steps of its flow, and what they depend on)
 -- is not extended: that would be a cycle. Two edges to one dependent take the
--- strictest policy.
+-- strictest policy. The steps are recorded as parents.
 WITH RECURSIVE pairs AS (
     SELECT * FROM unnest(%(parent)s::uuid[], %(step)s::uuid[]) AS p (parent, step)
 ),
@@ -26,10 +26,15 @@ edges AS (
     ORDER BY d.job_id, p.step,
              CASE d.on_failure WHEN 'fail' THEN 0 WHEN 'cancel' THEN 1 ELSE 2 END
     ON CONFLICT DO NOTHING
-    RETURNING job_id
+    RETURNING job_id, depends_on
 ),
 counts AS (
     SELECT e.job_id, count(*)::integer AS n FROM edges AS e GROUP BY e.job_id
+),
+parents AS (
+    INSERT INTO {schema}.job_parent (job_id)
+    SELECT DISTINCT e.depends_on FROM edges AS e
+    ON CONFLICT DO NOTHING
 )
 UPDATE {schema}.job AS j
 SET waiting_for = j.waiting_for + c.n

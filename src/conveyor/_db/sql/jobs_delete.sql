@@ -8,5 +8,8 @@ waited AS (
 ),
 awaited AS (
     DELETE FROM {schema}.job_dependency AS d USING gone WHERE d.depends_on = gone.id
+),
+unparented AS (
+    DELETE FROM {schema}.job_parent AS k USING gone WHERE k.job_id = gone.id
 )
 SELECT id FROM gone;

@@ -1,9 +1,8 @@
 -- Settles what waits for jobs that just finished (%(ids)s; ids of jobs still
 -- unfinished are ignored), in the transaction that finished them, as a statement
 -- of its own: its snapshot is taken after that transaction locked the jobs, so it
--- sees every dependency added while they ran (flow.sql locks what it depends on).
--- With %(removing)s the jobs are about to be deleted, and count as cancelled
--- unless they completed.
+-- sees every dependency added while they ran (flow_lock.sql). With %(removing)s
+-- the jobs are about to be deleted, and count as cancelled unless they completed.
 --
 -- Each edge is settled once. A completed dependency, or a failed or cancelled one
 -- whose edge says 'ignore', counts down its dependent's waiting_for; at 0 the
@@ -13,29 +12,53 @@
 -- says 'cancel' or 'fail' ends its waiting dependent so, and the ending goes on
 -- through that job's own dependents, edge by edge ('fail' wins over 'cancel').
 -- Callers of wait_for on the finished jobs are notified.
-WITH RECURSIVE finished AS (
-    SELECT p.id,
-           CASE WHEN %(removing)s AND p.state <> 'completed' THEN 'cancelled'
-                ELSE p.state::text END AS state
+--
+-- It runs after every batch of completions, so every step is led by ids: the
+-- finished jobs are found through job_parent, a key of the jobs others wait for
+-- (a plain job costs one probe of it), and each step after goes through an index
+-- whatever the planner guesses of the CTEs' sizes: the LATERAL subqueries end in
+-- OFFSET 0 so that they stay probes per row instead of being flattened into joins
+-- the planner may hash over a whole table, a job's state is read by a subquery on
+-- its key, the UPDATEs find their rows through = ANY (ARRAY(...)), as
+-- claim_update.sql does, and no condition on a job's state sits beside its id
+-- (the planner, with statistics from before the jobs finished, would read all
+-- finished jobs through job_finished instead of probing the key).
+WITH RECURSIVE parent_rows AS MATERIALIZED (
+    SELECT p.id, p.state
     FROM {schema}.job AS p
-    WHERE p.id IN (SELECT d.depends_on FROM {schema}.job_dependency AS d
-                   WHERE d.depends_on = ANY (%(ids)s::uuid[]) AND NOT d.settled)
-      AND (%(removing)s OR p.state IN ('completed', 'failed', 'cancelled'))
+    WHERE p.id = ANY (ARRAY(SELECT k.job_id FROM {schema}.job_parent AS k
+                            WHERE k.job_id = ANY (%(ids)s::uuid[])))
+),
+finished AS MATERIALIZED (
+    SELECT r.id,
+           CASE WHEN r.state IN ('completed', 'failed', 'cancelled') THEN r.state::text
+                ELSE 'cancelled' END AS state
+    FROM parent_rows AS r
+    WHERE %(removing)s OR r.state IN ('completed', 'failed', 'cancelled')
 ),
 doomed (id, on_failure, cause) AS (
-    SELECT d.job_id, d.on_failure, d.depends_on
+    SELECT e.job_id, e.on_failure, f.id
     FROM finished AS f
-    JOIN {schema}.job_dependency AS d ON d.depends_on = f.id AND NOT d.settled
-    JOIN {schema}.job AS w ON w.id = d.job_id AND w.state = 'waiting'
-    WHERE f.state <> 'completed' AND d.on_failure <> 'ignore'
+    CROSS JOIN LATERAL (
+        SELECT d.job_id, d.on_failure
+        FROM {schema}.job_dependency AS d
+        WHERE d.depends_on = f.id AND NOT d.settled AND d.on_failure <> 'ignore'
+        OFFSET 0
+    ) AS e
+    WHERE f.state <> 'completed'
+      AND (SELECT w.state FROM {schema}.job AS w WHERE w.id = e.job_id) = 'waiting'
     UNION
-    SELECT d.job_id, d.on_failure, d.depends_on
+    SELECT e.job_id, e.on_failure, x.id
     FROM doomed AS x
-    JOIN {schema}.job_dependency AS d ON d.depends_on = x.id AND NOT d.settled
-    JOIN {schema}.job AS w ON w.id = d.job_id AND w.state = 'waiting'
-    WHERE d.on_failure <> 'ignore'
+    CROSS JOIN LATERAL (
+        SELECT d.job_id, d.on_failure
+        FROM {schema}.job_dependency AS d
+        WHERE d.depends_on = x.id AND NOT d.settled AND d.on_failure <> 'ignore'
+        OFFSET 0
+    ) AS e
+    WHERE (SELECT w.state FROM {schema}.job AS w WHERE w.id = e.job_id) = 'waiting'
 ),
-verdict AS (
+verdict AS MATERIALIZED (
     -- A job that finished itself (one of %(ids)s) is not ended again.
     SELECT DISTINCT ON (x.id) x.id, x.cause,
            CASE WHEN x.on_failure = 'fail' THEN 'failed' ELSE 'cancelled' END AS state
@@ -43,7 +66,7 @@ verdict AS (
     WHERE NOT EXISTS (SELECT 1 FROM finished AS f WHERE f.id = x.id)
     ORDER BY x.id, x.on_failure = 'fail' DESC, x.cause
 ),
-ended AS (
+ended AS MATERIALIZED (
     SELECT f.id, f.state FROM finished AS f
     UNION ALL
     SELECT v.id, v.state FROM verdict AS v
@@ -52,10 +75,11 @@ settled AS (
     UPDATE {schema}.job_dependency AS d
     SET settled = true
     FROM ended AS e
-    WHERE d.depends_on = e.id AND NOT d.settled
-    RETURNING d.job_id, d.depends_on, d.on_failure, e.state
+    WHERE d.depends_on = ANY (ARRAY(SELECT ended.id FROM ended))
+      AND d.depends_on = e.id AND NOT d.settled
+    RETURNING d.job_id
 ),
-counts AS (
+counts AS MATERIALIZED (
     SELECT s.job_id, count(*)::integer AS n FROM settled AS s GROUP BY s.job_id
 ),
 doom AS (
@@ -70,11 +94,12 @@ doom AS (
     CROSS JOIN LATERAL (
         SELECT jsonb_build_object(
             'type', 'dependency',
-            'message', format('dependency %%s ended %%s',
-                              v.cause, (SELECT e.state FROM ended AS e WHERE e.id = v.cause LIMIT 1)),
+            'message', format('dependency %%s ended %%s', v.cause,
+                              (SELECT e.state FROM ended AS e WHERE e.id = v.cause LIMIT 1)),
             'dependency', v.cause::text, 'failed_at', now()) AS record
     ) AS r
-    WHERE j.id = v.id AND j.state = 'waiting'
+    WHERE j.id = ANY (ARRAY(SELECT verdict.id FROM verdict))
+      AND j.id = v.id AND j.state = 'waiting'
     RETURNING j.id
 ),
 counted AS (
@@ -89,7 +114,8 @@ counted AS (
                           THEN greatest(j.start_after, now()) + (j.keep_until - j.start_after)
                           ELSE j.keep_until END
     FROM counts AS c
-    WHERE j.id = c.job_id AND NOT EXISTS (SELECT 1 FROM verdict AS v WHERE v.id = c.job_id)
+    WHERE j.id = ANY (ARRAY(SELECT counts.job_id FROM counts))
+      AND j.id = c.job_id AND NOT EXISTS (SELECT 1 FROM verdict AS v WHERE v.id = c.job_id)
     RETURNING j.id, j.queue, j.state, j.start_after, j.waiting_for
 )
 SELECT
@@ -101,5 +127,5 @@ SELECT
            WHERE state = 'created' AND start_after <= now()) AS due) AS notified,
     (SELECT count(pg_notify(%(channel)s || '.finished', w.job_id::text))
      FROM (SELECT DISTINCT w.job_id FROM {schema}.job_waiter AS w
-           WHERE w.job_id = ANY (%(ids)s::uuid[]) OR w.job_id IN (SELECT id FROM doom)) AS w
+           WHERE w.job_id = ANY (%(ids)s::uuid[] || ARRAY(SELECT doom.id FROM doom))) AS w
     ) AS woke;

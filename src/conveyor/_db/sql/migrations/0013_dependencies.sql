@@ -11,6 +11,15 @@ ALTER TABLE {schema}.job
     ADD COLUMN waiting_for      integer NOT NULL DEFAULT 0,
     ADD COLUMN has_dependencies boolean NOT NULL DEFAULT false;
 
+-- The jobs others wait (or waited) for, by id: where settle_dependents.sql starts.
+-- A key of unique ids, so no skew of the edges (a fan-out of 100,000 steps on one
+-- job) misleads the planner, and plain jobs, which are never in it, cost one probe
+-- of it after each batch of completions. Written by the flow that adds the
+-- dependents, after it locked the job (flow_lock.sql).
+CREATE TABLE {schema}.job_parent (
+    job_id uuid PRIMARY KEY
+);
+
 -- One row an edge: job_id waits for depends_on. ref is the name the dependent's
 -- handler reads the output by (NULL: the dependency's id). An edge is settled
 -- once, when depends_on finished (settle_dependents.sql). No foreign keys: a key
