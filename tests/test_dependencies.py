@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import uuid
@@ -582,11 +583,18 @@ async def test_the_async_client_flows_and_waits(acv: AsyncConveyor) -> None:
 
     async def finish() -> None:
         await acv.complete(a, "A")
-        [b] = await acv.fetch("b")
+        # The waiter's registration holds a share lock on b for a moment, and a
+        # claim skips locked jobs: a worker takes b at its next look, so does this.
+        claimed: list[Job] = []
+        for _ in range(200):
+            claimed = await acv.fetch("b")
+            if claimed:
+                break
+            await asyncio.sleep(0.05)
+        [b] = claimed
         assert b.dependency_outputs == {"a": "A"}
         await acv.complete(b, "B")
 
-    import asyncio
     task = asyncio.create_task(finish())
     done = await acv.wait_for(ids["b"], timeout=30)
     await task
