@@ -52,8 +52,7 @@ def channel(schema: str) -> str:
 
 def _register(job_id: str) -> Plan[str | None]:
     yield Execute(statements.WAIT_REGISTER, {"id": job_id})
-    row = yield Execute(statements.WAIT_CHECK, {"id": job_id})
-    return None if row is None else str(row["state"])
+    return (yield from _state(job_id))
 
 
 def _state(job_id: str) -> Plan[str | None]:

@@ -28,13 +28,5 @@ gone AS (
     WHERE j.id = doomed.id
     RETURNING j.id
 ),
-waited AS (
-    DELETE FROM {schema}.job_dependency AS d USING gone WHERE d.job_id = gone.id
-),
-awaited AS (
-    DELETE FROM {schema}.job_dependency AS d USING gone WHERE d.depends_on = gone.id
-),
-unparented AS (
-    DELETE FROM {schema}.job_parent AS k USING gone WHERE k.job_id = gone.id
-)
+{forget_edges}
 SELECT count(*)::integer AS deleted FROM gone;
