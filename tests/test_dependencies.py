@@ -14,6 +14,7 @@ import pytest
 from conveyor import AsyncConveyor, Conveyor, Job, JobState
 from conveyor._db.plan import Operation
 from conveyor._ops import dependencies
+from conveyor._ops.claims import Outcome, completion
 from conveyor.errors import (
     InvalidFlow,
     InvalidOption,
@@ -25,6 +26,7 @@ from conveyor.errors import (
     WaitTimeout,
 )
 from conveyor.testing import drain, inline
+from conveyor.worker.completer import Completer
 from conveyor.worker.maintenance import delete_finished, expire_waiting
 
 PIPELINE = [
@@ -603,3 +605,84 @@ async def test_the_async_client_flows_and_waits(acv: AsyncConveyor) -> None:
     assert [job.id for job in await acv.get_dependencies(ids["b"])] == [ids["a"]]
     batch = await acv.batch([{"data": 1}], queue="q", on_complete={"queue": "done"})
     assert batch.callback is not None
+
+
+# --- a worker's completions -----------------------------------------------------------
+
+
+async def _write_outcomes(acv: AsyncConveyor, outcomes: list[Outcome]) -> None:
+    completer = Completer(acv.run_operation, acv.context)
+    writing = asyncio.create_task(completer.run())
+    await completer.add(outcomes)
+    completer.close()
+    await asyncio.wait_for(writing, 60)
+
+
+async def test_a_workers_completions_settle_jobs_marked_before_and_while_they_ran(
+    acv: AsyncConveyor,
+) -> None:
+    plain = await acv.send("p", {})
+    ids = await acv.flow([{"ref": "parent", "queue": "p"},
+                          {"ref": "child", "queue": "c", "depends_on": ["parent"]}])
+    late = await acv.send("p", {})
+    jobs = {job.id: job for job in await acv.fetch("p", batch_size=3)}
+    assert set(jobs) == {plain, ids["parent"], late}
+    # Marked while it runs: the completer's first statement skips it.
+    waiter = (await acv.flow([{"ref": "w", "queue": "w", "depends_on": [late]}]))["w"]
+
+    await _write_outcomes(acv, [
+        completion(id=job.id, attempt=job.attempt, output='"out"', progress=None)
+        for job in jobs.values()])
+
+    states = {job_id: (await acv.get_job(job_id)).state  # type: ignore[union-attr]
+              for job_id in (plain, ids["parent"], late, ids["child"], waiter)}
+    assert states == {plain: JobState.COMPLETED, ids["parent"]: JobState.COMPLETED,
+                      late: JobState.COMPLETED, ids["child"]: JobState.CREATED,
+                      waiter: JobState.CREATED}
+    [child] = await acv.fetch("c")
+    assert child.dependency_outputs == {"parent": "out"}
+
+
+async def test_a_workers_final_failure_of_a_marked_job_ends_its_dependents(
+    acv: AsyncConveyor,
+) -> None:
+    ids = await acv.flow([{"ref": "parent", "queue": "p", "retry_limit": 0},
+                          {"ref": "child", "queue": "c", "depends_on": ["parent"]}])
+    plain = await acv.send("p", {}, retry_limit=0)
+    jobs = await acv.fetch("p", batch_size=2)
+
+    await _write_outcomes(acv, [
+        Outcome(id=job.id, attempt=job.attempt, error='{"message": "boom"}') for job in jobs])
+
+    for job_id, state in ((ids["parent"], JobState.FAILED), (plain, JobState.FAILED),
+                          (ids["child"], JobState.CANCELLED)):
+        job = await acv.get_job(job_id)
+        assert job is not None and job.state is state
+
+
+async def test_wait_for_a_job_a_worker_completes_is_woken(
+    acv: AsyncConveyor, database_url: str,
+) -> None:
+    job_id = await acv.send("q", {})
+    [job] = await acv.fetch("q")
+    waiting = asyncio.create_task(acv.wait_for(job_id, timeout=60))
+    for _ in range(400):  # until its waiter registered, and marked the job
+        if waiting.done() or await _marked(database_url, acv.schema, job_id):
+            break
+        await asyncio.sleep(0.05)
+    started = time.monotonic()
+
+    await _write_outcomes(acv, [completion(id=job.id, attempt=job.attempt, output=None,
+                                           progress=None)])
+
+    finished = await asyncio.wait_for(waiting, 60)
+    assert finished.state is JobState.COMPLETED
+    # A recheck without a notification comes after 5 s; the notification well before.
+    assert time.monotonic() - started < 4.5
+
+
+async def _marked(database_url: str, schema: str, job_id: str) -> bool:
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        row = await (await conn.execute(
+            f'SELECT has_dependents FROM "{schema}".job WHERE id = %s', (job_id,))).fetchone()
+    return bool(row and row[0])

@@ -18,7 +18,8 @@ import pytest
 from psycopg import sql
 
 from conveyor import AsyncConveyor, Conveyor, MigrationResult
-from conveyor._db.queries import latest_version
+from conveyor._db import statements
+from conveyor._db.queries import Queries, latest_version
 from conveyor.errors import InvalidSchemaName, NotStarted, SchemaTooNew
 
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/none"
@@ -290,3 +291,46 @@ def test_invalid_schema_name_is_refused_when_the_client_is_made(
 def test_longest_valid_schema_name_is_accepted() -> None:
     name = "a" * 63
     assert Conveyor(UNREACHABLE, schema=name).schema == name
+
+
+# --- data carried across ----------------------------------------------------------------
+
+
+def test_jobs_waited_for_under_0013_are_marked_by_0014_and_settle_their_dependents(
+    database_url: str, schema: str,
+) -> None:
+    queries = Queries(schema)
+    parent, waiting = uuid.uuid4(), uuid.uuid4()
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(queries[statements.MIGRATION_PREPARE])
+        for migration in queries.migrations():
+            if migration.version <= 13:
+                with conn.transaction():
+                    conn.execute(migration.text)
+                    conn.execute(queries[statements.MIGRATION_RECORD],
+                                 {"version": migration.version, "name": migration.name})
+        # A flow as 0013's code wrote it: the parent keyed in job_parent, the step waiting.
+        insert = sql.SQL(
+            "INSERT INTO {} (id, queue, state, waiting_for, has_dependencies, retry_limit,"
+            " retry_delay, retry_backoff, expire_in, start_after, keep_until, delete_after)"
+            " VALUES (%s, %s, %s, %s, %s, 0, '0', false, '15 minutes', now(),"
+            " now() + interval '1 day', '7 days')").format(sql.Identifier(schema, "job"))
+        conn.execute(insert, [parent, "p", "created", 0, False])
+        conn.execute(insert, [waiting, "c", "waiting", 1, True])
+        conn.execute(sql.SQL("INSERT INTO {} (job_id, depends_on) VALUES (%s, %s)").format(
+            sql.Identifier(schema, "job_dependency")), [waiting, parent])
+        conn.execute(sql.SQL("INSERT INTO {} (job_id) VALUES (%s)").format(
+            sql.Identifier(schema, "job_parent")), [parent])
+
+    with Conveyor(database_url, schema=schema) as cv:
+        [running] = cv.fetch("p")
+        cv.complete(running, "out")
+        [step] = cv.fetch("c")
+
+    assert step.id == str(waiting) and step.dependency_outputs == {str(parent): "out"}
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        marked = conn.execute(sql.SQL("SELECT has_dependents FROM {} WHERE id = %s").format(
+            sql.Identifier(schema, "job")), [parent]).fetchone()
+        parents_table = conn.execute("SELECT to_regclass(%s)",
+                                     [f'"{schema}".job_parent']).fetchone()
+    assert marked == (True,) and parents_table == (None,)

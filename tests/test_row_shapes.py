@@ -15,6 +15,7 @@ from importlib import resources
 import psycopg
 
 from conveyor import Conveyor
+from conveyor._db import queries, statements
 from conveyor._db import rows as _rows
 from conveyor._ops import enqueue, options
 from conveyor.job import Job
@@ -50,8 +51,10 @@ def _selected_names(name: str) -> list[str]:
 
 
 def _copied_names(name: str) -> list[str]:
-    """The columns a ``COPY ... (columns) FROM STDIN`` statement names."""
-    found = re.search(r"\(([^()]*)\)\s*FROM STDIN", _sql(name))
+    """The columns a ``COPY ... (columns) FROM STDIN`` statement names, with its
+    fragments in place."""
+    statement = next(s for s in statements.CATALOGUE if s.name == name)
+    found = re.search(r"\(([^()]*)\)\s*FROM STDIN", queries.render(statement, "conveyor"))
     assert found is not None, f"{name}.sql has no COPY column list"
     return _top_level_items(found.group(1))
 
@@ -136,6 +139,20 @@ def test_the_direct_copy_types_are_the_job_table_types(
         " WHERE table_schema = %s AND table_name = 'job'", (schema,)).fetchall())
     _assert_in_step("enqueue_direct.sql's column types", [types[name] for name in columns],
                     "_DIRECT_TYPES", enqueue._DIRECT_TYPES)
+
+
+def test_the_flow_copy_writes_the_direct_columns_then_a_steps_own(
+    cv: Conveyor, schema: str, conn: psycopg.Connection
+) -> None:
+    columns = _copied_names("enqueue_flow")
+    types: dict[str, str] = dict(conn.execute(
+        "SELECT column_name, udt_name FROM information_schema.columns"
+        " WHERE table_schema = %s AND table_name = 'job'", (schema,)).fetchall())
+    assert columns[:len(enqueue._DIRECT_TYPES)] == _copied_names("enqueue_direct")
+    # The state is an enum, which a binary COPY takes as its label (text).
+    _assert_in_step("enqueue_flow.sql's column types",
+                    [{"job_state": "text"}.get(types[name], types[name]) for name in columns],
+                    "_FLOW_TYPES", enqueue._FLOW_TYPES)
 
 
 def test_direct_records_have_a_value_for_each_direct_column() -> None:

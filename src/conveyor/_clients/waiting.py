@@ -1,8 +1,9 @@
 """``wait_for``: waiting for a job to finish.
 
-A waiter registers in ``job_waiter`` and reads the job's state under a share lock
-(``wait_check.sql``): the transaction that finishes the job then either committed
-before (the state read is final) or sees the waiter and notifies the
+A waiter registers in ``job_waiter``, then locks the job, marks it as waited for
+and reads its state (``mark_waited.sql``, as a flow does with the jobs its steps
+depend on): the transaction that finishes the job then either committed before
+(the state read is final) or sees the mark and the waiter, and notifies the
 ``<schema>.finished`` channel with the job's id (``settle_dependents.sql``). Each
 client keeps one listening connection for all its waits (a thread for
 :class:`Conveyor`, a task for :class:`AsyncConveyor`), opened by the first wait.
@@ -52,7 +53,8 @@ def channel(schema: str) -> str:
 
 def _register(job_id: str) -> Plan[str | None]:
     yield Execute(statements.WAIT_REGISTER, {"id": job_id})
-    return (yield from _state(job_id))
+    rows = yield Execute(statements.MARK_WAITED, {"ids": [job_id]})
+    return str(rows[0]["state"]) if rows else None
 
 
 def _state(job_id: str) -> Plan[str | None]:

@@ -48,6 +48,8 @@ ENQUEUE_DEBOUNCE_STAGED = Statement("enqueue_debounce_staged", _STAGED, "one",
 ENQUEUE_DEFAULTS = Statement("enqueue_defaults", ("queue",), "one")
 ENQUEUE_DIRECT = Statement("enqueue_direct", fetch="none")
 """A ``COPY`` (a ``Copy`` step)."""
+ENQUEUE_FLOW = Statement("enqueue_flow", fetch="none")
+"""A ``COPY`` (a ``Copy`` step)."""
 ENQUEUE_STAGE = Statement("enqueue_stage", fetch="none")
 ENQUEUE_COPY = Statement("enqueue_copy", fetch="none")
 """A ``COPY`` (a ``Copy`` step) into the staging table."""
@@ -78,11 +80,11 @@ CLAIM_FLOW_WORKER = Statement("claim_flow_worker", (*_CLAIM, "unkeyed", *_QUEUE_
                               tuples=True, body="claim_flow", parts=_WORKER_COLUMNS)
 QUEUE_FLOW = Statement("queue_flow", ("queue",), "one")
 QUEUE_HELD_BACK = Statement("queue_held_back", ("queue",), "one")
-COMPLETE = Statement("complete", ("id", "attempt", "output", "progress"), "none")
+COMPLETE = Statement("complete", ("id", "attempt", "output", "progress", "unwaited"), "none")
 COMPLETE_SETTLED = Statement("complete_settled", ("id", "attempt", "output", "progress"),
                              "none")
 FAIL = Statement("fail", ("channel", "id", "attempt", "error", "retry_after", "final",
-                          "progress"))
+                          "progress", "unwaited"))
 RELEASE = Statement("release", ("id", "attempt", "channel"))
 HEARTBEAT = Statement("heartbeat", ("id", "attempt", "progress", "lease"))
 LEASE_EXPIRED = Statement("lease_expired", ("limit",))
@@ -94,8 +96,9 @@ WORKER_LEAVE = Statement("worker_leave", ("id",), "none")
 
 SETTLE_DEPENDENTS = Statement("settle_dependents", ("ids", "removing", "channel"), "one")
 RELEASE_HELD = Statement("release_held", ("limit", "channel"), "one")
-FLOW_LOCK = Statement("flow_lock", ("ids",))
-FLOW_LINK = Statement("flow_link", ("job_id", "depends_on", "ref", "on_failure"), "none")
+MARK_WAITED = Statement("mark_waited", ("ids",))
+FLOW_LINK = Statement("flow_link", ("job_id", "depends_on", "ref", "on_failure", "staged",
+                                    "waited"), "none")
 FLOW_EXTEND = Statement("flow_extend", ("parent", "step", "root_step", "root_job"), "none")
 JOB_DEPENDENCIES = Statement("job_dependencies", ("id", "limit"), tuples=True)
 JOB_DEPENDENTS = Statement("job_dependents", ("id", "limit"), tuples=True)

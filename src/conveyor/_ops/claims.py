@@ -219,6 +219,7 @@ def complete_params(outcomes: Sequence[Outcome]) -> dict[str, Any]:
         "attempt": [o.attempt for o in outcomes],
         "output": _sparse([o.output for o in outcomes]),
         "progress": _sparse([o.progress for o in outcomes]),
+        "unwaited": False,
     }
 
 
@@ -243,6 +244,7 @@ def fail_params(ctx: Context, outcomes: Sequence[Outcome]) -> dict[str, Any]:
         "retry_after": [o.retry_after for o in outcomes],
         "final": [o.final for o in outcomes],
         "progress": _sparse([o.progress for o in outcomes]),
+        "unwaited": False,
     }
 
 

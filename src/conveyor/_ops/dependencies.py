@@ -25,7 +25,7 @@ from conveyor._db.queries import Statement
 from conveyor._db.rows import JobRef, job_from_row
 from conveyor._ops import options as _options
 from conveyor._ops import validate
-from conveyor._ops.enqueue import _insert_many, _uuid7s
+from conveyor._ops.enqueue import FlowStep, _uuid7s, insert_steps
 from conveyor.errors import InvalidFlow, InvalidOption, JobNotFound, PolicyViolation
 from conveyor.job import Job
 
@@ -79,7 +79,8 @@ class _Edge:
 class _Step:
     ref: str
     queue: str
-    item: dict[str, Any]
+    row: _options.JobRow
+    """Without the id, unless the caller gave it."""
     edges: list[_Edge]
     id: uuid.UUID
 
@@ -168,7 +169,7 @@ def _check_flow(ctx: Context, steps: object) -> list[_Step]:
         item = {k: v for k, v in step.items() if k not in _FLOW_KEYS}
         row = _options.item_row(item, ctx.max_payload_bytes)  # raises on a bad option
         job_id = row.id if row.id is not None else uuid.UUID(int=next(ids))
-        checked.append(_Step(ref, queue, {**item, "id": job_id}, edges, job_id))
+        checked.append(_Step(ref, queue, row, edges, job_id))
     _check_order(checked)
     return checked
 
@@ -215,24 +216,33 @@ def _write_flow(ctx: Context, steps: list[_Step]) -> Plan[dict[str, str]]:
                        if isinstance(e.parent, uuid.UUID)}, key=str)
     states: dict[str, str] = {}
     if existing:
-        rows = yield Execute(statements.FLOW_LOCK, {"ids": existing})
+        rows = yield Execute(statements.MARK_WAITED, {"ids": existing})
         states = {row["id"]: row["state"] for row in rows}
         missing = [str(job_id) for job_id in existing if str(job_id) not in states]
         if missing:
             raise JobNotFound(f"the flow depends on jobs that do not exist: {', '.join(missing)}"
                               " (nothing was sent)")
-    queues: dict[str, list[dict[str, Any]]] = {}
-    for step in steps:
-        queues.setdefault(step.queue, []).append(step.item)
-    for queue, items in queues.items():
-        inserted = yield from _insert_many(ctx, queue, items, None)
-        if inserted != len(items):
-            raise PolicyViolation(
-                f"queue {queue!r} turned away {len(items) - inserted} of the flow's steps "
-                "(its policy, a throttle, or an id already used); nothing was sent")
-    # Before the flow's own edges, which would make its steps dependents too.
+    # Steps that extend a running job they depend on: what waits for that job will
+    # wait for them too (flow_extend.sql).
     pairs = [(parent, step) for parent in existing if states[str(parent)] == "active"
              for step in _descendants(steps, parent)]
+    waited = {ids[e.parent] for s in steps for e in s.edges if isinstance(e.parent, str)}
+    waited.update(step for _, step in pairs)
+    by_queue: dict[str, list[FlowStep]] = {}
+    for s in steps:
+        awaited = {e.parent for e in s.edges}
+        by_queue.setdefault(s.queue, []).append(FlowStep(s.id, s.row, len(awaited), s.id in waited))
+    # Steps written through the queue's unique indexes, made to wait or marked next.
+    linked = waited | {s.id for s in steps if s.edges}
+    staged: list[uuid.UUID] = []
+    for queue, queue_steps in by_queue.items():
+        inserted, through_indexes = yield from insert_steps(ctx, queue, queue_steps)
+        if inserted != len(queue_steps):
+            raise PolicyViolation(
+                f"queue {queue!r} turned away {len(queue_steps) - inserted} of the flow's "
+                "steps (its policy, a throttle, or an id already used); nothing was sent")
+        staged += [job_id for job_id in through_indexes if job_id in linked]
+    # Before the flow's own edges, which would make its steps dependents too.
     if pairs:
         roots = _existing_ancestors(steps)
         yield Execute(statements.FLOW_EXTEND, {
@@ -241,10 +251,12 @@ def _write_flow(ctx: Context, steps: list[_Step]) -> Plan[dict[str, str]]:
     edges = [(s.id, ids[e.parent] if isinstance(e.parent, str) else e.parent,
               e.parent if isinstance(e.parent, str) else None, e.on_failure)
              for s in steps for e in s.edges]
-    if edges:
-        job_ids, parents, refs, policies = (list(column) for column in zip(*edges, strict=True))
-        yield Execute(statements.FLOW_LINK, {"job_id": job_ids, "depends_on": parents,
-                                             "ref": refs, "on_failure": policies})
+    if edges or staged:
+        job_ids, parents, refs, policies = (
+            (list(column) for column in zip(*edges, strict=True)) if edges else ([], [], [], []))
+        yield Execute(statements.FLOW_LINK, {
+            "job_id": job_ids, "depends_on": parents, "ref": refs, "on_failure": policies,
+            "staged": staged, "waited": [job_id for job_id in staged if job_id in waited]})
     finished = [job_id for job_id in existing if states[str(job_id)] in _FINISHED]
     if finished:
         yield settle(ctx, finished)

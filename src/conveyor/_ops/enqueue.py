@@ -12,9 +12,9 @@ from __future__ import annotations
 import itertools
 import secrets
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Final, Never
+from typing import Any, Final, NamedTuple, Never
 
 from conveyor import tracing
 from conveyor._db import statements
@@ -151,7 +151,7 @@ class _Direct:
                     count += 1
                     yield (next(ids), *head, row[1], *plain, row[18])
                     continue
-                record = self._record(next(ids), row)
+                record = self.record(next(ids), row)
                 if record is None:
                     rest.append(row)
                 else:
@@ -160,7 +160,9 @@ class _Direct:
         finally:
             self.count = count
 
-    def _record(self, id: int, row: _options.JobRow) -> tuple[Any, ...] | None:
+    def record(self, id: int, row: _options.JobRow) -> tuple[Any, ...] | None:
+        """The direct record of one row, with ``id`` (a UUID as an integer), or
+        ``None`` when a unique index could turn the row away."""
         if (row.id is not None or row.singleton_seconds is not None
                 or row.debounce_seconds is not None or row.singleton_next_slot):
             return None
@@ -227,14 +229,72 @@ def _insert_many(
         rows, staged = iter(direct.rest), bool(direct.rest)
     if staged:
         inserted += yield from _insert_staged(ctx, queue, rows, needed)
+    yield from analyze_after(inserted)
+    return inserted
+
+
+class FlowStep(NamedTuple):
+    """A step of a flow, checked, for :func:`insert_steps`: its id, its row (without
+    the id, unless the caller gave it), how many jobs it waits for, and whether
+    other jobs will wait for it."""
+
+    id: uuid.UUID
+    row: _options.JobRow
+    waiting_for: int
+    waited: bool
+
+
+_FLOW_TYPES: Final = (*_DIRECT_TYPES, "text", "int4", "bool", "bool")
+"""``_DIRECT_TYPES``, then a step's state (an enum is sent as its label),
+``waiting_for``, ``has_dependencies`` and ``has_dependents`` (``enqueue_flow.sql``)."""
+
+
+def insert_steps(
+    ctx: Context, queue: str, steps: Sequence[FlowStep],
+) -> Plan[tuple[int, list[uuid.UUID]]]:
+    """Writes the steps of a flow that go to ``queue``; returns how many were written
+    and the ids of those that went through the queue's unique indexes, written as
+    any job (``flow_link.sql`` makes them wait). In a standard queue, a step with
+    no id, throttle or debounce of its own cannot be turned away: it is written
+    straight into the job table as ``insert`` writes, already waiting and marked
+    (``enqueue_flow.sql``)."""
+    target = yield from _ensure_queue_then(
+        queue, Execute(statements.ENQUEUE_DEFAULTS, {"queue": queue}))
+    direct = _Direct(queue, target) if target["policy"] == "standard" else None
+    records, rest = [], []
+    for step in steps:
+        record = None if direct is None or step.row.id is not None else direct.record(
+            step.id.int, step.row)
+        if record is None:
+            rest.append(step)
+        else:
+            records.append((*record, "waiting" if step.waiting_for else "created",
+                            step.waiting_for, step.waiting_for > 0, step.waited))
+    inserted = len(records)
+    if records:
+        yield Copy(statements.ENQUEUE_FLOW, records, _FLOW_TYPES, (UuidInt, EncodedJsonb))
+        if any(record[-4] == "created" for record in records):
+            yield Execute(statements.NOTIFY_QUEUE, {"channel": ctx.queries.schema, "queue": queue})
+    if rest:
+        needed = {statements.ENQUEUE}
+        rows = [step.row._replace(id=step.id) for step in rest]
+        for row in rows:
+            if row.singleton_next_slot:
+                needed.add(_statement(row))
+        inserted += yield from _insert_staged(ctx, queue, rows, needed)
+    yield from analyze_after(inserted)
+    return inserted, [step.id for step in rest]
+
+
+def analyze_after(inserted: int) -> Plan[None]:
+    """Analyzes the job table after a bulk insert of ``inserted`` jobs, when that is
+    many: claims read the jobs in index order only when the planner knows how many
+    there are; a table that just grew by a bulk load still has the statistics of an
+    empty one until autovacuum analyzes it, up to a minute later."""
     if inserted >= _ANALYZE_AFTER:
-        # Claims read the jobs in index order only when the planner knows how many
-        # there are; a table that just grew by a bulk load still has the statistics
-        # of an empty one until autovacuum analyzes it, up to a minute later.
         sample = yield Execute(statements.JOBS_ANALYZE_SAMPLE)
         yield Execute(statements.JOBS_ANALYZE)
         yield Execute(statements.JOBS_ANALYZE_SAMPLE_RESTORE, {"previous": sample["previous"]})
-    return inserted
 
 
 def send(

@@ -32,15 +32,26 @@ log = logging.getLogger("conveyor.worker")
 def _settle(ctx: Context, outcomes: Sequence[Outcome]) -> Plan[None]:
     completions = [o for o in outcomes if o.error is None]
     failures = [o for o in outcomes if o.error is not None]
-    # Each statement with the settling of what waits for the jobs it finished, in one
-    # transaction sent at once (a pipeline): one round trip, as the statement alone.
+    # Each statement alone first, skipping jobs marked as waited for (has_dependents):
+    # a plain job's outcome is one statement in one round trip, with nothing to
+    # settle. When some were skipped (or fenced out, which this cannot tell apart),
+    # the statement runs again for all, with the settling of what waits for them,
+    # in one transaction sent at once (a pipeline). A marked job is never finished
+    # without its settling, so no crash between the two leaves a dependent behind;
+    # and a job marked while it ran is skipped once its mark committed
+    # (mark_waited.sql), so the settling sees what was added.
     if completions:
         params = _as_binary_arrays(complete_params(completions))
-        yield Together((Execute(statements.COMPLETE, params),
-                        dependencies.settle(ctx, params["id"])))
+        done = yield Execute(statements.COMPLETE, {**params, "unwaited": True})
+        if done < len(completions):
+            yield Together((Execute(statements.COMPLETE, params),
+                            dependencies.settle(ctx, params["id"])))
     if failures:
         params = _as_binary_arrays(fail_params(ctx, failures))
-        yield Together((Execute(statements.FAIL, params), dependencies.settle(ctx, params["id"])))
+        rows = yield Execute(statements.FAIL, {**params, "unwaited": True})
+        if len(rows) < len(failures):
+            yield Together((Execute(statements.FAIL, params),
+                            dependencies.settle(ctx, params["id"])))
 
 
 def _as_binary_arrays(params: dict[str, Any]) -> dict[str, Any]:

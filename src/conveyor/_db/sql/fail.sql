@@ -1,4 +1,5 @@
--- Records failed attempts of active jobs (fenced by attempt as in complete.sql).
+-- Records failed attempts of active jobs (fenced by attempt, and with %(unwaited)s
+-- skipping jobs marked as waited for, as in complete.sql).
 -- While retries remain, and the failure is not final, the job goes to 'retry'
 -- after a delay: the caller's retry_after, else the exponential backoff (half
 -- fixed, half random, capped by retry_delay_max), else retry_delay. Otherwise it
@@ -34,6 +35,7 @@ failed AS (
     WHERE j.id = i.id
       AND j.state = 'active'
       AND (i.attempt IS NULL OR j.attempt = i.attempt)
+      AND NOT (%(unwaited)s AND j.has_dependents)
     RETURNING j.*
 ),
 dead AS (

@@ -4,7 +4,7 @@
 -- depends on (through %(root_step)s/%(root_job)s: the existing jobs each step
 -- depends on, directly or through steps of its flow, and what they depend on)
 -- is not extended: that would be a cycle. Two edges to one dependent take the
--- strictest policy. The steps are recorded as parents.
+-- strictest policy. The steps were written marked as waited for (has_dependents).
 WITH RECURSIVE pairs AS (
     SELECT * FROM unnest(%(parent)s::uuid[], %(step)s::uuid[]) AS p (parent, step)
 ),
@@ -30,11 +30,6 @@ edges AS (
 ),
 counts AS (
     SELECT e.job_id, count(*)::integer AS n FROM edges AS e GROUP BY e.job_id
-),
-parents AS (
-    INSERT INTO {schema}.job_parent (job_id)
-    SELECT DISTINCT e.depends_on FROM edges AS e
-    ON CONFLICT DO NOTHING
 )
 UPDATE {schema}.job AS j
 SET waiting_for = j.waiting_for + c.n

@@ -1,6 +1,8 @@
--- Writes a flow's edges (job_id waits for depends_on, read by ref), records the
--- jobs waited for as parents, and makes each step with dependencies wait for them:
--- 'waiting' until waiting_for counts down to 0.
+-- Writes a flow's edges (job_id waits for depends_on, read by ref). Steps written
+-- straight into the job table were written waiting and marked already; steps that
+-- went through a queue's unique indexes (%(staged)s) were written as any job, and
+-- are made to wait here: 'waiting' until waiting_for counts down to 0, and marked
+-- as waited for (has_dependents) when they are among %(waited)s.
 WITH edges AS (
     INSERT INTO {schema}.job_dependency (job_id, depends_on, ref, on_failure)
     SELECT * FROM unnest(%(job_id)s::uuid[], %(depends_on)s::uuid[], %(ref)s::text[],
@@ -8,15 +10,16 @@ WITH edges AS (
     ON CONFLICT DO NOTHING
     RETURNING job_id
 ),
-parents AS (
-    INSERT INTO {schema}.job_parent (job_id)
-    SELECT DISTINCT p.id FROM unnest(%(depends_on)s::uuid[]) AS p (id)
-    ON CONFLICT DO NOTHING
-),
 counts AS (
-    SELECT e.job_id, count(*)::integer AS n FROM edges AS e GROUP BY e.job_id
+    SELECT s.id, count(e.job_id)::integer AS n
+    FROM unnest(%(staged)s::uuid[]) AS s (id)
+    LEFT JOIN edges AS e ON e.job_id = s.id
+    GROUP BY s.id
 )
 UPDATE {schema}.job AS j
-SET state = 'waiting', waiting_for = j.waiting_for + c.n, has_dependencies = true
+SET state = CASE WHEN c.n > 0 THEN 'waiting' ELSE j.state END::{schema}.job_state,
+    waiting_for = j.waiting_for + c.n,
+    has_dependencies = j.has_dependencies OR c.n > 0,
+    has_dependents = j.has_dependents OR j.id = ANY (%(waited)s::uuid[])
 FROM counts AS c
-WHERE j.id = ANY (ARRAY(SELECT counts.job_id FROM counts)) AND j.id = c.job_id;
+WHERE j.id = ANY (%(staged)s::uuid[]) AND j.id = c.id;

@@ -26,7 +26,7 @@ gone AS (
     DELETE FROM {schema}.job AS j
     USING doomed
     WHERE j.id = doomed.id
-    RETURNING j.id
+    RETURNING j.id, j.has_dependencies, j.has_dependents
 ),
 {forget_edges}
 SELECT count(*)::integer AS deleted FROM gone;

@@ -1,7 +1,7 @@
 -- Settles what waits for jobs that just finished (%(ids)s; ids of jobs still
 -- unfinished are ignored), in the transaction that finished them, as a statement
 -- of its own: its snapshot is taken after that transaction locked the jobs, so it
--- sees every dependency added while they ran (flow_lock.sql). With %(removing)s
+-- sees every dependency added while they ran (mark_waited.sql). With %(removing)s
 -- the jobs are about to be deleted, and count as cancelled unless they completed.
 --
 -- Each edge is settled once. A completed dependency, or a failed or cancelled one
@@ -11,11 +11,12 @@
 -- release_held.sql finds its key free. A failed or cancelled dependency whose edge
 -- says 'cancel' or 'fail' ends its waiting dependent so, and the ending goes on
 -- through that job's own dependents, edge by edge ('fail' wins over 'cancel').
--- Callers of wait_for on the finished jobs are notified.
+-- Callers of wait_for on the finished jobs are notified (a waiter marks its job).
 --
--- It runs after every batch of completions, so every step is led by ids: the
--- finished jobs are found through job_parent, a key of the jobs others wait for
--- (a plain job costs one probe of it), and each step after goes through an index
+-- It runs after completions of jobs marked as waited for (has_dependents: a
+-- worker completes unmarked jobs without it), and after every other operation that
+-- finishes jobs, so every step is led by ids: the finished jobs are read by their
+-- key, those not marked go no further, and each step after goes through an index
 -- whatever the planner guesses of the CTEs' sizes: the LATERAL subqueries end in
 -- OFFSET 0 so that they stay probes per row instead of being flattened into joins
 -- the planner may hash over a whole table, a job's state is read by a subquery on
@@ -26,8 +27,7 @@
 WITH RECURSIVE parent_rows AS MATERIALIZED (
     SELECT p.id, p.state
     FROM {schema}.job AS p
-    WHERE p.id = ANY (ARRAY(SELECT k.job_id FROM {schema}.job_parent AS k
-                            WHERE k.job_id = ANY (%(ids)s::uuid[])))
+    WHERE p.id = ANY (%(ids)s::uuid[]) AND p.has_dependents
 ),
 finished AS MATERIALIZED (
     SELECT r.id,
@@ -127,5 +127,6 @@ SELECT
            WHERE state = 'created' AND start_after <= now()) AS due) AS notified,
     (SELECT count(pg_notify(%(channel)s || '.finished', w.job_id::text))
      FROM (SELECT DISTINCT w.job_id FROM {schema}.job_waiter AS w
-           WHERE w.job_id = ANY (%(ids)s::uuid[] || ARRAY(SELECT doom.id FROM doom))) AS w
+           WHERE w.job_id = ANY (ARRAY(SELECT f.id FROM finished AS f)
+                                 || ARRAY(SELECT doom.id FROM doom))) AS w
     ) AS woke;

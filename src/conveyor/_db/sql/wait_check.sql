@@ -1,4 +1,3 @@
--- A waited-for job's state, read under a share lock: a transaction finishing the
--- job either committed first (the state here is final) or waits for this one's
--- commit, and then sees its waiter.
-SELECT j.state::text AS state FROM {schema}.job AS j WHERE j.id = %(id)s FOR SHARE;
+-- A waited-for job's state, read again after a notification or a pause (the
+-- registration read it under a lock: mark_waited.sql).
+SELECT j.state::text AS state FROM {schema}.job AS j WHERE j.id = %(id)s;
