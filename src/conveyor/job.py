@@ -153,6 +153,10 @@ class Job:
     """For a step of a flow: how many of its dependencies ``completed``, ``failed``
     and were ``cancelled`` (a batch's callback reads its batch's counts here);
     ``None`` for other jobs."""
+    has_dependents: bool = False
+    """Whether something waits for this job: a step of a flow that depends on it, or
+    a caller of ``wait_for``. Its finishing then settles them in the same
+    transaction."""
     _control: AttemptControl | None = field(default=None, repr=False, compare=False)
     """The running attempt's control, inside a handler: see ``attach_control``."""
 

@@ -50,7 +50,7 @@ def job_from_row(row: Sequence[Any]) -> Job:
      start_after, created_at, started_at, completed_at, singleton_key, progress, attempt,
      retry_delay, retry_backoff, retry_delay_max, expire_in, keep_until, delete_after,
      dead_letter, singleton_on, policy, lease_expires_at, group_key, errors,
-     trace_context, source_id, source_queue, dependency_results) = row
+     trace_context, source_id, source_queue, dependency_results, has_dependents) = row
     job: Any = _new(_Unfrozen)
     job.id = id_
     job.queue = queue
@@ -88,6 +88,7 @@ def job_from_row(row: Sequence[Any]) -> Job:
         job.dependency_counts = None
     else:
         job.dependency_outputs, job.dependency_counts = _dependencies(dependency_results)
+    job.has_dependents = has_dependents
     job._control = None  # a worker attaches one (job.attach_control)
     job.__class__ = Job
     return job  # type: ignore[no-any-return]
@@ -128,7 +129,7 @@ def claimed_jobs(
          created_at, started_at, completed_at, singleton_key, progress, attempt, retry_delay,
          retry_backoff, retry_delay_max, expire_in, keep_until, delete_after, dead_letter,
          singleton_on, policy, group_key, errors, trace_context, source_id,
-         source_queue, dependency_results) in rows:
+         source_queue, dependency_results, has_dependents) in rows:
         job: Any = _new(_Unfrozen)
         job.id = id_
         job.queue = queue
@@ -171,6 +172,7 @@ def claimed_jobs(
             job.dependency_counts = None
         else:
             job.dependency_outputs, job.dependency_counts = _dependencies(dependency_results)
+        job.has_dependents = has_dependents
         job._control = None  # a worker attaches one (job.attach_control)
         job.__class__ = Job
         jobs.append(job)

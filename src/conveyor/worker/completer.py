@@ -20,6 +20,7 @@ from typing import Any
 
 from conveyor._db import statements
 from conveyor._db.plan import Context, Execute, Operation, Plan, Run, Together
+from conveyor._db.queries import Statement
 from conveyor._db.session import Int4s, TextUuids
 from conveyor._ops import dependencies
 from conveyor._ops.claims import Outcome, complete_params, fail_params
@@ -32,26 +33,45 @@ log = logging.getLogger("conveyor.worker")
 def _settle(ctx: Context, outcomes: Sequence[Outcome]) -> Plan[None]:
     completions = [o for o in outcomes if o.error is None]
     failures = [o for o in outcomes if o.error is not None]
-    # Each statement alone first, skipping jobs marked as waited for (has_dependents):
-    # a plain job's outcome is one statement in one round trip, with nothing to
-    # settle. When some were skipped (or fenced out, which this cannot tell apart),
-    # the statement runs again for all, with the settling of what waits for them,
-    # in one transaction sent at once (a pipeline). A marked job is never finished
-    # without its settling, so no crash between the two leaves a dependent behind;
-    # and a job marked while it ran is skipped once its mark committed
-    # (mark_waited.sql), so the settling sees what was added.
     if completions:
-        params = _as_binary_arrays(complete_params(completions))
-        done = yield Execute(statements.COMPLETE, {**params, "unwaited": True})
-        if done < len(completions):
-            yield Together((Execute(statements.COMPLETE, params),
-                            dependencies.settle(ctx, params["id"])))
+        yield from _record(ctx, statements.COMPLETE, completions, complete_params, int)
     if failures:
-        params = _as_binary_arrays(fail_params(ctx, failures))
-        rows = yield Execute(statements.FAIL, {**params, "unwaited": True})
-        if len(rows) < len(failures):
-            yield Together((Execute(statements.FAIL, params),
-                            dependencies.settle(ctx, params["id"])))
+        yield from _record(ctx, statements.FAIL, failures, lambda o: fail_params(ctx, o), len)
+
+
+def _record(
+    ctx: Context, statement: Statement, outcomes: list[Outcome],
+    params_of: Callable[[list[Outcome]], dict[str, Any]], written: Callable[[Any], int],
+) -> Plan[None]:
+    """Writes ``outcomes`` with ``statement`` (``complete.sql`` or ``fail.sql``).
+
+    A job that nothing waited for when it was claimed is written by the statement
+    alone, which skips jobs marked as waited for (``has_dependents``): one statement
+    in one round trip, with nothing to settle. A job something waited for is written
+    again with the settling of what waits for it (``settle_dependents.sql``). Both
+    go in one transaction sent at once (a pipeline), or the first alone, autocommit,
+    when the batch holds no marked job. When the first wrote fewer jobs than it was
+    given (one was marked while it ran, or was fenced out, which it cannot tell
+    apart), they are written again with the settling. A marked job is never
+    finished without its settling, so no crash between two statements leaves a
+    dependent behind; and a job marked while it ran is skipped once its mark
+    committed (``mark_waited.sql``), so the settling sees what was added."""
+    plain = [o for o in outcomes if not o.waited]
+    waited = [o for o in outcomes if o.waited]
+    steps: list[Execute] = []
+    if plain:
+        plain_params = _as_binary_arrays(params_of(plain))
+        steps.append(Execute(statement, {**plain_params, "unwaited": True}))
+    if waited:
+        params = _as_binary_arrays(params_of(waited))
+        steps += [Execute(statement, params), dependencies.settle(ctx, params["id"])]
+    if len(steps) == 1:
+        results = [(yield steps[0])]
+    else:
+        results = yield Together(tuple(steps))
+    if plain and written(results[0]) < len(plain):
+        yield Together((Execute(statement, plain_params),
+                        dependencies.settle(ctx, plain_params["id"])))
 
 
 def _as_binary_arrays(params: dict[str, Any]) -> dict[str, Any]:

@@ -34,11 +34,14 @@ class JobControl:
     whether its handler completed it in a transaction of its own."""
 
     __slots__ = ("_progress", "_sent", "attempt", "call", "deadline", "expire_in", "id",
-                 "settled_output")
+                 "settled_output", "waited")
 
     def __init__(self, job: Job, call: HandlerCall, now: float) -> None:
         self.id = job.id
         self.attempt = job.attempt
+        self.waited = job.has_dependents
+        """Whether something waited for the job when it was claimed (see
+        ``worker/completer.py``)."""
         self.expire_in = job.expire_in.total_seconds()
         attach_control(job, self)
         self.call = call

@@ -65,7 +65,8 @@ class Recorder:
         without a coroutine."""
         if type(result) is Completed:
             outcomes = [completion(id=c.id, attempt=c.attempt, output=result.output,
-                                   progress=progress_json(c, self._max_payload))
+                                   progress=progress_json(c, self._max_payload),
+                                   waited=c.waited)
                         for c in call.controls]
             offered = self._completer.offer(outcomes)
             if offered and not self._hooks.wants("job_completed"):
@@ -159,7 +160,8 @@ class Recorder:
         error = validate.error_json(failed.error, self._max_payload)
         await self._completer.add([
             Outcome(id=c.id, attempt=c.attempt, error=error, retry_after=failed.retry_after,
-                    final=failed.final, progress=progress_json(c, self._max_payload))
+                    final=failed.final, progress=progress_json(c, self._max_payload),
+                    waited=c.waited)
             for c in call.controls
         ])
         duration = time.monotonic() - call.started

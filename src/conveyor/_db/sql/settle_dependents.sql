@@ -26,8 +26,11 @@
 -- finished jobs through job_finished instead of probing the key).
 WITH RECURSIVE parent_rows AS MATERIALIZED (
     SELECT p.id, p.state
-    FROM {schema}.job AS p
-    WHERE p.id = ANY (%(ids)s::uuid[]) AND p.has_dependents
+    FROM unnest(%(ids)s::uuid[]) AS i (id)
+    CROSS JOIN LATERAL (
+        SELECT j.id, j.state, j.has_dependents FROM {schema}.job AS j WHERE j.id = i.id OFFSET 0
+    ) AS p
+    WHERE p.has_dependents
 ),
 finished AS MATERIALIZED (
     SELECT r.id,
@@ -74,48 +77,59 @@ ended AS MATERIALIZED (
 settled AS (
     UPDATE {schema}.job_dependency AS d
     SET settled = true
-    FROM ended AS e
-    WHERE d.depends_on = ANY (ARRAY(SELECT ended.id FROM ended))
-      AND d.depends_on = e.id AND NOT d.settled
+    WHERE d.depends_on = ANY (ARRAY(SELECT ended.id FROM ended)) AND NOT d.settled
     RETURNING d.job_id
 ),
 counts AS MATERIALIZED (
     SELECT s.job_id, count(*)::integer AS n FROM settled AS s GROUP BY s.job_id
 ),
+-- What the UPDATEs below read per job, as maps by id (text): the edges settled per
+-- dependent, and each ended dependent's state and error. A join of the job table
+-- with a CTE, whose size the planner cannot know, may become a loop over every
+-- pair (a second per batch of a thousand); a key looked up in a map costs the
+-- same whatever the plan.
+maps AS MATERIALIZED (
+    SELECT COALESCE((SELECT jsonb_object_agg(c.job_id::text, c.n) FROM counts AS c), '{{}}')
+               AS counts,
+           COALESCE((SELECT jsonb_object_agg(v.id::text, jsonb_build_object(
+                         'state', v.state,
+                         'error', jsonb_build_object(
+                             'type', 'dependency',
+                             'message', format('dependency %%s ended %%s', v.cause,
+                                               e.states ->> v.cause::text),
+                             'dependency', v.cause::text, 'failed_at', now())))
+                     FROM verdict AS v), '{{}}') AS verdicts
+    FROM (SELECT jsonb_object_agg(ended.id::text, ended.state) AS states FROM ended) AS e
+),
 doom AS (
     UPDATE {schema}.job AS j
-    SET state = v.state::{schema}.job_state,
+    SET state = (m.verdicts -> j.id::text ->> 'state')::{schema}.job_state,
         completed_at = now(),
-        waiting_for = j.waiting_for - COALESCE(c.n, 0),
-        error = r.record,
-        errors = j.errors || jsonb_build_array(r.record)
-    FROM verdict AS v
-    LEFT JOIN counts AS c ON c.job_id = v.id
-    CROSS JOIN LATERAL (
-        SELECT jsonb_build_object(
-            'type', 'dependency',
-            'message', format('dependency %%s ended %%s', v.cause,
-                              (SELECT e.state FROM ended AS e WHERE e.id = v.cause LIMIT 1)),
-            'dependency', v.cause::text, 'failed_at', now()) AS record
-    ) AS r
-    WHERE j.id = ANY (ARRAY(SELECT verdict.id FROM verdict))
-      AND j.id = v.id AND j.state = 'waiting'
+        waiting_for = j.waiting_for - COALESCE((m.counts ->> j.id::text)::integer, 0),
+        error = m.verdicts -> j.id::text -> 'error',
+        errors = j.errors || jsonb_build_array(m.verdicts -> j.id::text -> 'error')
+    FROM maps AS m
+    WHERE j.id = ANY (ARRAY(SELECT verdict.id FROM verdict)) AND j.state = 'waiting'
     RETURNING j.id
 ),
 counted AS (
+    -- n: the edges of job j settled here, (m.counts ->> j.id::text)::integer.
     UPDATE {schema}.job AS j
-    SET waiting_for = j.waiting_for - c.n,
-        state = CASE WHEN j.state = 'waiting' AND j.waiting_for = c.n
+    SET waiting_for = j.waiting_for - (m.counts ->> j.id::text)::integer,
+        state = CASE WHEN j.state = 'waiting'
+                          AND j.waiting_for = (m.counts ->> j.id::text)::integer
                           AND j.policy IN ('standard', 'singleton')
                      THEN 'created' ELSE j.state END::{schema}.job_state,
-        start_after = CASE WHEN j.state = 'waiting' AND j.waiting_for = c.n
+        start_after = CASE WHEN j.state = 'waiting'
+                                AND j.waiting_for = (m.counts ->> j.id::text)::integer
                            THEN greatest(j.start_after, now()) ELSE j.start_after END,
-        keep_until = CASE WHEN j.state = 'waiting' AND j.waiting_for = c.n
+        keep_until = CASE WHEN j.state = 'waiting'
+                               AND j.waiting_for = (m.counts ->> j.id::text)::integer
                           THEN greatest(j.start_after, now()) + (j.keep_until - j.start_after)
                           ELSE j.keep_until END
-    FROM counts AS c
-    WHERE j.id = ANY (ARRAY(SELECT counts.job_id FROM counts))
-      AND j.id = c.job_id AND NOT EXISTS (SELECT 1 FROM verdict AS v WHERE v.id = c.job_id)
+    FROM maps AS m
+    WHERE j.id = ANY (ARRAY(SELECT counts.job_id FROM counts, maps
+                            WHERE NOT maps.verdicts ? counts.job_id::text))
     RETURNING j.id, j.queue, j.state, j.start_after, j.waiting_for
 )
 SELECT

@@ -21,4 +21,4 @@ j.singleton_on, NULLIF(j.policy, %(policy)s::text) AS policy, j.group_key,
 NULLIF(j.errors, '[]') AS errors, j.trace_context, j.source_id::text AS source_id,
 j.source_queue,
 CASE WHEN j.has_dependencies THEN {schema}.dependency_results(j.id) END
-    AS dependency_results
+    AS dependency_results, j.has_dependents

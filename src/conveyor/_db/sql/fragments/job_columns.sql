@@ -5,4 +5,4 @@ j.keep_until, j.delete_after, j.dead_letter, j.singleton_on, j.policy, j.lease_e
 j.group_key, NULLIF(j.errors, '[]') AS errors, j.trace_context, j.source_id::text AS source_id,
 j.source_queue,
 CASE WHEN j.has_dependencies THEN {schema}.dependency_results(j.id) END
-    AS dependency_results
+    AS dependency_results, j.has_dependents
