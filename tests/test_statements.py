@@ -95,5 +95,6 @@ def test_a_composed_statement_renders_with_the_fragments_it_names(
 def test_a_copy_statement_takes_no_parameters_and_returns_no_rows() -> None:
     copies = [s for s in statements.CATALOGUE
               if queries.render(s, "conveyor").startswith("COPY")]
-    assert {s.name for s in copies} == {"enqueue_copy", "enqueue_direct", "enqueue_flow"}
+    assert {s.name for s in copies} == {"enqueue_copy", "enqueue_direct", "enqueue_flow",
+                                          "flow_edges"}
     assert [(s.params, s.fetch) for s in copies] == [((), "none")] * len(copies)

@@ -97,8 +97,9 @@ WORKER_LEAVE = Statement("worker_leave", ("id",), "none")
 SETTLE_DEPENDENTS = Statement("settle_dependents", ("ids", "removing", "channel"), "one")
 RELEASE_HELD = Statement("release_held", ("limit", "channel"), "one")
 MARK_WAITED = Statement("mark_waited", ("ids",))
-FLOW_LINK = Statement("flow_link", ("job_id", "depends_on", "ref", "on_failure", "staged",
-                                    "waited"), "none")
+FLOW_EDGES = Statement("flow_edges", fetch="none")
+"""A ``COPY`` (a ``Copy`` step)."""
+FLOW_LINK = Statement("flow_link", ("id", "waiting_for", "waited"), "none")
 FLOW_EXTEND = Statement("flow_extend", ("parent", "step", "root_step", "root_job"), "none")
 JOB_DEPENDENCIES = Statement("job_dependencies", ("id", "limit"), tuples=True)
 JOB_DEPENDENTS = Statement("job_dependents", ("id", "limit"), tuples=True)

@@ -20,9 +20,10 @@ from datetime import UTC, datetime
 from typing import Any, Final, NamedTuple
 
 from conveyor._db import statements
-from conveyor._db.plan import Context, Execute, Operation, Plan
+from conveyor._db.plan import Context, Copy, Execute, Operation, Plan
 from conveyor._db.queries import Statement
 from conveyor._db.rows import JobRef, job_from_row
+from conveyor._db.session import UuidInt
 from conveyor._ops import options as _options
 from conveyor._ops import validate
 from conveyor._ops.enqueue import FlowStep, _uuid7s, insert_steps
@@ -210,6 +211,17 @@ def _descendants(steps: list[_Step], parent: uuid.UUID) -> list[uuid.UUID]:
     return [by_ref[ref].id for ref in sorted(found)]
 
 
+def _first_edges(step: _Step, parents: list[str | uuid.UUID]) -> list[_Edge]:
+    """The step's edges, the first one to each parent (a parent named twice is
+    waited for once, with the policy it was first named with)."""
+    if len(parents) == len(step.edges):
+        return step.edges
+    first: dict[str | uuid.UUID, _Edge] = {}
+    for edge in step.edges:
+        first.setdefault(edge.parent, edge)
+    return list(first.values())
+
+
 def _write_flow(ctx: Context, steps: list[_Step]) -> Plan[dict[str, str]]:
     ids = {s.ref: s.id for s in steps}
     existing = sorted({e.parent for s in steps for e in s.edges
@@ -228,35 +240,38 @@ def _write_flow(ctx: Context, steps: list[_Step]) -> Plan[dict[str, str]]:
              for step in _descendants(steps, parent)]
     waited = {ids[e.parent] for s in steps for e in s.edges if isinstance(e.parent, str)}
     waited.update(step for _, step in pairs)
+    # The steps each step waits for, once each, in order.
+    parents = {s.id: list(dict.fromkeys(e.parent for e in s.edges)) for s in steps}
     by_queue: dict[str, list[FlowStep]] = {}
     for s in steps:
-        awaited = {e.parent for e in s.edges}
-        by_queue.setdefault(s.queue, []).append(FlowStep(s.id, s.row, len(awaited), s.id in waited))
-    # Steps written through the queue's unique indexes, made to wait or marked next.
-    linked = waited | {s.id for s in steps if s.edges}
-    staged: list[uuid.UUID] = []
+        by_queue.setdefault(s.queue, []).append(
+            FlowStep(s.id, s.row, len(parents[s.id]), s.id in waited))
+    # Steps written through the queue's unique indexes, made steps after.
+    staged: list[FlowStep] = []
     for queue, queue_steps in by_queue.items():
         inserted, through_indexes = yield from insert_steps(ctx, queue, queue_steps)
         if inserted != len(queue_steps):
             raise PolicyViolation(
                 f"queue {queue!r} turned away {len(queue_steps) - inserted} of the flow's "
                 "steps (its policy, a throttle, or an id already used); nothing was sent")
-        staged += [job_id for job_id in through_indexes if job_id in linked]
+        through = set(through_indexes)
+        staged += (step for step in queue_steps
+                   if step.id in through and (step.waiting_for or step.waited))
     # Before the flow's own edges, which would make its steps dependents too.
     if pairs:
         roots = _existing_ancestors(steps)
         yield Execute(statements.FLOW_EXTEND, {
             "parent": [p for p, _ in pairs], "step": [s for _, s in pairs],
             "root_step": [s for s, _ in roots], "root_job": [j for _, j in roots]})
-    edges = [(s.id, ids[e.parent] if isinstance(e.parent, str) else e.parent,
+    edges = [(s.id.int, (ids[e.parent] if isinstance(e.parent, str) else e.parent).int,
               e.parent if isinstance(e.parent, str) else None, e.on_failure)
-             for s in steps for e in s.edges]
-    if edges or staged:
-        job_ids, parents, refs, policies = (
-            (list(column) for column in zip(*edges, strict=True)) if edges else ([], [], [], []))
-        yield Execute(statements.FLOW_LINK, {
-            "job_id": job_ids, "depends_on": parents, "ref": refs, "on_failure": policies,
-            "staged": staged, "waited": [job_id for job_id in staged if job_id in waited]})
+             for s in steps for e in _first_edges(s, parents[s.id])]
+    if edges:
+        yield Copy(statements.FLOW_EDGES, edges, ("uuid", "uuid", "text", "text"), (UuidInt,))
+    if staged:
+        yield Execute(statements.FLOW_LINK, {"id": [s.id for s in staged],
+                                             "waiting_for": [s.waiting_for for s in staged],
+                                             "waited": [s.waited for s in staged]})
     finished = [job_id for job_id in existing if states[str(job_id)] in _FINISHED]
     if finished:
         yield settle(ctx, finished)
