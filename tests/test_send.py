@@ -209,8 +209,9 @@ def test_a_job_read_from_a_row_equals_the_job_its_constructor_makes(
     values = list(row)
     values[2], values[14], values[24] = (
         JobState(values[2]), Progress(values[14]), QueuePolicy(values[24]))
-    assert values[-1] is None  # no dependencies: the two fields take their defaults
-    built = Job(*values[:-1])
+    # No dependencies: their two fields take their defaults; nothing waits for it.
+    assert values[-2:] == [None, False]
+    built = Job(*values[:-2], has_dependents=False)
     assert type(job) is Job
     assert job == built
     for field in dataclasses.fields(Job):
