@@ -373,6 +373,31 @@ async def test_a_jobs_dependents_answer_the_jobs_that_wait_for_it(
         (ids["index"], "index", "waiting", "fetch", "fail", False)]
 
 
+async def test_a_callbacks_dependencies_and_an_items_dependents_come_a_page_at_a_time(
+    api: httpx.AsyncClient, acv: AsyncConveyor
+) -> None:
+    sent = await acv.batch([{"data": {"n": n}} for n in range(5)], queue="pages",
+                           on_complete={"queue": "done"})
+    assert sent.callback is not None
+    pages, after = [], None
+    for _ in range(5):
+        query = {"limit": 2} if after is None else {"limit": 2, "after": after}
+        answer = await api.get(f"/api/jobs/{sent.callback}/dependencies", params=query)
+        assert answer.status_code == 200
+        page = [link["job"]["id"] for link in answer.json()]
+        pages.append(page)
+        if not page:
+            break
+        after = page[-1]
+
+    assert pages == [sent.ids[0:2], sent.ids[2:4], sent.ids[4:5], []]
+    answer = await api.get(f"/api/jobs/{sent.ids[0]}/dependents", params={"limit": 1})
+    assert [link["job"]["id"] for link in answer.json()] == [sent.callback]
+    for bad in ({"limit": 0}, {"limit": 1001}, {"after": "not-an-id"}):
+        answer = await api.get(f"/api/jobs/{sent.callback}/dependencies", params=bad)
+        assert answer.status_code == (400 if "after" in bad else 422), (bad, answer.status_code)
+
+
 async def test_a_job_outside_any_flow_has_no_dependencies_or_dependents(
     api: httpx.AsyncClient, acv: AsyncConveyor
 ) -> None:

@@ -375,17 +375,18 @@ class Link(NamedTuple):
 
 
 def links(ctx: Context, /, id: JobRef, *, dependents: bool = False, limit: int | None = None,
-          conn: Any = None) -> Operation[list[Link]]:
-    """The edges of a job: what it waits for, or with ``dependents`` what waits for it;
-    the first ``limit`` of them, oldest job first (a batch's callback may have
-    thousands)."""
+          after: JobRef | None = None, conn: Any = None) -> Operation[list[Link]]:
+    """The edges of a job: what it waits for, or with ``dependents`` what waits for it,
+    oldest job first; the first ``limit`` of them after the job ``after`` (the last
+    of the page before: a batch's callback may wait for thousands)."""
     job_id = validate.job_id(id)
     if limit is not None:
         limit = validate.integer(limit, "limit", minimum=1)
+    after = None if after is None else validate.job_id(after)
     statement = statements.JOB_DEPENDENTS if dependents else statements.JOB_DEPENDENCIES
 
     def plan() -> Plan[list[Link]]:
-        rows = yield Execute(statement, {"id": job_id, "limit": limit})
+        rows = yield Execute(statement, {"id": job_id, "limit": limit, "after": after})
         return [Link(job_from_row(row[:-3]), *row[-3:]) for row in rows]
 
     return Operation(plan(), conn)

@@ -15,8 +15,9 @@ __all__ = ["Link", "job_links"]
 
 
 async def job_links(cv: AsyncConveyor, job_id: str, *, dependents: bool = False,
-                    limit: int | None = None) -> list[Link]:
+                    limit: int | None = None, after: str | None = None) -> list[Link]:
     """The edges of the job: what it waits for (or waited for), or with
-    ``dependents`` what waits for it, oldest job first; the first ``limit``."""
-    return await cv.run_operation(
-        dependencies.links(cv.context, job_id, dependents=dependents, limit=limit))
+    ``dependents`` what waits for it, oldest job first; the first ``limit`` after
+    the job ``after``."""
+    return await cv.run_operation(dependencies.links(
+        cv.context, job_id, dependents=dependents, limit=limit, after=after))

@@ -9,9 +9,9 @@ ref, a cycle, a bad option) is a 400, a dependency on a job that does not exist 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from conveyor.client import AsyncConveyor
 from conveyor.web.api.answers import LinkOut
@@ -32,22 +32,32 @@ async def send_flow(cv: Client, flow: FlowIn) -> dict[str, str]:
     return await cv.flow([step.model_dump(exclude_none=True) for step in flow.steps])
 
 
-async def _links(cv: AsyncConveyor, job_id: str, *, dependents: bool) -> list[LinkOut]:
+Limit = Annotated[int, Query(ge=1, le=1000, description="edges a page (1000)")]
+After = Annotated[str | None, Query(
+    description="the id of the last job of the page before: the page after it")]
+
+
+async def _links(cv: AsyncConveyor, job_id: str, *, dependents: bool, limit: int,
+                 after: str | None) -> list[LinkOut]:
     job = await existing_job(cv, job_id)
     return [LinkOut.model_validate(link)
-            for link in await job_links(cv, job.id, dependents=dependents)]
+            for link in await job_links(cv, job.id, dependents=dependents, limit=limit,
+                                        after=after)]
 
 
 @router.get("/jobs/{job_id}/dependencies", response_model=list[LinkOut])
-async def list_dependencies(cv: Client, job_id: str) -> Any:
+async def list_dependencies(cv: Client, job_id: str, limit: Limit = 1000,
+                            after: After = None) -> Any:
     """The jobs this job waits for (or waited for), oldest first: each with the ref
     this job reads its output by, this job's policy should it fail, and whether it
-    has finished (settled)."""
-    return await _links(cv, job_id, dependents=False)
+    has finished (settled). A page of ``limit``; the next one starts ``after`` the
+    last job of this one."""
+    return await _links(cv, job_id, dependents=False, limit=limit, after=after)
 
 
 @router.get("/jobs/{job_id}/dependents", response_model=list[LinkOut])
-async def list_dependents(cv: Client, job_id: str) -> Any:
+async def list_dependents(cv: Client, job_id: str, limit: Limit = 1000,
+                          after: After = None) -> Any:
     """The jobs that wait (or waited) for this job, oldest first, with the same
-    fields seen from the other end."""
-    return await _links(cv, job_id, dependents=True)
+    fields seen from the other end, a page at a time as for the dependencies."""
+    return await _links(cv, job_id, dependents=True, limit=limit, after=after)

@@ -12,3 +12,8 @@ FROM {schema}.job_parent AS k
 WHERE j.id = k.job_id;
 
 DROP TABLE {schema}.job_parent;
+
+-- The edges of a job's dependents, in the order of their ids: pages of a batch's
+-- callback's dependents (job_dependents.sql) read the index in order.
+DROP INDEX {schema}.job_dependency_parent;
+CREATE INDEX job_dependency_parent ON {schema}.job_dependency (depends_on, job_id);
