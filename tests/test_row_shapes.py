@@ -13,11 +13,12 @@ from datetime import UTC, datetime, timedelta
 from importlib import resources
 
 import psycopg
+import pytest
 
 from conveyor import Conveyor
 from conveyor._db import queries, statements
 from conveyor._db import rows as _rows
-from conveyor._ops import enqueue, options
+from conveyor._ops import dependencies, enqueue, options
 from conveyor.job import Job
 
 CLAIM_KNOWS = ("queue", "state", "lease_expires_at")
@@ -130,29 +131,33 @@ def test_the_staged_copy_writes_the_fields_of_job_row_in_order() -> None:
                     "JobRow", options.JobRow._fields)
 
 
-def test_the_direct_copy_types_are_the_job_table_types(
-    cv: Conveyor, schema: str, conn: psycopg.Connection
-) -> None:
-    columns = _copied_names("enqueue_direct")
-    types: dict[str, str] = dict(conn.execute(
-        "SELECT column_name, udt_name FROM information_schema.columns"
-        " WHERE table_schema = %s AND table_name = 'job'", (schema,)).fetchall())
-    _assert_in_step("enqueue_direct.sql's column types", [types[name] for name in columns],
-                    "_DIRECT_TYPES", enqueue._DIRECT_TYPES)
+def _column_types(conn: psycopg.Connection, schema: str, table: str) -> dict[str, str]:
+    """A table's columns and their types, as psycopg's binary COPY names them (an enum,
+    which a binary COPY takes as its label, as text)."""
+    rows = conn.execute(
+        "SELECT column_name, CASE WHEN data_type = 'USER-DEFINED' THEN 'text' ELSE udt_name END"
+        " FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
+        (schema, table)).fetchall()
+    return dict(rows)
 
 
-def test_the_flow_copy_writes_the_direct_columns_then_a_steps_own(
-    cv: Conveyor, schema: str, conn: psycopg.Connection
+@pytest.mark.parametrize(("copy", "table", "types"), [
+    ("enqueue_direct", "job", enqueue._DIRECT_TYPES),
+    ("enqueue_flow", "job", enqueue._FLOW_TYPES),
+    ("flow_edges", "job_dependency", dependencies._EDGE_TYPES),
+])
+def test_each_direct_copy_sends_its_columns_with_the_tables_types(
+    cv: Conveyor, schema: str, conn: psycopg.Connection, copy: str, table: str,
+    types: tuple[str, ...],
 ) -> None:
-    columns = _copied_names("enqueue_flow")
-    types: dict[str, str] = dict(conn.execute(
-        "SELECT column_name, udt_name FROM information_schema.columns"
-        " WHERE table_schema = %s AND table_name = 'job'", (schema,)).fetchall())
-    assert columns[:len(enqueue._DIRECT_TYPES)] == _copied_names("enqueue_direct")
-    # The state is an enum, which a binary COPY takes as its label (text).
-    _assert_in_step("enqueue_flow.sql's column types",
-                    [{"job_state": "text"}.get(types[name], types[name]) for name in columns],
-                    "_FLOW_TYPES", enqueue._FLOW_TYPES)
+    found = _column_types(conn, schema, table)
+    _assert_in_step(f"{copy}.sql's column types", [found[name] for name in _copied_names(copy)],
+                    "the types the COPY sends", types)
+
+
+def test_a_flows_steps_are_written_with_the_direct_columns_then_their_own() -> None:
+    assert _copied_names("enqueue_flow")[:len(enqueue._DIRECT_TYPES)] == _copied_names(
+        "enqueue_direct")
 
 
 def test_direct_records_have_a_value_for_each_direct_column() -> None:

@@ -35,6 +35,8 @@ ON_FAILURE: Final = ("cancel", "ignore", "fail")
 _FLOW_KEYS: Final = ("ref", "queue", "depends_on", "on_dependency_failure")
 _STEP_KEYS: Final = (*_FLOW_KEYS, "data", *_options.JOB_OPTIONS)
 _FINISHED: Final = frozenset(("completed", "failed", "cancelled"))
+_EDGE_TYPES: Final = ("uuid", "uuid", "text", "text")
+"""The binary COPY types of ``flow_edges.sql``'s columns (the ids as integers)."""
 
 
 # --- settling: run by every operation that finishes jobs ------------------------------
@@ -267,7 +269,7 @@ def _write_flow(ctx: Context, steps: list[_Step]) -> Plan[dict[str, str]]:
               e.parent if isinstance(e.parent, str) else None, e.on_failure)
              for s in steps for e in _first_edges(s, parents[s.id])]
     if edges:
-        yield Copy(statements.FLOW_EDGES, edges, ("uuid", "uuid", "text", "text"), (UuidInt,))
+        yield Copy(statements.FLOW_EDGES, edges, _EDGE_TYPES, (UuidInt,))
     if staged:
         yield Execute(statements.FLOW_LINK, {"id": [s.id for s in staged],
                                              "waiting_for": [s.waiting_for for s in staged],
