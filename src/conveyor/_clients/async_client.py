@@ -10,10 +10,11 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 from types import TracebackType
 from typing import (
     TYPE_CHECKING,
+    Any,
     Concatenate,
     ParamSpec,
     Self,
@@ -34,6 +35,7 @@ from conveyor._db.plan import Context, Operation, guarded, run_async
 from conveyor._db.rows import JobRef
 from conveyor._ops import admin, claims, dependencies, enqueue, schedules, status
 from conveyor._ops import flow as flow_control
+from conveyor._ops.options import Duration
 from conveyor.errors import (
     ConnectionLost,
     ConveyorError,
@@ -161,14 +163,56 @@ class AsyncConveyor(ClientBase[Awaitable[str | None]]):
         job_id, seconds = waiting.check(id, timeout)
         if self._pool is None:
             raise NotStarted("await start() before waiting for jobs")
-        listener = None
-        if not self.settings.pgbouncer:
-            if self._listener is None:
-                self._listener = waiting.TaskListener(self.settings.conninfo(), self.schema)
-            listener = self._listener
+        listener = self._listening()
+        key = waiting.finished_key(self.schema, job_id)
         event = (asyncio.Event() if listener is None
-                 else await listener.watch(job_id, min(seconds, 5.0)))
-        steps = waiting.waiting(self._context, job_id, seconds, listener is not None)
+                 else await listener.watch(key, min(seconds, 5.0)))
+        try:
+            return await self._drive(
+                waiting.waiting(self._context, job_id, seconds, listener is not None), event)
+        finally:
+            if listener is not None:
+                listener.unwatch(key, event)
+                with contextlib.suppress(ConveyorError):
+                    await self._run(waiting.unregister(job_id))
+
+    async def fetch(self, queue: str, batch_size: int = 1, *,
+                    visibility: Duration | None = None,
+                    wait: Duration | None = None) -> list[Job]:
+        ops = [claims.fetch(self._context, queue, batch_size, visibility=visibility, wait=wait)]
+        seconds = waiting.fetch_wait(wait)
+        if not seconds:
+            return await self._run(ops[0])
+        listener = self._listening()
+        key = waiting.queue_key(self.schema, queue)
+        event = (asyncio.Event() if listener is None
+                 else await listener.watch(key, min(seconds, 5.0)))
+
+        def claim() -> Operation[list[Job]]:
+            return ops.pop() if ops else claims.fetch(
+                self._context, queue, batch_size, visibility=visibility)
+
+        try:
+            return await self._drive(
+                waiting.fetching(claim, seconds, listener is not None), event)
+        finally:
+            if listener is not None:
+                listener.unwatch(key, event)
+
+    fetch.__doc__ = claims.fetch.__doc__
+
+    def _listening(self) -> waiting.TaskListener | None:
+        """The client's listening connection, opened by the first wait; ``None``
+        behind a transaction pooler, where waits poll."""
+        if self.settings.pgbouncer:
+            return None
+        if self._listener is None:
+            self._listener = waiting.TaskListener(self.settings.conninfo(), self.schema)
+        return self._listener
+
+    async def _drive(self, steps: Generator[Operation[Any] | float, Any, T],
+                     event: asyncio.Event) -> T:
+        """Runs a waiting generator: its operations, and its pauses until ``event``."""
         try:
             step = next(steps)
             while True:
@@ -182,11 +226,6 @@ class AsyncConveyor(ClientBase[Awaitable[str | None]]):
                 step = steps.send(result)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
-        finally:
-            if listener is not None:
-                listener.unwatch(job_id, event)
-                with contextlib.suppress(ConveyorError):
-                    await self._run(waiting.unregister(job_id))
 
     async def __aenter__(self) -> Self:
         return await self.start()
@@ -258,7 +297,9 @@ class AsyncConveyor(ClientBase[Awaitable[str | None]]):
     schema_version = _async(migrations.schema_version)
     send = _async(enqueue.send)
     insert = _async(enqueue.insert)
-    fetch = _async(claims.fetch)
+    pop = _async(claims.pop)
+    extend = _async(claims.extend)
+    release = _async(claims.release)
     complete = _async(claims.complete)
     fail = _async(claims.fail)
     get_job = _async(admin.get_job)

@@ -10,10 +10,11 @@ import contextlib
 import functools
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from types import TracebackType
 from typing import (
     TYPE_CHECKING,
+    Any,
     Concatenate,
     ParamSpec,
     Self,
@@ -34,6 +35,7 @@ from conveyor._db.plan import Context, Operation, run_sync
 from conveyor._db.rows import JobRef
 from conveyor._ops import admin, claims, dependencies, enqueue, schedules, status
 from conveyor._ops import flow as flow_control
+from conveyor._ops.options import Duration
 from conveyor.errors import (
     ConnectionLost,
     ConveyorError,
@@ -172,16 +174,55 @@ class Conveyor(ClientBase[str | None]):
         job_id, seconds = waiting.check(id, timeout)
         if self._pool is None:
             raise NotStarted("call start() before waiting for jobs")
-        listener = None
-        if not self.settings.pgbouncer:
-            with self._listener_lock:
-                if self._listener is None:
-                    self._listener = waiting.ThreadListener(self.settings.conninfo(),
-                                                            self.schema)
-                listener = self._listener
+        listener = self._listening()
+        key = waiting.finished_key(self.schema, job_id)
         event = (threading.Event() if listener is None
-                 else listener.watch(job_id, min(seconds, 5.0)))
-        steps = waiting.waiting(self._context, job_id, seconds, listener is not None)
+                 else listener.watch(key, min(seconds, 5.0)))
+        try:
+            return self._drive(
+                waiting.waiting(self._context, job_id, seconds, listener is not None), event)
+        finally:
+            if listener is not None:
+                listener.unwatch(key, event)
+                with contextlib.suppress(ConveyorError):
+                    self._run(waiting.unregister(job_id))
+
+    def fetch(self, queue: str, batch_size: int = 1, *, visibility: Duration | None = None,
+              wait: Duration | None = None) -> list[Job]:
+        ops = [claims.fetch(self._context, queue, batch_size, visibility=visibility, wait=wait)]
+        seconds = waiting.fetch_wait(wait)
+        if not seconds:
+            return self._run(ops[0])
+        listener = self._listening()
+        key = waiting.queue_key(self.schema, queue)
+        event = (threading.Event() if listener is None
+                 else listener.watch(key, min(seconds, 5.0)))
+
+        def claim() -> Operation[list[Job]]:
+            return ops.pop() if ops else claims.fetch(
+                self._context, queue, batch_size, visibility=visibility)
+
+        try:
+            return self._drive(waiting.fetching(claim, seconds, listener is not None), event)
+        finally:
+            if listener is not None:
+                listener.unwatch(key, event)
+
+    fetch.__doc__ = claims.fetch.__doc__
+
+    def _listening(self) -> waiting.ThreadListener | None:
+        """The client's listening connection, opened by the first wait; ``None``
+        behind a transaction pooler, where waits poll."""
+        if self.settings.pgbouncer:
+            return None
+        with self._listener_lock:
+            if self._listener is None:
+                self._listener = waiting.ThreadListener(self.settings.conninfo(), self.schema)
+            return self._listener
+
+    def _drive(self, steps: Generator[Operation[Any] | float, Any, T],
+               event: threading.Event) -> T:
+        """Runs a waiting generator: its operations, and its pauses until ``event``."""
         try:
             step = next(steps)
             while True:
@@ -194,11 +235,6 @@ class Conveyor(ClientBase[str | None]):
                 step = steps.send(result)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
-        finally:
-            if listener is not None:
-                listener.unwatch(job_id, event)
-                with contextlib.suppress(ConveyorError):
-                    self._run(waiting.unregister(job_id))
 
     def __enter__(self) -> Self:
         return self.start()
@@ -246,7 +282,9 @@ class Conveyor(ClientBase[str | None]):
     schema_version = _sync(migrations.schema_version)
     send = _sync(enqueue.send)
     insert = _sync(enqueue.insert)
-    fetch = _sync(claims.fetch)
+    pop = _sync(claims.pop)
+    extend = _sync(claims.extend)
+    release = _sync(claims.release)
     complete = _sync(claims.complete)
     fail = _sync(claims.fail)
     get_job = _sync(admin.get_job)

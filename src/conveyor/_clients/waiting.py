@@ -20,9 +20,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any, Final
 
 import psycopg
@@ -41,6 +42,9 @@ RECHECK: Final = 5.0
 listening connection was being replaced is not lost for longer."""
 POLL_FIRST: Final = 0.05
 POLL_MAX: Final = 1.0
+FETCH_RECHECK: Final = 1.0
+"""Seconds between claims of a waiting fetch while listening: jobs that come due
+by their start time notify no one."""
 _FINISHED: Final = frozenset(("completed", "failed", "cancelled"))
 
 Waiting = Generator["Operation[Any] | float", Any, Job]
@@ -67,6 +71,11 @@ def unregister(job_id: str) -> Operation[None]:
         yield Execute(statements.WAIT_UNREGISTER, {"id": job_id})
 
     return Operation(plan())
+
+
+def fetch_wait(wait: object) -> float:
+    """How long a fetch waits for jobs, in seconds (checked by ``claims.fetch``)."""
+    return 0.0 if wait is None else validate.duration(wait, "wait").total_seconds()
 
 
 def check(id: object, timeout: object) -> tuple[str, float]:
@@ -100,28 +109,64 @@ def waiting(ctx: Context, job_id: str, timeout: float, listening: bool) -> Waiti
     return job  # type: ignore[no-any-return]
 
 
+def fetching(fetch: Callable[[], Operation[list[Job]]], seconds: float,
+             listening: bool) -> Generator[Operation[Any] | float, Any, list[Job]]:
+    """A fetch that waits up to ``seconds`` for jobs: it claims, and while it claims
+    nothing, waits for the queue's notification (rechecking every second, for jobs
+    that come due by their start time, which no one notifies) or, behind a
+    transaction pooler, polls from 50 ms up to a second apart, with jitter. The face
+    watches the queue before the first claim, so no notification is missed."""
+    deadline = time.monotonic() + seconds
+    delay = POLL_FIRST
+    while True:
+        jobs: list[Job] = yield fetch()
+        remaining = deadline - time.monotonic()
+        if jobs or remaining <= 0:
+            return jobs
+        pause = FETCH_RECHECK if listening else delay * random.uniform(0.5, 1.5)
+        yield min(remaining, pause)
+        delay = min(delay * 2, POLL_MAX)
+
+
 def _listen_statement(schema: str) -> sql.Composed:
-    return sql.SQL("LISTEN {}").format(sql.Identifier(channel(schema)))
+    """Both channels: jobs that finished (``wait_for``) and queues with new jobs
+    (``fetch`` with ``wait``), which the schema's name is."""
+    return sql.SQL("LISTEN {}; LISTEN {}").format(sql.Identifier(channel(schema)),
+                                                   sql.Identifier(schema))
+
+
+Key = tuple[str, str]
+"""What a notification is for: its channel and its payload."""
+
+
+def finished_key(schema: str, job_id: str) -> Key:
+    """The notification of a job that finished (``settle_dependents.sql``)."""
+    return channel(schema), job_id
+
+
+def queue_key(schema: str, queue: str) -> Key:
+    """The notification of a queue with jobs due (a send, a retry, a release)."""
+    return schema, queue
 
 
 class _Watchers:
-    """Events by job id, set when the job's notification arrives."""
+    """Events by key, set when a notification of the key arrives."""
 
     def __init__(self) -> None:
-        self._events: dict[str, list[Any]] = {}
+        self._events: dict[Key, list[Any]] = {}
 
-    def add(self, job_id: str, event: Any) -> None:
-        self._events.setdefault(job_id, []).append(event)
+    def add(self, key: Key, event: Any) -> None:
+        self._events.setdefault(key, []).append(event)
 
-    def remove(self, job_id: str, event: Any) -> None:
-        events = self._events.get(job_id, [])
+    def remove(self, key: Key, event: Any) -> None:
+        events = self._events.get(key, [])
         if event in events:
             events.remove(event)
         if not events:
-            self._events.pop(job_id, None)
+            self._events.pop(key, None)
 
-    def wake(self, job_id: str) -> None:
-        for event in self._events.get(job_id, ()):
+    def wake(self, key: Key) -> None:
+        for event in self._events.get(key, ()):
             event.set()
 
     def wake_all(self) -> None:
@@ -142,18 +187,18 @@ class ThreadListener:
         self._thread = threading.Thread(target=self._loop, name="conveyor-wait", daemon=True)
         self._thread.start()
 
-    def watch(self, job_id: str, ready_within: float) -> threading.Event:
-        """An event set when ``job_id`` is notified; waits (up to ``ready_within``
+    def watch(self, key: Key, ready_within: float) -> threading.Event:
+        """An event set when ``key`` is notified; waits (up to ``ready_within``
         seconds) until the connection listens, so no notification is missed."""
         event = threading.Event()
         with self._lock:
-            self._watchers.add(job_id, event)
+            self._watchers.add(key, event)
         self._ready.wait(ready_within)
         return event
 
-    def unwatch(self, job_id: str, event: threading.Event) -> None:
+    def unwatch(self, key: Key, event: threading.Event) -> None:
         with self._lock:
-            self._watchers.remove(job_id, event)
+            self._watchers.remove(key, event)
 
     def _loop(self) -> None:
         delay = 0.1
@@ -168,7 +213,7 @@ class ThreadListener:
                     while not self._closing.is_set():
                         for note in conn.notifies(timeout=0.5):
                             with self._lock:
-                                self._watchers.wake(note.payload)
+                                self._watchers.wake((note.channel, note.payload))
             except psycopg.Error as exc:
                 self._ready.clear()
                 log.warning("wait_for's listening connection failed (%s); reconnecting", exc)
@@ -189,16 +234,16 @@ class TaskListener:
         self._ready = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="conveyor-wait")
 
-    async def watch(self, job_id: str, ready_within: float) -> asyncio.Event:
+    async def watch(self, key: Key, ready_within: float) -> asyncio.Event:
         event = asyncio.Event()
-        self._watchers.add(job_id, event)
+        self._watchers.add(key, event)
         # Past ready_within, the first state check and the rechecks still see the job finish.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._ready.wait(), ready_within)
         return event
 
-    def unwatch(self, job_id: str, event: asyncio.Event) -> None:
-        self._watchers.remove(job_id, event)
+    def unwatch(self, key: Key, event: asyncio.Event) -> None:
+        self._watchers.remove(key, event)
 
     async def _loop(self) -> None:
         delay = 0.1
@@ -211,7 +256,7 @@ class TaskListener:
                     self._watchers.wake_all()
                     delay = 0.1
                     async for note in conn.notifies():
-                        self._watchers.wake(note.payload)
+                        self._watchers.wake((note.channel, note.payload))
             except psycopg.Error as exc:
                 self._ready.clear()
                 log.warning("wait_for's listening connection failed (%s); reconnecting", exc)

@@ -62,7 +62,7 @@ NOTIFY_QUEUES = Statement("notify_queues", ("channel", "queues"), "none")
 
 # --- claiming and settling (``_ops/claims.py``, ``worker/``) -----------------------------
 
-_CLAIM: Final = ("queue", "limit", "lease")
+_CLAIM: Final = ("queue", "limit", "lease", "visibility")
 _QUEUE_DEFAULTS: Final = (
     "policy", "priority", "retry_limit", "retry_delay", "retry_backoff", "expire_in",
     "retention", "delete_after",
@@ -78,6 +78,10 @@ CLAIM_FLOW_LOCK = Statement("claim_flow_lock", ("schema", "queue"), "none")
 CLAIM_FLOW = Statement("claim_flow", (*_CLAIM, "unkeyed"), tuples=True)
 CLAIM_FLOW_WORKER = Statement("claim_flow_worker", (*_CLAIM, "unkeyed", *_QUEUE_DEFAULTS),
                               tuples=True, body="claim_flow", parts=_WORKER_COLUMNS)
+_POP: Final = {"claim_update": "pop_update"}
+POP = Statement("pop", ("queue", "limit"), tuples=True, body="claim", parts=_POP)
+POP_FLOW = Statement("pop_flow", ("queue", "limit", "unkeyed"), tuples=True, body="claim_flow",
+                     parts=_POP)
 QUEUE_FLOW = Statement("queue_flow", ("queue",), "one")
 QUEUE_HELD_BACK = Statement("queue_held_back", ("queue",), "one")
 COMPLETE = Statement("complete", ("id", "attempt", "output", "progress", "unwaited"), "none")
@@ -85,9 +89,12 @@ COMPLETE_SETTLED = Statement("complete_settled", ("id", "attempt", "output", "pr
                              "none")
 FAIL = Statement("fail", ("channel", "id", "attempt", "error", "retry_after", "final",
                           "progress", "unwaited"))
-RELEASE = Statement("release", ("id", "attempt", "channel"))
+RELEASE = Statement("release", ("id", "attempt", "channel", "delay"))
+EXTEND = Statement("extend", ("id", "attempt", "lease"))
 HEARTBEAT = Statement("heartbeat", ("id", "attempt", "progress", "lease"))
 LEASE_EXPIRED = Statement("lease_expired", ("limit",))
+LEASE_EXPIRED_QUEUE = Statement("lease_expired_queue", ("limit", "queue"), body="lease_expired",
+                                parts={"lease_scope": "lease_scope_queue"})
 WORKER_ANNOUNCE = Statement("worker_announce", ("id", "host", "pid", "queues", "concurrency",
                                                 "ttl"), "none")
 WORKER_LEAVE = Statement("worker_leave", ("id",), "none")

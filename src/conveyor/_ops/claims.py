@@ -14,6 +14,7 @@ from conveyor._db.plan import Context, Execute, Failure, Operation, Plan, Togeth
 from conveyor._db.rows import JobDefaults, JobRef, claimed_jobs, in_claim_order, job_from_row
 from conveyor._ops import dependencies, validate
 from conveyor._ops.options import Duration
+from conveyor.errors import InvalidOption, LeaseExpired
 from conveyor.job import Job, control_of
 
 _CLAIM_RACE_RETRIES = 3
@@ -21,10 +22,12 @@ _CLAIM_RACE_RETRIES = 3
 
 def claim(
     queue: str, limit: int, lease: timedelta | None = None, *, schema: str,
-    flow: FlowState | None = None,
+    flow: FlowState | None = None, visibility: timedelta | None = None, pop: bool = False,
 ) -> Plan[list[Job]]:
     """Claims up to ``limit`` jobs; ``lease`` shortens their leases below
-    ``expire_in`` for workers that renew them by heartbeat.
+    ``expire_in`` for workers that renew them by heartbeat, and ``visibility``
+    (a fetch's) replaces ``expire_in`` for the attempt. With ``pop`` the jobs are
+    completed in the same statement (``pop_update.sql``).
 
     ``flow`` says whether the queue is under flow control (limits or fairness,
     ``claim_flow.sql``) and whether it may hold jobs without a group key; ``None``
@@ -37,7 +40,8 @@ def claim(
     (``claimed_columns.sql``). Without it (``fetch``, possibly on a connection of
     the caller's, in any time zone) they return every column.
     """
-    params: dict[str, Any] = {"queue": queue, "limit": limit, "lease": lease}
+    params: dict[str, Any] = {"queue": queue, "limit": limit, "lease": lease,
+                              "visibility": visibility}
     # Looked up here means run in one transaction (fetch), where a failed statement
     # ends the transaction: a lost race then claims nothing rather than retrying.
     retries = _CLAIM_RACE_RETRIES if flow is not None else 1
@@ -45,7 +49,9 @@ def claim(
     if flow is None:
         flow = yield from flow_state(queue)
     plain, flowing = statements.CLAIM, statements.CLAIM_FLOW
-    if defaults is not None:
+    if pop:
+        plain, flowing = statements.POP, statements.POP_FLOW
+    elif defaults is not None:
         params.update(defaults._asdict())
         plain, flowing = statements.CLAIM_WORKER, statements.CLAIM_FLOW_WORKER
     if flow.controlled:
@@ -110,17 +116,104 @@ def flow_state(queue: str) -> Plan[FlowState]:
                      JobDefaults(*(row[name] for name in JobDefaults._fields)))
 
 
-def fetch(ctx: Context, /, queue: str, batch_size: int = 1) -> Operation[list[Job]]:
+def fetch(ctx: Context, /, queue: str, batch_size: int = 1, *,
+          visibility: Duration | None = None, wait: Duration | None = None,
+          ) -> Operation[list[Job]]:
     """Claim up to ``batch_size`` due jobs of ``queue`` and return them, now
     ``active``: highest priority first, then the longest waiting.
 
-    Each claimed job holds a lease of its ``expire_in``. Finish it with
-    :meth:`complete` or :meth:`fail`, passing the :class:`Job` so that the attempt
-    fences the outcome. Concurrent fetches never return the same job.
+    Each claimed job holds a lease of ``visibility`` (seconds or a timedelta; by
+    default its ``expire_in``): until then no other fetch or worker gets it. Finish
+    it with :meth:`complete` or :meth:`fail`, passing the :class:`Job` so that the
+    attempt fences the outcome; :meth:`extend` lengthens the lease and
+    :meth:`release` gives the job back. Concurrent fetches never return the same
+    job.
+
+    A job whose lease lapsed comes back without any worker running: each fetch
+    first settles up to ``batch_size`` lapsed jobs of its queue as failed attempts
+    (``LeaseExpired``), so ``retry_limit`` counts deliveries and ``dead_letter``
+    takes a job delivered too often, and a job retried at once is fetched again.
+
+    With ``wait`` (seconds), a fetch that finds nothing waits up to that long for
+    jobs to arrive (woken by the queue's notification, holding no connection while
+    it waits; behind a transaction pooler it polls) and returns what it claimed
+    then, or an empty list::
+
+        for job in cv.fetch("wf", batch_size=10, visibility=30, wait=5):
+            ...
+            cv.complete(job, output)
     """
     name = validate.queue_name(queue)
     limit = validate.integer(batch_size, "batch_size", minimum=1)
-    return Operation(claim(name, limit, schema=ctx.queries.schema), atomic=True)
+    lease = None if visibility is None else validate.positive_duration(visibility, "visibility")
+    if wait is not None:
+        validate.duration(wait, "wait")  # the faces wait; checked here with the rest
+    lapsed = validate.error_json(
+        LeaseExpired("the lease of a fetched attempt lapsed before it was finished"),
+        ctx.max_payload_bytes)
+
+    def plan() -> Plan[list[Job]]:
+        yield from rescue(ctx, limit, lapsed, queue=name)
+        return (yield from claim(name, limit, schema=ctx.queries.schema, visibility=lease))
+
+    return Operation(plan(), atomic=True)
+
+
+def pop(ctx: Context, /, queue: str, batch_size: int = 1) -> Operation[list[Job]]:
+    """Claim up to ``batch_size`` due jobs of ``queue`` and complete them in the same
+    statement, returning them ``completed``: at most once, as PGMQ's ``pop``. A job
+    popped is never delivered again, whatever happens to the caller; what waits for
+    it (the steps of a flow) is released at once."""
+    name = validate.queue_name(queue)
+    limit = validate.integer(batch_size, "batch_size", minimum=1)
+
+    def plan() -> Plan[list[Job]]:
+        jobs = yield from claim(name, limit, schema=ctx.queries.schema, pop=True)
+        waited = [job.id for job in jobs if job.has_dependents]
+        if waited:
+            yield dependencies.settle(ctx, waited)
+        return jobs
+
+    return Operation(plan(), atomic=True)
+
+
+def extend(ctx: Context, /, jobs: Job | Iterable[Job], visibility: Duration, *,
+           conn: Any = None) -> Operation[int]:
+    """Make the leases of fetched jobs end ``visibility`` (seconds or a timedelta)
+    from now, for as long as each attempt still holds its job; returns how many
+    were extended. A job left out of the count is no longer yours: its lease lapsed
+    and it was fetched again, or it was cancelled or finished. Stop working on it."""
+    ids, attempts = _attempts(jobs, "extend")
+    lease = validate.positive_duration(visibility, "visibility")
+
+    def plan() -> Plan[int]:
+        rows = yield Execute(statements.EXTEND, {"id": ids, "attempt": attempts,
+                                                 "lease": lease})
+        return len(rows)
+
+    return Operation(plan(), conn)
+
+
+def release(ctx: Context, /, jobs: Job | Iterable[Job], delay: Duration = 0, *,
+            conn: Any = None) -> Operation[int]:
+    """Give fetched jobs back to their queue, due again after ``delay`` (seconds or a
+    timedelta; at once by default), without counting a failed attempt; returns how
+    many were given back (fenced by attempt, as :meth:`complete`). A job's
+    ``attempt`` keeps counting its deliveries, so one released over and over shows
+    an ``attempt`` far above its ``retry_count``."""
+    ids, attempts = _attempts(jobs, "release")
+    after = validate.duration(delay, "delay")
+    return Operation(hand_back(ctx, ids, attempts, after), conn)
+
+
+def _attempts(jobs: object, action: str) -> tuple[list[uuid.UUID], list[int]]:
+    """The ids and attempts of fetched jobs: only a :class:`Job` names its attempt."""
+    items = validate.job_refs(jobs)
+    fetched = [item for item in items if isinstance(item, Job)]
+    if len(fetched) < len(items):
+        raise InvalidOption(f"{action} takes the Job that fetch returned (its attempt "
+                            "fences the change), not an id")
+    return [validate.job_id(job) for job in fetched], [job.attempt for job in fetched]
 
 
 def _fence(jobs: object) -> tuple[list[uuid.UUID], list[int | None]]:
@@ -296,17 +389,23 @@ def heartbeat(
     return {str(row["id"]) for row in rows}
 
 
-def rescue(ctx: Context, limit: int, error: str) -> Plan[int]:
+def rescue(ctx: Context, limit: int, error: str, *, queue: str | None = None) -> Plan[int]:
     """Settles up to ``limit`` jobs whose lease lapsed as failed attempts (retried or
-    failed by their policy). Run atomically: the rows stay locked in between."""
-    rows = yield Execute(statements.LEASE_EXPIRED, {"limit": limit})
+    failed by their policy), of every queue or of ``queue``. Run atomically: the
+    rows stay locked in between."""
+    if queue is None:
+        rows = yield Execute(statements.LEASE_EXPIRED, {"limit": limit})
+    else:
+        rows = yield Execute(statements.LEASE_EXPIRED_QUEUE, {"limit": limit, "queue": queue})
     if not rows:
         return 0
     outcomes = [Outcome(row["id"], row["attempt"], error=error) for row in rows]
     return (yield from _failed(ctx, fail_params(ctx, outcomes)))
 
 
-def release(ctx: Context, ids: Sequence[uuid.UUID | str], attempts: Sequence[int]) -> Plan[int]:
-    """Hands jobs back to their queue without counting an attempt (worker shutdown)."""
-    params = {"id": ids, "attempt": attempts, "channel": ctx.queries.schema}
+def hand_back(ctx: Context, ids: Sequence[uuid.UUID | str], attempts: Sequence[int],
+              delay: timedelta = timedelta(0)) -> Plan[int]:
+    """Hands jobs back to their queue without counting an attempt (a worker that
+    stops, a consumer's ``release``), due after ``delay``."""
+    params = {"id": ids, "attempt": attempts, "channel": ctx.queries.schema, "delay": delay}
     return len((yield Execute(statements.RELEASE, params)))

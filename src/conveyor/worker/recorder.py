@@ -94,7 +94,7 @@ class Recorder:
         controls, self._handed_back = self._handed_back, []
         if not controls:
             return
-        plan = claims.release(self._ctx, [c.id for c in controls],
+        plan = claims.hand_back(self._ctx, [c.id for c in controls],
                                [c.attempt for c in controls])
         try:
             count = await asyncio.wait_for(self._run(Operation(plan)), STOP_GRACE)

@@ -1,0 +1,1 @@
+-- A shared part: no condition, so lease_expired.sql looks in every queue.
