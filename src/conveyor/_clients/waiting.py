@@ -1,20 +1,22 @@
-"""``wait_for``: waiting for a job to finish.
+"""Waiting: ``wait_for`` (for a job to finish) and ``fetch`` with ``wait`` (for jobs
+to arrive).
 
 A waiter registers in ``job_waiter``, then locks the job, marks it as waited for
 and reads its state (``mark_waited.sql``, as a flow does with the jobs its steps
 depend on): the transaction that finishes the job then either committed before
 (the state read is final) or sees the mark and the waiter, and notifies the
-``<schema>.finished`` channel with the job's id (``settle_dependents.sql``). Each
-client keeps one listening connection for all its waits (a thread for
+``<schema>.finished`` channel with the job's id (``settle_dependents.sql``). A
+waiting fetch watches its queue on the schema's own channel, which sends, retries
+due at once and releases notify with the queue's name. Each client keeps one
+listening connection for all its waits, on both channels (a thread for
 :class:`Conveyor`, a task for :class:`AsyncConveyor`), opened by the first wait.
 Behind a transaction pooler (``pgbouncer``), where LISTEN cannot work, waits poll
-the job's state instead, from 50 ms up to a second apart.
+instead, from 50 ms up to a second apart.
 
-The decisions are written once, in :func:`waiting`, a generator that yields what
-the face must do next: an operation to run, or a number of seconds to wait for a
-notification of the job.
+The decisions are written once, in :func:`waiting` and :func:`fetching`,
+generators that yield what the face must do next: an operation to run, or a
+number of seconds to wait for a notification.
 """
-
 from __future__ import annotations
 
 import asyncio
