@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, NamedTuple
 
@@ -11,6 +11,7 @@ from psycopg import errors as pg_errors
 
 from conveyor._db import statements
 from conveyor._db.plan import Context, Execute, Failure, Operation, Plan, Together
+from conveyor._db.queries import Statement
 from conveyor._db.rows import JobDefaults, JobRef, claimed_jobs, in_claim_order, job_from_row
 from conveyor._ops import dependencies, validate
 from conveyor._ops.options import Duration
@@ -23,11 +24,14 @@ _CLAIM_RACE_RETRIES = 3
 def claim(
     queue: str, limit: int, lease: timedelta | None = None, *, schema: str,
     flow: FlowState | None = None, visibility: timedelta | None = None, pop: bool = False,
+    lapsed: Callable[[], Plan[object]] | None = None,
 ) -> Plan[list[Job]]:
     """Claims up to ``limit`` jobs; ``lease`` shortens their leases below
     ``expire_in`` for workers that renew them by heartbeat, and ``visibility``
     (a fetch's) replaces ``expire_in`` for the attempt. With ``pop`` the jobs are
-    completed in the same statement (``pop_update.sql``).
+    completed in the same statement (``pop_update.sql``). When the queue's flow
+    state is looked up here and says a lease lapsed, ``lapsed`` settles such jobs
+    first (a fetch's: decision 42), and the state is read again.
 
     ``flow`` says whether the queue is under flow control (limits or fairness,
     ``claim_flow.sql``) and whether it may hold jobs without a group key; ``None``
@@ -48,6 +52,9 @@ def claim(
     defaults = None if flow is None else flow.defaults
     if flow is None:
         flow = yield from flow_state(queue)
+        if flow.lapsed and lapsed is not None:
+            yield from lapsed()
+            flow = yield from flow_state(queue)
     plain, flowing = statements.CLAIM, statements.CLAIM_FLOW
     if pop:
         plain, flowing = statements.POP, statements.POP_FLOW
@@ -100,6 +107,8 @@ class FlowState(NamedTuple):
     """Due jobs without a group key may be waiting, so flow claims look for them."""
     defaults: JobDefaults | None = None
     """The queue's job defaults, which a worker's claims leave out of the rows."""
+    lapsed: bool = False
+    """An active job's lease lapsed: a fetch settles such jobs before it claims."""
 
 
 UNLIMITED = FlowState(controlled=False, unkeyed=False)
@@ -113,7 +122,8 @@ def flow_state(queue: str) -> Plan[FlowState]:
     if not row:
         return UNLIMITED
     return FlowState(bool(row["flow"]), bool(row["unkeyed"]),
-                     JobDefaults(*(row[name] for name in JobDefaults._fields)))
+                     JobDefaults(*(row[name] for name in JobDefaults._fields)),
+                     bool(row["lapsed"]))
 
 
 def fetch(ctx: Context, /, queue: str, batch_size: int = 1, *,
@@ -148,13 +158,13 @@ def fetch(ctx: Context, /, queue: str, batch_size: int = 1, *,
     lease = None if visibility is None else validate.positive_duration(visibility, "visibility")
     if wait is not None:
         validate.duration(wait, "wait")  # the faces wait; checked here with the rest
-    lapsed = validate.error_json(
+    error = validate.error_json(
         LeaseExpired("the lease of a fetched attempt lapsed before it was finished"),
         ctx.max_payload_bytes)
 
     def plan() -> Plan[list[Job]]:
-        yield from rescue(ctx, limit, lapsed, queue=name)
-        return (yield from claim(name, limit, schema=ctx.queries.schema, visibility=lease))
+        return (yield from claim(name, limit, schema=ctx.queries.schema, visibility=lease,
+                                 lapsed=lambda: rescue(ctx, limit, error, queue=name)))
 
     return Operation(plan(), atomic=True)
 
@@ -226,11 +236,24 @@ def _fence(jobs: object) -> tuple[list[uuid.UUID], list[int | None]]:
 
 def _failed(ctx: Context, params: dict[str, Any]) -> Plan[int]:
     """Records failed attempts, and settles what waits for the jobs that failed for good."""
-    return len((yield from dependencies.finish(ctx, statements.FAIL, params)))
+    return (yield from _outcomes(ctx, statements.FAIL, params, len))
 
 
 def _completed(ctx: Context, params: dict[str, Any]) -> Plan[int]:
-    count: int = yield from dependencies.finish(ctx, statements.COMPLETE, params, params["id"])
+    return (yield from _outcomes(ctx, statements.COMPLETE, params, int))
+
+
+def _outcomes(ctx: Context, statement: Statement, params: dict[str, Any],
+              written: Callable[[Any], int]) -> Plan[int]:
+    """Writes outcomes (``complete.sql`` or ``fail.sql``) in one transaction: the jobs
+    nothing waits for by the statement alone, which skips the jobs marked as waited
+    for (``has_dependents``); when it wrote fewer than it was given, the statement
+    runs again for the rest, and what waits for them is settled (as the worker's
+    completer does, in one pipelined transaction). Returns how many were written."""
+    count = written((yield Execute(statement, {**params, "unwaited": True})))
+    if count < len(params["id"]):
+        count += written((yield Execute(statement, params)))
+        yield dependencies.settle(ctx, params["id"])
     return count
 
 

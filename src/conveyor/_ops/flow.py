@@ -13,7 +13,7 @@ from conveyor._db import statements
 from conveyor._db.plan import Context, Execute, Failure, Operation, Plan
 from conveyor._db.queries import Statement
 from conveyor._db.rows import queue_from_row
-from conveyor._ops import validate
+from conveyor._ops import claims, validate
 from conveyor._ops.options import Duration
 from conveyor.errors import InvalidOption, QueueNotFound
 from conveyor.job import Group, Queue
@@ -184,5 +184,4 @@ def pause_and_release(
         for key in sorted(set(group_keys)):
             yield Execute(statements.GROUP_PAUSE, {"queue": queue, "group_key": key,
                                                    "duration": duration})
-    yield Execute(statements.RELEASE,
-                  {"id": list(ids), "attempt": list(attempts), "channel": ctx.queries.schema})
+    yield from claims.hand_back(ctx, ids, attempts)
