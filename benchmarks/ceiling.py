@@ -152,7 +152,7 @@ def claim_statement(queries: Queries, *, ids_only: bool) -> tuple[str, str]:
     """The worker's claim for ``QUEUE`` and the pgbench command that ends it
     (``\\aset`` or ``\\gset``), whose variables hold the claimed ids and attempts."""
     text = substitute(queries[statements.CLAIM], {"queue": QUEUE, "limit": Variable(LIMIT),
-                                         "lease": LEASE})
+                                         "lease": LEASE, "visibility": None})
     match = _FINAL_UPDATE.search(text)
     if match is None:
         raise RuntimeError("claim.sql no longer ends with its UPDATE ... RETURNING")

@@ -12,7 +12,12 @@ queue is empty, timed from the first fetch to the last completion:
 - **pop**: ``pop(queue, batch_size)``, claimed and completed in one statement.
 
 The cases take turns within each round (``--rounds``), the order rotated every
-round, and the ratio of each to **fetch** is taken within the round. Run it from
+round, and the ratio of each to **fetch** is taken within the round. Each case
+starts from a table of its own, so the machine's drift between cases shows in
+the ratios; the second part takes turns call by call on one table instead:
+``--calls`` fetches of a batch of 100 with and without ``visibility``,
+alternating, each followed by its ``complete``, with the median time of each
+call. Run it from
 the repository root, against this tree or, with ``PYTHONPATH``, another one (a
 tree without ``visibility`` or ``pop`` runs the **fetch** case alone)::
 
@@ -101,6 +106,31 @@ def run(url: str, jobs: int, batches: list[int], rounds: int) -> list[dict[str, 
     return results
 
 
+def alternating(url: str, calls: int) -> dict[str, float]:
+    """Median milliseconds of a fetch of 100 (with and without ``visibility``) and of
+    its complete, the two fetches taking turns call by call on one table."""
+    schema = f"bench_consume_{uuid.uuid4().hex[:8]}"
+    timings: dict[str, list[float]] = {}
+    try:
+        with Conveyor(url, schema=schema) as cv, psycopg.connect(url, autocommit=True) as conn:
+            cv.insert(QUEUE, [{"data": {"i": i}} for i in range(calls * 100)])
+            conn.execute(f'VACUUM ANALYZE "{schema}".job')
+            supported = "visibility" in inspect.signature(cv.fetch).parameters
+            for call in range(calls):
+                case = "visibility" if supported and call % 2 else "fetch"
+                options = {"visibility": 30} if case == "visibility" else {}
+                started = time.perf_counter()
+                jobs = cv.fetch(QUEUE, batch_size=100, **options)  # type: ignore[arg-type]
+                fetched = time.perf_counter()
+                cv.complete(jobs)
+                timings.setdefault(f"{case} fetch", []).append(fetched - started)
+                timings.setdefault(f"{case} complete", []).append(time.perf_counter() - fetched)
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    return {name: statistics.median(values) * 1000 for name, values in timings.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dsn", help="PostgreSQL URL (default: $DATABASE_URL, else embedded)")
@@ -109,12 +139,15 @@ def main() -> None:
     parser.add_argument("--batch", type=int, action="append",
                         help="batch sizes (1 and 100)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds (3)")
+    parser.add_argument("--calls", type=int, default=300,
+                        help="alternating fetches of 100 in the second part (300)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args()
     with database(args.dsn) as (url, _source):
         results = run(url, args.jobs, args.batch or [1, 100], args.rounds)
+        medians = alternating(url, args.calls)
     if args.json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps({"loops": results, "alternating_ms": medians}, indent=2))
         return
     print(f"{'batch':>5} {'case':<11} {'jobs/s by round':<32} {'median ratio to fetch':>22}")
     for batch in sorted({int(r["batch"]) for r in results}):  # type: ignore[call-overload]
@@ -123,6 +156,8 @@ def main() -> None:
             speeds = ", ".join(f"{r['jobs_per_s']:,.0f}" for r in rows)
             ratio = statistics.median(float(r["ratio"]) for r in rows)  # type: ignore[arg-type]
             print(f"{batch:>5} {case:<11} {speeds:<32} {ratio:>22.2f}")
+    print("alternating, median ms a call: " + ", ".join(
+        f"{name} {value:.2f}" for name, value in medians.items()))
 
 
 if __name__ == "__main__":

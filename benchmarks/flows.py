@@ -163,7 +163,7 @@ def claim_probe(conn: psycopg.Connection[Any], queries: Queries, limit: int,
     """``claim.sql`` for ``limit`` jobs of ``QUEUE``, each run rolled back: its
     median time at the client, and one ``EXPLAIN (ANALYZE, BUFFERS)``."""
     text = queries[statements.CLAIM]
-    params = {"queue": QUEUE, "limit": limit, "lease": LEASE}
+    params = {"queue": QUEUE, "limit": limit, "lease": LEASE, "visibility": None}
     seconds = []
     for _ in range(repeats):
         with conn.transaction(force_rollback=True):

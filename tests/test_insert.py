@@ -160,7 +160,8 @@ def test_after_a_large_bulk_insert_claims_read_the_claim_index_in_order(
 
     explain = "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + Queries(cv.schema)[statements.CLAIM]
     with psycopg.connect(database_url) as conn:
-        rows = conn.execute(explain, {"queue": "bulk", "limit": 500, "lease": None})
+        rows = conn.execute(explain, {"queue": "bulk", "limit": 500, "lease": None,
+                                       "visibility": None})
         plan = "\n".join(row[0] for row in rows)
         conn.rollback()
 
