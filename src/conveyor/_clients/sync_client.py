@@ -189,19 +189,13 @@ class Conveyor(ClientBase[str | None]):
 
     def fetch(self, queue: str, batch_size: int = 1, *, visibility: Duration | None = None,
               wait: Duration | None = None) -> list[Job]:
-        ops = [claims.fetch(self._context, queue, batch_size, visibility=visibility, wait=wait)]
-        seconds = waiting.fetch_wait(wait)
+        seconds, claim = waiting.fetch_calls(self._context, queue, batch_size, visibility, wait)
         if not seconds:
-            return self._run(ops[0])
+            return self._run(claim())
         listener = self._listening()
         key = waiting.queue_key(self.schema, queue)
         event = (threading.Event() if listener is None
                  else listener.watch(key, min(seconds, 5.0)))
-
-        def claim() -> Operation[list[Job]]:
-            return ops.pop() if ops else claims.fetch(
-                self._context, queue, batch_size, visibility=visibility)
-
         try:
             return self._drive(waiting.fetching(claim, seconds, listener is not None), event)
         finally:

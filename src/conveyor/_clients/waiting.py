@@ -33,7 +33,7 @@ from psycopg import sql
 
 from conveyor._db import statements
 from conveyor._db.plan import Context, Execute, Operation, Plan
-from conveyor._ops import admin, validate
+from conveyor._ops import admin, claims, validate
 from conveyor.errors import JobNotFound, WaitTimeout
 from conveyor.job import Job
 
@@ -75,9 +75,19 @@ def unregister(job_id: str) -> Operation[None]:
     return Operation(plan())
 
 
-def fetch_wait(wait: object) -> float:
-    """How long a fetch waits for jobs, in seconds (checked by ``claims.fetch``)."""
-    return 0.0 if wait is None else validate.duration(wait, "wait").total_seconds()
+def fetch_calls(
+    ctx: Context, queue: str, batch_size: int, visibility: Any, wait: Any,
+) -> tuple[float, Callable[[], Operation[list[Job]]]]:
+    """How long a fetch waits for jobs (seconds; 0: not at all), and what makes each
+    of its claims: the arguments are checked at once, by the first one."""
+    first = [claims.fetch(ctx, queue, batch_size, visibility=visibility, wait=wait)]
+
+    def claim() -> Operation[list[Job]]:
+        return first.pop() if first else claims.fetch(ctx, queue, batch_size,
+                                                      visibility=visibility)
+
+    seconds = 0.0 if wait is None else validate.duration(wait, "wait").total_seconds()
+    return seconds, claim
 
 
 def check(id: object, timeout: object) -> tuple[str, float]:
