@@ -85,6 +85,7 @@ class _Step:
     row: _options.JobRow
     """Without the id, unless the caller gave it."""
     edges: list[_Edge]
+    """One to each job it waits for."""
     id: uuid.UUID
 
 
@@ -168,11 +169,15 @@ def _check_flow(ctx: Context, steps: object) -> list[_Step]:
         depends_on = step.get("depends_on") or []
         if isinstance(depends_on, str | uuid.UUID | Job | Mapping):
             depends_on = [depends_on]
-        edges = [_edge(entry, refs, policy, ref) for entry in depends_on]
+        # A parent named twice is waited for once, with the policy it was first named with.
+        edges: dict[str | uuid.UUID, _Edge] = {}
+        for entry in depends_on:
+            edge = _edge(entry, refs, policy, ref)
+            edges.setdefault(edge.parent, edge)
         item = {k: v for k, v in step.items() if k not in _FLOW_KEYS}
         row = _options.item_row(item, ctx.max_payload_bytes)  # raises on a bad option
         job_id = row.id if row.id is not None else uuid.UUID(int=next(ids))
-        checked.append(_Step(ref, queue, row, edges, job_id))
+        checked.append(_Step(ref, queue, row, list(edges.values()), job_id))
     _check_order(checked)
     return checked
 
@@ -213,17 +218,6 @@ def _descendants(steps: list[_Step], parent: uuid.UUID) -> list[uuid.UUID]:
     return [by_ref[ref].id for ref in sorted(found)]
 
 
-def _first_edges(step: _Step, parents: list[str | uuid.UUID]) -> list[_Edge]:
-    """The step's edges, the first one to each parent (a parent named twice is
-    waited for once, with the policy it was first named with)."""
-    if len(parents) == len(step.edges):
-        return step.edges
-    first: dict[str | uuid.UUID, _Edge] = {}
-    for edge in step.edges:
-        first.setdefault(edge.parent, edge)
-    return list(first.values())
-
-
 def _write_flow(ctx: Context, steps: list[_Step]) -> Plan[dict[str, str]]:
     ids = {s.ref: s.id for s in steps}
     existing = sorted({e.parent for s in steps for e in s.edges
@@ -242,12 +236,10 @@ def _write_flow(ctx: Context, steps: list[_Step]) -> Plan[dict[str, str]]:
              for step in _descendants(steps, parent)]
     waited = {ids[e.parent] for s in steps for e in s.edges if isinstance(e.parent, str)}
     waited.update(step for _, step in pairs)
-    # The steps each step waits for, once each, in order.
-    parents = {s.id: list(dict.fromkeys(e.parent for e in s.edges)) for s in steps}
     by_queue: dict[str, list[FlowStep]] = {}
     for s in steps:
         by_queue.setdefault(s.queue, []).append(
-            FlowStep(s.id, s.row, len(parents[s.id]), s.id in waited))
+            FlowStep(s.id, s.row, len(s.edges), s.id in waited))
     # Steps written through the queue's unique indexes, made steps after.
     staged: list[FlowStep] = []
     for queue, queue_steps in by_queue.items():
@@ -267,7 +259,7 @@ def _write_flow(ctx: Context, steps: list[_Step]) -> Plan[dict[str, str]]:
             "root_step": [s for s, _ in roots], "root_job": [j for _, j in roots]})
     edges = [(s.id.int, (ids[e.parent] if isinstance(e.parent, str) else e.parent).int,
               e.parent if isinstance(e.parent, str) else None, e.on_failure)
-             for s in steps for e in _first_edges(s, parents[s.id])]
+             for s in steps for e in s.edges]
     if edges:
         yield Copy(statements.FLOW_EDGES, edges, _EDGE_TYPES, (UuidInt,))
     if staged:
