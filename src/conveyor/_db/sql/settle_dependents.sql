@@ -40,16 +40,11 @@ finished AS MATERIALIZED (
     WHERE %(removing)s OR r.state IN ('completed', 'failed', 'cancelled')
 ),
 doomed (id, on_failure, cause) AS (
-    SELECT e.job_id, e.on_failure, f.id
+    -- From the jobs that failed or were cancelled (no cause: verdict leaves out the
+    -- finished jobs), edge by edge through the waiting jobs that depend on them.
+    SELECT f.id, NULL::text, NULL::uuid
     FROM finished AS f
-    CROSS JOIN LATERAL (
-        SELECT d.job_id, d.on_failure
-        FROM {schema}.job_dependency AS d
-        WHERE d.depends_on = f.id AND NOT d.settled AND d.on_failure <> 'ignore'
-        OFFSET 0
-    ) AS e
     WHERE f.state <> 'completed'
-      AND (SELECT w.state FROM {schema}.job AS w WHERE w.id = e.job_id) = 'waiting'
     UNION
     SELECT e.job_id, e.on_failure, x.id
     FROM doomed AS x
