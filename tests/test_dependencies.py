@@ -207,6 +207,24 @@ def test_a_flow_in_the_callers_transaction_rolls_back_with_it(
     assert _states(cv, ids)["parse"] is JobState.WAITING
 
 
+def test_completing_a_step_in_the_callers_transaction_releases_what_waits_with_it(
+    cv: Conveyor, conn: psycopg.Connection,
+) -> None:
+    ids = cv.flow(PIPELINE)
+    [fetch] = cv.fetch("download")
+
+    with pytest.raises(RuntimeError), conn.transaction():
+        assert cv.complete(fetch, {"pages": 3}, conn=conn) == 1
+        raise RuntimeError("business rollback")
+    assert _states(cv, ids)["fetch"] is JobState.ACTIVE
+    assert _states(cv, ids)["parse"] is JobState.WAITING
+
+    with conn.transaction():
+        assert cv.complete(fetch, {"pages": 3}, conn=conn) == 1
+    [parse] = cv.fetch("parse")
+    assert parse.id == ids["parse"] and parse.dependency_outputs == {"fetch": {"pages": 3}}
+
+
 # --- failure policies ------------------------------------------------------------------
 
 

@@ -236,25 +236,45 @@ def _fence(jobs: object) -> tuple[list[uuid.UUID], list[int | None]]:
 
 def _failed(ctx: Context, params: dict[str, Any]) -> Plan[int]:
     """Records failed attempts, and settles what waits for the jobs that failed for good."""
-    return (yield from _outcomes(ctx, statements.FAIL, params, len))
+    return (yield from write_outcomes(ctx, statements.FAIL, params, None, len))
 
 
 def _completed(ctx: Context, params: dict[str, Any]) -> Plan[int]:
-    return (yield from _outcomes(ctx, statements.COMPLETE, params, int))
+    return (yield from write_outcomes(ctx, statements.COMPLETE, params, None, int))
 
 
-def _outcomes(ctx: Context, statement: Statement, params: dict[str, Any],
-              written: Callable[[Any], int]) -> Plan[int]:
-    """Writes outcomes (``complete.sql`` or ``fail.sql``) in one transaction: the jobs
-    nothing waits for by the statement alone, which skips the jobs marked as waited
-    for (``has_dependents``); when it wrote fewer than it was given, the statement
-    runs again for the rest, and what waits for them is settled (as the worker's
-    completer does, in one pipelined transaction). Returns how many were written."""
-    count = written((yield Execute(statement, {**params, "unwaited": True})))
-    if count < len(params["id"]):
-        count += written((yield Execute(statement, params)))
-        yield dependencies.settle(ctx, params["id"])
-    return count
+def write_outcomes(
+    ctx: Context, statement: Statement, plain: dict[str, Any] | None,
+    waited: dict[str, Any] | None, written: Callable[[Any], int],
+) -> Plan[int]:
+    """Writes outcomes with ``statement`` (``complete.sql`` or ``fail.sql``; its
+    parameters for the jobs not known to be waited for, ``plain``, and for those
+    known to be, ``waited``); returns how many jobs it changed (``written`` counts
+    a statement's result).
+
+    The plain jobs are written by the statement alone, which skips jobs marked as
+    waited for (``has_dependents``): one statement, with nothing to settle. The
+    waited-for jobs are written with the settling of what waits for them
+    (``settle_dependents.sql``). Both go in one transaction sent at once (a
+    pipeline), or the first alone when there are no waited-for jobs. When the first
+    wrote fewer jobs than it was given (one was marked while it ran, or was fenced
+    out, which it cannot tell apart), they are written again with the settling. A
+    marked job is never finished without its settling, so no crash between two
+    statements leaves a dependent behind; and a job marked while it ran is skipped
+    once its mark committed (``mark_waited.sql``), so the settling sees what was
+    added."""
+    steps: list[Execute] = []
+    if plain is not None:
+        steps.append(Execute(statement, {**plain, "unwaited": True}))
+    if waited is not None:
+        steps += [Execute(statement, waited), dependencies.settle(ctx, waited["id"])]
+    results = [(yield steps[0])] if len(steps) == 1 else (yield Together(tuple(steps)))
+    counts = [written(result) for result, step in zip(results, steps, strict=True)
+              if step.statement is statement]
+    if plain is not None and counts[0] < len(plain["id"]):
+        again = yield Together((Execute(statement, plain), dependencies.settle(ctx, plain["id"])))
+        counts.append(written(again[0]))
+    return sum(counts)
 
 
 def complete(

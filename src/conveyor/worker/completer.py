@@ -19,11 +19,10 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from conveyor._db import statements
-from conveyor._db.plan import Context, Execute, Operation, Plan, Run, Together
+from conveyor._db.plan import Context, Operation, Plan, Run
 from conveyor._db.queries import Statement
 from conveyor._db.session import Int4s, TextUuids
-from conveyor._ops import dependencies
-from conveyor._ops.claims import Outcome, complete_params, fail_params
+from conveyor._ops.claims import Outcome, complete_params, fail_params, write_outcomes
 from conveyor.errors import ConnectionLost, ConveyorError
 
 log = logging.getLogger("conveyor.worker")
@@ -42,36 +41,14 @@ def _settle(ctx: Context, outcomes: Sequence[Outcome]) -> Plan[None]:
 def _record(
     ctx: Context, statement: Statement, outcomes: list[Outcome],
     params_of: Callable[[list[Outcome]], dict[str, Any]], written: Callable[[Any], int],
-) -> Plan[None]:
-    """Writes ``outcomes`` with ``statement`` (``complete.sql`` or ``fail.sql``).
-
-    A job that nothing waited for when it was claimed is written by the statement
-    alone, which skips jobs marked as waited for (``has_dependents``): one statement
-    in one round trip, with nothing to settle. A job something waited for is written
-    again with the settling of what waits for it (``settle_dependents.sql``). Both
-    go in one transaction sent at once (a pipeline), or the first alone, autocommit,
-    when the batch holds no marked job. When the first wrote fewer jobs than it was
-    given (one was marked while it ran, or was fenced out, which it cannot tell
-    apart), they are written again with the settling. A marked job is never
-    finished without its settling, so no crash between two statements leaves a
-    dependent behind; and a job marked while it ran is skipped once its mark
-    committed (``mark_waited.sql``), so the settling sees what was added."""
+) -> Plan[int]:
+    """Writes ``outcomes`` with ``statement``: those whose job something waited for
+    when it was claimed with the settling at once (``claims.write_outcomes``)."""
     plain = [o for o in outcomes if not o.waited]
     waited = [o for o in outcomes if o.waited]
-    steps: list[Execute] = []
-    if plain:
-        plain_params = _as_binary_arrays(params_of(plain))
-        steps.append(Execute(statement, {**plain_params, "unwaited": True}))
-    if waited:
-        params = _as_binary_arrays(params_of(waited))
-        steps += [Execute(statement, params), dependencies.settle(ctx, params["id"])]
-    if len(steps) == 1:
-        results = [(yield steps[0])]
-    else:
-        results = yield Together(tuple(steps))
-    if plain and written(results[0]) < len(plain):
-        yield Together((Execute(statement, plain_params),
-                        dependencies.settle(ctx, plain_params["id"])))
+    return (yield from write_outcomes(
+        ctx, statement, _as_binary_arrays(params_of(plain)) if plain else None,
+        _as_binary_arrays(params_of(waited)) if waited else None, written))
 
 
 def _as_binary_arrays(params: dict[str, Any]) -> dict[str, Any]:
